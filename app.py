@@ -1,0 +1,192 @@
+"""TTS Studio: the Gradio UI and API wiring; every synthesis goes through tts_core's pipeline and gate.
+
+Importing this module warm-loads every model in TTS_MODELS (each run once), then builds
+the UI, so the first request is as fast as the hundredth.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError
+from tts_core.config import MAX_SPEED, MIN_SPEED
+from tts_core.ffmpeg import ensure_ffmpeg
+
+logger = logging.getLogger("tts_studio")
+
+LIVE_REFRESH_S = 2.0  # how often the live latency panel polls the rolling stats
+RANDOM_SEED = -1  # the seed box's "no seed": a fresh random voice every time
+EXAMPLES = Path(__file__).parent / "assets" / "examples.txt"  # one example text a line
+
+
+def load_examples() -> list[list[str]]:
+    lines = EXAMPLES.read_text(encoding="utf-8").splitlines() if EXAMPLES.is_file() else []
+    return [[line.strip()] for line in lines if line.strip()]
+
+
+def _fail(message: str) -> None:
+    """Stop startup with one line that says what to fix (never serve half-loaded)."""
+    print(f"TTS Studio cannot start: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _voice_choices(pipeline: Pipeline, model: str | None) -> list[tuple[str, str]]:
+    engine = pipeline.registry.get(model)
+    return [(f"default ({engine.default_voice})", "")] + [(v, v) for v in engine.voices]
+
+
+def _live_markdown(pipeline: Pipeline) -> str:
+    s = pipeline.snapshot()
+
+    def ms(v):
+        return "–" if v is None else f"{v:.0f} ms"
+
+    rtf = "–" if s["mean_rtf"] is None else f"{s['mean_rtf']:.3f}"
+    lines = [
+        f"**Last {s['count']} requests** (served {s['served']}, failed {s['failed']}, "
+        f"in the gate now: {s['queue_depth']})",
+        "",
+        "| total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
+        "|---|---|---|---|---|",
+        f"| {ms(s['p50_total_ms'])} | {ms(s['p95_total_ms'])} | {ms(s['p50_first_audio_ms'])} "
+        f"| {ms(s['p95_first_audio_ms'])} | {rtf} |",
+        "",
+        "**Warm-loaded models**",
+        "",
+        "| model | family | device | sample rate | load | warm-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {i.model} | {i.family} | {i.device} | {i.sample_rate} Hz | {i.load_s:.2f} s "
+              f"| {i.warmup_s:.2f} s |" for i in pipeline.registry.load_info]
+    return "\n".join(lines)
+
+
+def _seed(seed):
+    """The UI's seed box holds RANDOM_SEED for "no seed"; the pipeline's word for that is None."""
+    return None if seed is None or seed == RANDOM_SEED else seed
+
+
+def _gr_error(e: TTSError) -> gr.Error:
+    # A person's own mistake is not a server fault: keep it out of the error log.
+    return gr.Error(str(e), print_exception=not isinstance(e, InputError))
+
+
+def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
+    """The UI over a warm pipeline; `streaming` is False when no ffmpeg could be found."""
+    settings = pipeline.settings
+    default = pipeline.registry.default
+    # Enough Gradio workers that waiting happens at the gate, where it is measured and
+    # bounded; one more than the gate admits, so the overflow gets the gate's busy message.
+    gpu = {"concurrency_id": "gpu", "concurrency_limit": settings.queue_size + 1}
+
+    def synthesize(text, model, voice, speed, seed):
+        try:
+            result = pipeline.synthesize(text, model=model or None, voice=voice or None,
+                                         speed=speed, seed=_seed(seed))
+        except TTSError as e:
+            raise _gr_error(e) from e
+        return result.data, result.record.to_dict()
+
+    def stream(text, model, voice, speed, seed):
+        try:
+            synthesis = pipeline.stream(text, model=model or None, voice=voice or None,
+                                        speed=speed, seed=_seed(seed))
+            try:
+                for chunk in synthesis:
+                    yield chunk.data, gr.skip()
+            finally:
+                synthesis.close()
+        except TTSError as e:
+            raise _gr_error(e) from e
+        yield gr.skip(), synthesis.record.to_dict()
+
+    def stream_fallback(text, model, voice, speed, seed):
+        gr.Warning("Streaming needs ffmpeg, which is not installed here; "
+                   "playing the whole file instead.")
+        return synthesize(text, model, voice, speed, seed)
+
+    def models() -> list[dict]:
+        """Loaded models with their voices, sample rates and devices."""
+        return pipeline.models()
+
+    def voices_for(model: str):
+        try:
+            return gr.update(choices=_voice_choices(pipeline, model), value="")
+        except TTSError as e:
+            raise _gr_error(e) from e
+
+    with gr.Blocks(title="TTS Studio") as demo:
+        gr.Markdown("# TTS Studio\nWarm-loaded text to speech: every model below was loaded "
+                    "and run once before this page was served.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                text = gr.Textbox(label="Text", lines=6, elem_id="text",
+                                  placeholder="Type or paste what should be spoken.")
+                count = gr.Markdown(f"0 / {settings.max_chars} characters", elem_id="char-count")
+                with gr.Row():
+                    model = gr.Dropdown(pipeline.registry.available_models(), value=default.name,
+                                        label="Model", elem_id="model", allow_custom_value=True)
+                    voice = gr.Dropdown(_voice_choices(pipeline, None), value="", label="Voice",
+                                        elem_id="voice", allow_custom_value=True)
+                with gr.Row():
+                    speed = gr.Slider(MIN_SPEED, MAX_SPEED, value=1.0, step=0.05, label="Speed",
+                                      elem_id="speed")
+                    seed = gr.Number(RANDOM_SEED, label=f"Seed ({RANDOM_SEED}: random)",
+                                     minimum=RANDOM_SEED, precision=0, elem_id="seed")
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stream_btn = gr.Button("Stream" if streaming else "Stream (needs ffmpeg)",
+                                           elem_id="stream")
+                gr.Examples(load_examples(), inputs=[text], label="Examples")
+            with gr.Column(scale=2):
+                audio = gr.Audio(label="Audio", interactive=False, elem_id="audio")
+                stream_audio = gr.Audio(label="Streamed audio", interactive=False, autoplay=True,
+                                        streaming=streaming, elem_id="stream-audio")
+                latency = gr.JSON(label="This request's latency", elem_id="latency")
+        live = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
+
+        inputs = [text, model, voice, speed, seed]
+        generate_btn.click(synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
+        if streaming:
+            stream_btn.click(stream, inputs, [stream_audio, latency], api_visibility="private",
+                             **gpu)
+        else:
+            stream_btn.click(stream_fallback, inputs, [audio, latency], api_visibility="private",
+                             **gpu)
+        gr.api(models, api_name="models")
+        text.change(None, text, count,
+                    js=f"(t) => `${{[...(t || '')].length}} / {settings.max_chars} characters`")
+        model.change(voices_for, model, voice, api_visibility="private", queue=False)
+        gr.Timer(LIVE_REFRESH_S).tick(lambda: _live_markdown(pipeline), None, live,
+                                      api_visibility="private", queue=False)
+
+    demo.queue(max_size=settings.queue_size, api_open=False)
+    return demo
+
+
+def create_app() -> tuple[Pipeline, gr.Blocks]:
+    """Settings, ffmpeg, warm load, then the UI: the order the process starts in."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as e:
+        _fail(f"invalid setting {e}")
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    streaming = ensure_ffmpeg() is not None
+    if not streaming:
+        logger.warning("No ffmpeg found: the Stream button will play whole files instead")
+    try:
+        pipeline = Pipeline.from_settings(settings)
+    except (ModelLoadError, ConfigError) as e:
+        _fail(str(e))
+    return pipeline, build_demo(pipeline, streaming)
+
+
+pipeline, demo = create_app()
+
+if __name__ == "__main__":
+    demo.launch()

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny models, a warm pipeline, and the real Gradio app on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tiny_models import make_tiny_vits  # noqa: E402
+
+from tts_core import Pipeline, Settings  # noqa: E402
+from tts_core.config import ModelSpec  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_vits_dir(tmp_path_factory) -> Path:
+    return make_tiny_vits(tmp_path_factory.mktemp("models") / "tiny-vits")
+
+
+@pytest.fixture(scope="session")
+def tiny_vits_multi_dir(tmp_path_factory) -> Path:
+    return make_tiny_vits(tmp_path_factory.mktemp("models") / "tiny-vctk", num_speakers=3)
+
+
+@pytest.fixture(scope="session")
+def model_specs(tiny_vits_dir, tiny_vits_multi_dir) -> str:
+    """TTS_MODELS for the suite: the embedded voice first (the default), then two tiny VITS."""
+    return f"joe,vits:{tiny_vits_dir}?name=tiny-vits,vits:{tiny_vits_multi_dir}?name=tiny-vctk"
+
+
+@pytest.fixture(scope="session")
+def pipeline(model_specs) -> Pipeline:
+    return Pipeline.from_settings(Settings.from_env({"TTS_MODELS": model_specs}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def studio(model_specs):
+    """The real app module: imported (which warm-loads), launched, and reachable over HTTP."""
+    os.environ["TTS_MODELS"] = model_specs
+    import app
+
+    port = free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                    quiet=True)
+    app.url = f"http://127.0.0.1:{port}"
+    yield app
+    app.demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(studio):
+    from gradio_client import Client
+
+    return Client(studio.url, verbose=False)
+
+
+def embedded_spec() -> ModelSpec:
+    return ModelSpec.parse("joe")

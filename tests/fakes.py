@@ -1,0 +1,52 @@
+"""An instrumented stand-in engine: records how many inferences run at once and can fail on cue."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from tts_core import Pipeline, Settings
+from tts_core.engines import Engine, SynthesisParams
+from tts_core.gate import GpuGate
+from tts_core.metrics import RollingStats
+from tts_core.registry import LoadInfo, Registry
+
+FAKE_RATE = 8000
+
+
+class FakeEngine(Engine):
+    family = "fake"
+
+    def __init__(self, infer_s: float = 0.02, fail_on: str | None = None):
+        super().__init__("fake", FAKE_RATE, ("a", "b"), "cpu")
+        self.infer_s = infer_s
+        self.fail_on = fail_on
+        self._lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+        self.calls = 0
+
+    def prepare(self, text: str, params: SynthesisParams):
+        return text
+
+    def infer(self, prepared: str, params: SynthesisParams) -> np.ndarray:
+        with self._lock:
+            self.active += 1
+            self.calls += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            time.sleep(self.infer_s)
+            if self.fail_on and self.fail_on in prepared:
+                raise RuntimeError("simulated device fault")
+            return np.full(len(prepared) * 100, 0.1, dtype=np.float32)  # 100 samples a character
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def fake_pipeline(engine: FakeEngine, **settings) -> Pipeline:
+    s = Settings(**settings)
+    registry = Registry({engine.name: engine}, [LoadInfo(engine.name, "fake", "cpu", FAKE_RATE, 0, 0)])
+    return Pipeline(registry, GpuGate(s.queue_size, s.gate_timeout_s), RollingStats(s.stats_window), s)

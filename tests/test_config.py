@@ -1,0 +1,45 @@
+"""Settings.from_env: defaults, model specs, and errors that name the variable."""
+
+import pytest
+
+from tts_core import ConfigError, ModelSpec, Settings
+
+
+def test_defaults_are_the_embedded_voice():
+    s = Settings.from_env({})
+    assert [(m.family, m.source, m.name) for m in s.models] == [("piper", "joe", "en_US-joe-medium")]
+    assert (s.device, s.max_chars, s.queue_size) == ("auto", 5000, 16)
+
+
+@pytest.mark.parametrize("raw, family, source, name, device", [
+    ("joe", "piper", "joe", "en_US-joe-medium", None),
+    ("/voices/en_GB-alan-low.onnx", "piper", "/voices/en_GB-alan-low.onnx", "en_GB-alan-low", None),
+    ("facebook/mms-tts-eng", "vits", "facebook/mms-tts-eng", "mms-tts-eng", None),
+    ("vits:kakao-enterprise/vits-vctk?name=vctk&device=cpu", "vits", "kakao-enterprise/vits-vctk",
+     "vctk", "cpu"),
+    ("piper:/x/y.onnx?name=mine", "piper", "/x/y.onnx", "mine", None),
+    ("vits:/models/mms-deu/", "vits", "/models/mms-deu/", "mms-deu", None),
+])
+def test_model_spec(raw, family, source, name, device):
+    spec = ModelSpec.parse(raw)
+    assert (spec.family, spec.source, spec.name, spec.device) == (family, source, name, device)
+
+
+@pytest.mark.parametrize("env, variable, words", [
+    ({"TTS_MAX_CHARS": "lots"}, "TTS_MAX_CHARS", "not a whole number"),
+    ({"TTS_MAX_CHARS": "0"}, "TTS_MAX_CHARS", "below the minimum"),
+    ({"TTS_QUEUE_SIZE": "-3"}, "TTS_QUEUE_SIZE", "below the minimum"),
+    ({"TTS_DEVICE": "tpu"}, "TTS_DEVICE", "not one of auto, cpu, cuda"),
+    ({"TTS_MODELS": " , "}, "TTS_MODELS", "names no model"),
+    ({"TTS_MODELS": "bark:suno/bark"}, "TTS_MODELS", "unknown model family 'bark'"),
+    ({"TTS_MODELS": "joe?speed=2"}, "TTS_MODELS", "unknown option 'speed'"),
+    ({"TTS_MODELS": "vits:a/b?device=gpu"}, "TTS_MODELS", "device 'gpu'"),
+    ({"TTS_MODELS": "joe,joe"}, "TTS_MODELS", "share the name"),
+    ({"TTS_GATE_TIMEOUT": "nan"}, "TTS_GATE_TIMEOUT", "finite number"),
+    ({"TTS_LOG_LEVEL": "loud"}, "TTS_LOG_LEVEL", "not DEBUG"),
+])
+def test_invalid_values_name_the_variable(env, variable, words):
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env)
+    assert err.value.variable == variable
+    assert str(err.value).startswith(variable) and words in str(err.value)

@@ -1,0 +1,105 @@
+"""The one GPU gate: no two inferences overlap, waits are measured, every error path releases it."""
+
+import threading
+import time
+
+import pytest
+
+from fakes import FakeEngine, fake_pipeline
+from tts_core import GateBusyError, GateTimeoutError, SynthesisError
+from tts_core.gate import GpuGate
+
+
+def run_concurrently(fn, n):
+    results, errors = [None] * n, []
+    barrier = threading.Barrier(n)
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as e:  # collected and asserted on by the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results, errors
+
+
+def test_concurrent_requests_never_overlap_and_waits_are_measured():
+    engine = FakeEngine(infer_s=0.03)
+    pipeline = fake_pipeline(engine)
+    results, errors = run_concurrently(
+        lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
+    assert not errors
+    assert engine.max_active == 1 and engine.calls == 16
+    waits = sorted(r.record.queue_ms for r in results)
+    # 16 turns of 30 ms: whoever went last waited for many of the others.
+    assert waits[-1] >= 5 * 30
+    assert waits[0] < waits[-1]
+
+
+def test_an_exception_inside_releases_the_gate():
+    engine = FakeEngine(fail_on="boom")
+    pipeline = fake_pipeline(engine)
+    with pytest.raises(SynthesisError, match="simulated device fault"):
+        pipeline.synthesize("This will boom.")
+    assert not pipeline.gate.busy and pipeline.gate.queue_depth == 0
+    assert pipeline.synthesize("This works.").duration_s > 0
+    assert pipeline.stats.failed == 1 and pipeline.stats.served == 1
+
+
+def test_a_stream_closed_early_frees_its_place():
+    pipeline = fake_pipeline(FakeEngine())
+    synthesis = pipeline.stream("One. Two. Three. Four.")
+    next(iter(synthesis))
+    assert pipeline.gate.queue_depth == 1
+    synthesis.close()
+    assert pipeline.gate.queue_depth == 0 and not pipeline.gate.busy
+
+
+def test_full_waiting_room_answers_busy_at_once():
+    gate = GpuGate(max_requests=2)
+    with gate.admit(), gate.admit():
+        start = time.perf_counter()
+        with pytest.raises(GateBusyError, match="busy") as err:
+            with gate.admit():
+                pass
+        assert time.perf_counter() - start < 0.5
+        assert err.value.retry_after_s >= 1
+    with gate.admit():  # places come back
+        assert gate.queue_depth == 1
+
+
+def test_waiting_past_the_timeout_gives_up_without_holding_the_gate():
+    gate = GpuGate(max_requests=4, timeout_s=0.1)
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: gate.run(release.wait))
+    holder.start()
+    time.sleep(0.02)
+    with pytest.raises(GateTimeoutError, match="TTS_GATE_TIMEOUT"):
+        gate.run(lambda: None)
+    release.set()
+    holder.join()
+    assert gate.run(lambda: 42)[0] == 42
+
+
+def test_turns_are_first_come_first_served():
+    gate = GpuGate(max_requests=10)
+    order, release = [], threading.Event()
+    holder = threading.Thread(target=lambda: gate.run(release.wait))
+    holder.start()
+    time.sleep(0.02)
+    waiters = []
+    for i in range(5):
+        t = threading.Thread(target=lambda i=i: gate.run(lambda: order.append(i)))
+        t.start()
+        waiters.append(t)
+        time.sleep(0.02)  # each asks after the one before
+    release.set()
+    for t in [holder, *waiters]:
+        t.join()
+    assert order == [0, 1, 2, 3, 4]

@@ -1,0 +1,95 @@
+"""The request path on real warm models: full-length audio, every latency key, clear errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fakes import FakeEngine, fake_pipeline
+from tts_core import RECORD_KEYS, InputError, UnknownModelError, UnknownVoiceError
+from tts_core.audio import decode
+
+
+def test_whole_file_is_a_wav_with_every_latency_key(pipeline):
+    result = pipeline.synthesize("Hello there. The studio is warm.")
+    audio, rate = decode(result.data)
+    assert rate == 22050 and result.format == "wav"
+    assert abs(audio.shape[0] / rate - result.duration_s) < 0.01 and 1.0 < result.duration_s < 5
+    record = result.record.to_dict()
+    assert tuple(record) == RECORD_KEYS
+    assert record["model"] == "en_US-joe-medium" and record["device"] == "cpu"
+    assert record["chars"] == len("Hello there. The studio is warm.")
+    assert record["inference_ms"] > 0 and record["total_ms"] >= record["inference_ms"]
+    assert math.isclose(record["rtf"], record["inference_ms"] / 1000 / record["audio_seconds"],
+                        rel_tol=0.01)
+
+
+def test_long_text_is_spoken_in_full(pipeline):
+    sentence = "Every sentence of this long text must be heard, none cut off."
+    one = pipeline.synthesize(sentence).duration_s
+    many = pipeline.synthesize(" ".join([sentence] * 40))  # about 2,500 characters
+    assert len(" ".join([sentence] * 40)) > 2400
+    assert 30 * one < many.duration_s < 50 * one
+
+
+def test_stream_yields_each_sentence_as_a_playable_wav(pipeline):
+    synthesis = pipeline.stream("First sentence here. Second one follows. And a third.")
+    chunks = list(synthesis)
+    assert [c.text for c in chunks] == ["First sentence here.", "Second one follows.", "And a third."]
+    for c in chunks:
+        audio, rate = decode(c.data)
+        assert rate == 22050 and audio.shape[0] == c.audio.shape[0] > 0
+    record = synthesis.record
+    assert record.first_audio_ms < record.total_ms
+    assert math.isclose(record.audio_seconds, sum(c.audio.shape[0] for c in chunks) / 22050)
+
+
+def test_vits_gets_numbers_spelled_out(pipeline):
+    synthesis = pipeline.stream("Meet me at 3:30 PM on May 5th.", model="tiny-vits", seed=1)
+    assert synthesis.chunks == ["Meet me at three thirty p m on May fifth."]
+    assert sum(c.audio.shape[0] for c in synthesis) > 0
+
+
+def test_vits_seed_reproducible_through_the_pipeline(pipeline):
+    a = pipeline.synthesize("same words", model="tiny-vctk", voice="speaker_1", seed=11)
+    b = pipeline.synthesize("same words", model="tiny-vctk", voice="speaker_1", seed=11)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert a.sample_rate == 16000
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"text": ""}, InputError, "empty"),
+    ({"text": "   \n\t "}, InputError, "empty"),
+    ({"text": "\u200b\u200d\ufeff"}, InputError, "empty"),
+    ({"text": "?!... —"}, InputError, "nothing to speak"),
+    ({"text": "x" * 5001}, InputError, "5001 characters long; the limit is 5000"),
+    ({"text": None}, InputError, "must be a string"),
+    ({"text": "hi", "model": "nope"}, UnknownModelError, "Loaded models: en_US-joe-medium"),
+    ({"text": "hi", "voice": "alloy"}, UnknownVoiceError, "Its voices: joe"),
+    ({"text": "hi", "voice": "../../etc/passwd"}, UnknownVoiceError, "Unknown voice"),
+    ({"text": "hi", "speed": 0}, InputError, "between 0.25 and 4.0"),
+    ({"text": "hi", "speed": -1}, InputError, "between 0.25 and 4.0"),
+    ({"text": "hi", "speed": 10}, InputError, "between 0.25 and 4.0"),
+    ({"text": "hi", "speed": float("nan")}, InputError, "between 0.25 and 4.0"),
+    ({"text": "hi", "speed": float("inf")}, InputError, "between 0.25 and 4.0"),
+    ({"text": "hi", "speed": "fast"}, InputError, "must be a number"),
+    ({"text": "hi", "speed": None}, InputError, "must be a number"),
+    ({"text": "hi", "seed": 1.5}, InputError, "whole number"),
+    ({"text": "hi", "seed": -2}, InputError, "between 0 and"),
+    ({"text": "hi", "fmt": "aiff"}, InputError, "Unknown audio format"),
+    ({"text": "日本語のテキスト", "model": "tiny-vits"}, InputError, "cannot pronounce"),
+])
+def test_bad_input_gets_a_clear_error_and_the_next_request_works(pipeline, kwargs, error, words):
+    with pytest.raises(error, match=words.replace("(", r"\(").replace(".", r"\.")):
+        pipeline.synthesize(**kwargs)
+    assert not pipeline.gate.busy and pipeline.gate.queue_depth == 0
+    assert pipeline.synthesize("Still here.").duration_s > 0
+
+
+def test_rolling_stats_follow_requests():
+    pipeline = fake_pipeline(FakeEngine(infer_s=0.001), stats_window=3)
+    for i in range(5):
+        pipeline.synthesize(f"request {i}")
+    s = pipeline.snapshot()
+    assert (s["count"], s["served"], s["failed"], s["queue_depth"]) == (3, 5, 0, 0)
+    assert s["p50_total_ms"] <= s["p95_total_ms"] and s["mean_rtf"] > 0

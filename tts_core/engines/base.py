@@ -1,0 +1,76 @@
+"""The one small interface every model family implements, and device selection."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SynthesisParams:
+    """What a request asks of the engine, already validated; `voice` is one of `Engine.voices`."""
+
+    voice: str
+    speed: float = 1.0
+    seed: int | None = None
+
+
+class Engine(ABC):
+    """A loaded, warm model.
+
+    Work is split in two so that only device work is serialized by the gate:
+    `prepare` (text -> model inputs, CPU, outside the gate) and `infer`
+    (inputs -> float32 mono audio in [-1, 1], inside the gate).
+    """
+
+    family: str = ""
+    #: True for models that read characters and so need numbers spelled out as words.
+    expands_numbers: bool = False
+    #: True when `SynthesisParams.seed` makes the output reproducible.
+    supports_seed: bool = False
+
+    def __init__(self, name: str, sample_rate: int, voices: tuple[str, ...], device: str):
+        self.name = name
+        self.sample_rate = sample_rate
+        self.voices = voices
+        self.device = device
+
+    @property
+    def default_voice(self) -> str:
+        return self.voices[0]
+
+    @abstractmethod
+    def prepare(self, text: str, params: SynthesisParams) -> Any | None:
+        """Text to model inputs; None when nothing in `text` is pronounceable by this model."""
+
+    @abstractmethod
+    def infer(self, prepared: Any, params: SynthesisParams) -> np.ndarray:
+        """Model inputs to float32 mono audio; runs inside the gate."""
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "sample_rate": self.sample_rate,
+            "voices": list(self.voices),
+            "default_voice": self.default_voice,
+            "device": self.device,
+            "supports_seed": self.supports_seed,
+        }
+
+
+def resolve_device(requested: str, cuda_available: bool) -> str:
+    """Map `auto`/`cpu`/`cuda` to the device a model is placed on."""
+    if requested == "cuda" and not cuda_available:
+        raise ConfigError(
+            "TTS_DEVICE",
+            "cuda was asked for but no CUDA device is usable here; set TTS_DEVICE=cpu or auto",
+        )
+    if requested == "auto":
+        return "cuda" if cuda_available else "cpu"
+    return requested

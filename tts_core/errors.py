@@ -1,0 +1,51 @@
+"""Typed errors: each says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class TTSError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigError(TTSError):
+    """An environment variable has a value the app cannot start with."""
+
+    def __init__(self, variable: str, problem: str):
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}")
+
+
+class ModelLoadError(TTSError):
+    """A configured model could not be loaded or warmed up; the app must not start."""
+
+
+class InputError(TTSError, ValueError):
+    """The request itself is wrong (text, model, voice, speed, seed); the person can fix it."""
+
+    def __init__(self, message: str, param: str | None = None):
+        self.param = param
+        super().__init__(message)
+
+
+class UnknownModelError(InputError):
+    """The request names a model that is not loaded."""
+
+
+class UnknownVoiceError(InputError):
+    """The request names a voice the chosen model does not have."""
+
+
+class GateBusyError(TTSError):
+    """Too many requests are already waiting for the device; try again shortly."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class GateTimeoutError(TTSError):
+    """A request waited longer than the gate's timeout for its turn on the device."""
+
+
+class SynthesisError(TTSError):
+    """The engine failed while making audio for an accepted request."""

@@ -1,0 +1,265 @@
+"""The request path: text -> clean -> chunks -> gate -> engine -> encoded audio, with a latency record.
+
+Every caller (Gradio UI, Gradio API, HTTP routes) goes through `Pipeline.stream` or
+`Pipeline.synthesize`, and so through the one gate. Validation happens when the call
+is made, before anything waits for the device; admission to the gate happens when
+iteration starts, and is released however iteration ends (exhausted, error, close()).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from . import audio as audio_io
+from . import text as textproc
+from .config import MAX_SEED, MAX_SPEED, MIN_SPEED, Settings
+from .engines import Engine, SynthesisParams
+from .errors import InputError, SynthesisError, TTSError, UnknownVoiceError
+from .gate import GpuGate
+from .metrics import LatencyRecord, RollingStats
+from .registry import Registry, warm_load
+
+logger = logging.getLogger(__name__)
+MS = 1000.0
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """One piece of a request's audio, in order; `data` is set when chunks are encoded one by one."""
+
+    index: int
+    text: str
+    audio: np.ndarray  # float32 mono in [-1, 1]
+    sample_rate: int
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SynthesisResult:
+    """A whole request: the encoded file, the float audio it holds, and where the time went."""
+
+    data: bytes
+    audio: np.ndarray
+    sample_rate: int
+    format: str
+    record: LatencyRecord
+
+    @property
+    def duration_s(self) -> float:
+        return self.audio.shape[0] / self.sample_rate
+
+
+@dataclass
+class _Plan:
+    engine: Engine
+    params: SynthesisParams
+    chunks: list[str]
+    chars: int
+    fmt: str
+    started: float
+    text_s: float
+    queue_s: float = 0.0
+    infer_s: float = 0.0
+    encode_s: float = 0.0
+    samples: int = 0
+    first_audio: float | None = None
+    finished: float | None = None
+    produced: list[AudioChunk] = field(default_factory=list)
+
+
+class Synthesis:
+    """An accepted request being synthesized: iterate for AudioChunks; `record` is set at the end."""
+
+    def __init__(self, pipeline: "Pipeline", plan: _Plan, encode_each: bool):
+        self._plan = plan
+        self.engine = plan.engine
+        self.sample_rate = plan.engine.sample_rate
+        self.chunks = plan.chunks
+        self.record: LatencyRecord | None = None
+        self._iter = pipeline._generate(plan, self, encode_each)
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        return self._iter
+
+    def close(self) -> None:
+        """Stop early (a client went away): no more chunks are made, the gate place is freed."""
+        self._iter.close()
+
+
+class Pipeline:
+    """Holds the warm registry, the gate and the stats; the only way to make audio."""
+
+    def __init__(self, registry: Registry, gate: GpuGate, stats: RollingStats, settings: Settings):
+        self.registry = registry
+        self.gate = gate
+        self.stats = stats
+        self.settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Pipeline":
+        """Warm-load every configured model, then build the gate and the stats around them."""
+        registry = warm_load(settings)
+        return cls(registry, GpuGate(settings.queue_size, settings.gate_timeout_s),
+                   RollingStats(settings.stats_window), settings)
+
+    # --- what callers use ---------------------------------------------------------------
+
+    def stream(self, text: str, model: str | None = None, voice: str | None = None,
+               speed: float = 1.0, seed: int | float | None = None, fmt: str = "wav") -> Synthesis:
+        """Validate now; return the request's chunks, each encoded as a complete `fmt` file."""
+        return Synthesis(self, self._plan(text, model, voice, speed, seed, fmt), encode_each=True)
+
+    def synthesize(self, text: str, model: str | None = None, voice: str | None = None,
+                   speed: float = 1.0, seed: int | float | None = None,
+                   fmt: str = "wav") -> SynthesisResult:
+        """The whole text as one encoded file: a thin wrapper over the chunk generator."""
+        plan = self._plan(text, model, voice, speed, seed, fmt)
+        synthesis = Synthesis(self, plan, encode_each=False)
+        pieces = [c.audio for c in synthesis]
+        try:
+            start = time.perf_counter()
+            joined = np.concatenate(pieces)
+            data = audio_io.encode(joined, plan.engine.sample_rate, fmt)
+            plan.encode_s += time.perf_counter() - start
+        except Exception:
+            self.stats.add_failure()
+            raise
+        plan.first_audio = plan.finished = time.perf_counter()  # the caller hears nothing sooner
+        record = self._record(plan)
+        self.stats.add(record)
+        return SynthesisResult(data, joined, plan.engine.sample_rate, fmt, record)
+
+    def snapshot(self) -> dict:
+        """Rolling stats with the gate's current queue depth."""
+        return self.stats.snapshot(self.gate.queue_depth)
+
+    def models(self) -> list[dict]:
+        loads = {info.model: info for info in self.registry.load_info}
+        return [dict(engine.describe(), load_s=loads[name].load_s, warmup_s=loads[name].warmup_s)
+                for name, engine in self.registry.engines.items()]
+
+    # --- inside -------------------------------------------------------------------------
+
+    def _plan(self, text, model, voice, speed, seed, fmt) -> _Plan:
+        started = time.perf_counter()
+        engine = self.registry.get(model)
+        params = SynthesisParams(voice=self._voice(engine, voice), speed=_speed(speed), seed=_seed(seed))
+        if fmt != "pcm" and fmt not in audio_io.FORMATS:
+            raise InputError(f"Unknown audio format {fmt!r}; choose one of pcm, "
+                             f"{', '.join(audio_io.FORMATS)}.", param="response_format")
+        if not isinstance(text, str):
+            raise InputError("The text must be a string.", param="input")
+        limit = self.settings.max_chars
+        if len(text) > limit:
+            raise InputError(f"The text is {len(text)} characters long; the limit is {limit}. "
+                             "Shorten it or split it into several requests.", param="input")
+        cleaned = textproc.clean(text)
+        if not cleaned:
+            raise InputError("The text is empty. Type something to speak.", param="input")
+        if not textproc.has_speakable(cleaned):
+            raise InputError("The text has nothing to speak: no letters or digits are left "
+                             "after removing symbols and control characters.", param="input")
+        if engine.expands_numbers:
+            cleaned = textproc.expand(cleaned)
+        chunks = textproc.chunk(cleaned, self.settings.chunk_chars)
+        return _Plan(engine, params, chunks, len(text), fmt, started, time.perf_counter() - started)
+
+    @staticmethod
+    def _voice(engine: Engine, voice: str | None) -> str:
+        if voice is None or voice == "":
+            return engine.default_voice
+        if not isinstance(voice, str) or voice not in engine.voices:
+            shown = ", ".join(engine.voices[:20]) + (" ..." if len(engine.voices) > 20 else "")
+            raise UnknownVoiceError(f"Unknown voice {voice!r} for model {engine.name!r}. "
+                                    f"Its voices: {shown}.", param="voice")
+        return voice
+
+    def _generate(self, plan: _Plan, synthesis: Synthesis, encode_each: bool) -> Iterator[AudioChunk]:
+        engine, params = plan.engine, plan.params
+        ok = False
+        try:
+            with self.gate.admit():
+                for index, chunk_text in enumerate(plan.chunks):
+                    start = time.perf_counter()
+                    prepared = engine.prepare(chunk_text, params)
+                    plan.text_s += time.perf_counter() - start
+                    if prepared is None:
+                        continue  # nothing this model can pronounce in this chunk
+                    try:
+                        audio, waited, held = self.gate.run(lambda: engine.infer(prepared, params))
+                    except TTSError:
+                        raise
+                    except Exception as e:
+                        raise SynthesisError(f"Model {engine.name!r} failed while speaking chunk "
+                                             f"{index + 1} of {len(plan.chunks)}: {e}") from e
+                    plan.queue_s += waited
+                    plan.infer_s += held
+                    plan.samples += audio.shape[0]
+                    data = None
+                    if encode_each:
+                        start = time.perf_counter()
+                        data = audio_io.encode(audio, engine.sample_rate, plan.fmt)
+                        plan.encode_s += time.perf_counter() - start
+                    if plan.first_audio is None:
+                        plan.first_audio = time.perf_counter()
+                    yield AudioChunk(index, chunk_text, audio, engine.sample_rate, data)
+            if plan.samples == 0:
+                raise InputError(f"Model {engine.name!r} cannot pronounce any of this text "
+                                 "(no character of it is in the model's alphabet).", param="input")
+            ok = True
+        except GeneratorExit:
+            ok = True  # the caller stopped early (a client went away): cancelled, not failed
+            raise
+        finally:
+            if not ok:
+                self.stats.add_failure()
+        if encode_each:
+            plan.finished = time.perf_counter()
+            synthesis.record = self._record(plan)
+            self.stats.add(synthesis.record)
+
+    def _record(self, plan: _Plan) -> LatencyRecord:
+        audio_s = plan.samples / plan.engine.sample_rate
+        record = LatencyRecord(
+            queue_ms=plan.queue_s * MS,
+            text_ms=plan.text_s * MS,
+            inference_ms=plan.infer_s * MS,
+            encode_ms=plan.encode_s * MS,
+            total_ms=(plan.finished - plan.started) * MS,
+            first_audio_ms=(plan.first_audio - plan.started) * MS,
+            audio_seconds=audio_s,
+            rtf=plan.infer_s / audio_s if audio_s else 0.0,
+            model=plan.engine.name,
+            device=plan.engine.device,
+            chars=plan.chars,
+        )
+        logger.info("served model=%s chars=%d audio=%.2fs total=%.0fms queue=%.0fms rtf=%.3f",
+                    record.model, record.chars, audio_s, record.total_ms, record.queue_ms, record.rtf)
+        return record
+
+
+def _speed(speed) -> float:
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+        raise InputError(f"Speed must be a number between {MIN_SPEED} and {MAX_SPEED}, "
+                         f"not {speed!r}.", param="speed")
+    if not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
+        raise InputError(f"Speed must be between {MIN_SPEED} and {MAX_SPEED}; got {speed}.",
+                         param="speed")
+    return float(speed)
+
+
+def _seed(seed) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, float)) or (
+            isinstance(seed, float) and not (math.isfinite(seed) and seed.is_integer())):
+        raise InputError(f"Seed must be a whole number, not {seed!r}.", param="seed")
+    if not 0 <= seed <= MAX_SEED:
+        raise InputError(f"Seed must be between 0 and {MAX_SEED}; got {int(seed)}.", param="seed")
+    return int(seed)
