@@ -165,7 +165,8 @@ class Pipeline:
         if not textproc.has_speakable(cleaned):
             raise InputError("The text has nothing to speak: no letters or digits are left "
                              "after removing symbols and control characters.", param="input")
-        if engine.expands_numbers:
+        if engine.language == "en":
+            # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
             cleaned = textproc.expand(cleaned)
         chunks = textproc.chunk(cleaned, self.settings.chunk_chars)
         return _Plan(engine, params, chunks, len(text), fmt, started, time.perf_counter() - started)

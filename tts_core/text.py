@@ -170,10 +170,11 @@ def _abbreviation(m: re.Match) -> str:
 
 
 def expand(text: str) -> str:
-    """Spell out numbers, money, times, dates, ordinals and abbreviations as words.
+    """Spell out numbers, money, times, dates, ordinals and abbreviations as English words.
 
-    For models that read characters (MMS-TTS has no digits in its vocabulary), so that
-    "at 3:30 PM on May 5th" is spoken instead of dropped.
+    So that "at 3:30 PM on May 5th" is spoken by models that read characters (MMS-TTS
+    has no digits in its alphabet) instead of dropped, and said the way people say it
+    by phonemizing ones (espeak reads "$20" as "dollar twenty").
     """
     text = _ABBREVIATION.sub(_abbreviation, text)
     for pattern, replace in _RULES:

@@ -29,16 +29,17 @@ class Engine(ABC):
     """
 
     family: str = ""
-    #: True for models that read characters and so need numbers spelled out as words.
-    expands_numbers: bool = False
     #: True when `SynthesisParams.seed` makes the output reproducible.
     supports_seed: bool = False
 
-    def __init__(self, name: str, sample_rate: int, voices: tuple[str, ...], device: str):
+    def __init__(self, name: str, sample_rate: int, voices: tuple[str, ...], device: str,
+                 language: str | None = None):
         self.name = name
         self.sample_rate = sample_rate
         self.voices = voices
         self.device = device
+        #: ISO 639-1 code when known; English text gets numbers and abbreviations spelled out.
+        self.language = language
 
     @property
     def default_voice(self) -> str:
@@ -60,8 +61,22 @@ class Engine(ABC):
             "voices": list(self.voices),
             "default_voice": self.default_voice,
             "device": self.device,
+            "language": self.language,
             "supports_seed": self.supports_seed,
         }
+
+
+# MMS-TTS tokenizers name languages in ISO 639-3; the few this app treats specially, in 639-1.
+ISO_639_3_TO_1 = {"eng": "en", "deu": "de", "fra": "fr", "spa": "es", "por": "pt", "ita": "it",
+                  "nld": "nl", "rus": "ru", "hin": "hi", "cmn": "zh", "jpn": "ja", "kor": "ko"}
+
+
+def language_code(tag: str | None) -> str | None:
+    """'en-us', 'en_US', 'eng' -> 'en'; None stays None."""
+    if not tag:
+        return None
+    head = tag.replace("_", "-").split("-", 1)[0].lower()
+    return ISO_639_3_TO_1.get(head, head)
 
 
 def resolve_device(requested: str, cuda_available: bool) -> str:

@@ -13,7 +13,7 @@ from piper.config import PiperConfig, SynthesisConfig
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
 from ..errors import ModelLoadError
-from .base import Engine, SynthesisParams, resolve_device
+from .base import Engine, SynthesisParams, language_code, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ class PiperEngine(Engine):
         else:
             with open(config_path, encoding="utf-8") as f:
                 voices = (json.load(f).get("dataset") or "default",)
-        super().__init__(spec.name, config.sample_rate, voices, device)
+        super().__init__(spec.name, config.sample_rate, voices, device,
+                         language_code(config.espeak_voice))
 
     def prepare(self, text: str, params: SynthesisParams) -> list[list[int]] | None:
         sentences = [self.voice.phonemes_to_ids(p) for p in self.voice.phonemize(text) if p]

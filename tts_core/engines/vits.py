@@ -10,14 +10,13 @@ from transformers import AutoTokenizer, VitsModel
 
 from ..config import ModelSpec
 from ..errors import ModelLoadError
-from .base import Engine, SynthesisParams, resolve_device
+from .base import Engine, SynthesisParams, language_code, resolve_device
 
 logger = logging.getLogger(__name__)
 
 
 class VitsEngine(Engine):
     family = "vits"
-    expands_numbers = True  # MMS vocabularies have letters, no digits
     supports_seed = True
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
@@ -33,7 +32,8 @@ class VitsEngine(Engine):
             ) from e
         speakers = self.model.config.num_speakers
         voices = tuple(f"speaker_{i}" for i in range(speakers)) if speakers > 1 else ("default",)
-        super().__init__(spec.name, self.model.config.sampling_rate, voices, device)
+        super().__init__(spec.name, self.model.config.sampling_rate, voices, device,
+                         language_code(getattr(self.tokenizer, "language", None)))
 
     def prepare(self, text: str, params: SynthesisParams) -> dict | None:
         inputs = self.tokenizer(text, return_tensors="pt")
