@@ -1,20 +1,26 @@
 """TTS Studio: the Gradio UI and API wiring; every synthesis goes through tts_core's pipeline and gate.
 
 Importing this module warm-loads every model in TTS_MODELS (each run once), then builds
-the UI, so the first request is as fast as the hundredth.
+the UI, so the first request is as fast as the hundredth. `python app.py` opens the port
+first, so /health and /ready answer (ready: 503) while the models warm, then serves the
+UI at / and the HTTP API (/v1/audio/speech, /v1/models, /ready, /metrics ...) beside it.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import sys
 from pathlib import Path
 
 import gradio as gr
+from fastapi import FastAPI
 
 from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError
 from tts_core.config import MAX_SPEED, MIN_SPEED
 from tts_core.ffmpeg import ensure_ffmpeg
+from tts_core.http_api import create_http_api
+from tts_core.server import Readiness, StudioServer
 
 logger = logging.getLogger("tts_studio")
 
@@ -86,7 +92,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     def synthesize(text, model, voice, speed, seed):
         try:
             result = pipeline.synthesize(text, model=model or None, voice=voice or None,
-                                         speed=speed, seed=_seed(seed))
+                                         speed=speed, seed=_seed(seed), route="gradio")
         except TTSError as e:
             raise _gr_error(e) from e
         return result.data, result.record.to_dict()
@@ -94,7 +100,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     def stream(text, model, voice, speed, seed):
         try:
             synthesis = pipeline.stream(text, model=model or None, voice=voice or None,
-                                        speed=speed, seed=_seed(seed))
+                                        speed=speed, seed=_seed(seed), route="gradio")
             try:
                 for chunk in synthesis:
                     yield chunk.data, gr.skip()
@@ -168,14 +174,30 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     return demo
 
 
-def create_app() -> tuple[Pipeline, gr.Blocks]:
-    """Settings, ffmpeg, warm load, then the UI: the order the process starts in."""
+def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> FastAPI:
+    """The HTTP API routes first, then the UI mounted at / on the same app: one process, one gate."""
+    settings = pipeline.settings
+    api = create_http_api(pipeline, readiness)
+    auth = None
+    if settings.ui_auth:  # any user name, the API key as password
+        def auth(user: str, password: str) -> bool:
+            return hmac.compare_digest(password.encode(), settings.api_key.encode())
+    return gr.mount_gradio_app(api, demo, path="/", auth=auth,
+                               auth_message="Sign in with any name and the studio's API key.")
+
+
+def load_settings() -> Settings:
     try:
         settings = Settings.from_env()
     except ConfigError as e:
         _fail(f"invalid setting {e}")
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def create_app(settings: Settings) -> tuple[Pipeline, gr.Blocks]:
+    """ffmpeg, warm load, then the UI: the order the process starts in."""
     streaming = ensure_ffmpeg() is not None
     if not streaming:
         logger.warning("No ffmpeg found: the Stream button will play whole files instead")
@@ -186,7 +208,15 @@ def create_app() -> tuple[Pipeline, gr.Blocks]:
     return pipeline, build_demo(pipeline, streaming)
 
 
-pipeline, demo = create_app()
+settings = load_settings()
+if __name__ == "__main__":
+    try:  # the port opens before the models load: probes see "starting", then "ready"
+        server = StudioServer(settings.host, settings.port).start()
+    except (OSError, TimeoutError) as e:
+        _fail(str(e))
+    logger.info("Listening on %s; warming up %d model(s)", server.url, len(settings.models))
+pipeline, demo = create_app(settings)
 
 if __name__ == "__main__":
-    demo.launch()
+    server.attach(build_server(pipeline, demo, server.readiness))
+    server.serve_until_signal()

@@ -16,6 +16,7 @@ from tiny_models import make_tiny_vits  # noqa: E402
 
 from tts_core import Pipeline, Settings  # noqa: E402
 from tts_core.config import ModelSpec  # noqa: E402
+from tts_core.server import StudioServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -47,16 +48,32 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def studio(model_specs):
-    """The real app module: imported (which warm-loads), launched, and reachable over HTTP."""
+    """The real app module: imported (which warm-loads), served as `python app.py` serves it."""
     os.environ["TTS_MODELS"] = model_specs
     import app
 
-    port = free_port()
-    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                    quiet=True)
-    app.url = f"http://127.0.0.1:{port}"
+    server = StudioServer("127.0.0.1", free_port()).start()
+    server.attach(app.build_server(app.pipeline, app.demo, server.readiness))
+    app.url = server.url
     yield app
-    app.demo.close()
+    server.stop()
+
+
+@pytest.fixture
+def serve(studio):
+    """Serve another pipeline (a fake engine, a small gate) through the same app wiring."""
+    servers = []
+
+    def start(pipeline, streaming=False) -> str:
+        server = StudioServer("127.0.0.1", free_port()).start()
+        demo = studio.build_demo(pipeline, streaming=streaming)
+        server.attach(studio.build_server(pipeline, demo, server.readiness))
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

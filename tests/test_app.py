@@ -122,30 +122,25 @@ def test_four_clients_three_requests_each_share_one_gate(studio):
     assert waits[-1] >= 3 * median_inference, (waits, median_inference)
 
 
-def test_a_full_waiting_room_tells_the_person_to_try_again(studio):
+def test_a_full_waiting_room_tells_the_person_to_try_again(serve):
     """Gate places for one request: the overflow hears "busy", and the app serves afterwards."""
     from gradio_client import Client
 
     from fakes import FakeEngine, fake_pipeline
 
     small = fake_pipeline(FakeEngine(infer_s=0.4), queue_size=1)
-    demo = studio.build_demo(small, streaming=False)
-    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(demo.local_url, verbose=False)
-        jobs = [client.submit(f"request {i}", "fake", "", 1.0, -1, api_name="/synthesize")
-                for i in range(4)]
-        outcomes = []
-        for job in jobs:
-            try:
-                job.result(timeout=60)
-                outcomes.append("served")
-            except Exception as e:  # each refusal must say why
-                assert "busy" in str(e).lower() or "queue is full" in str(e).lower(), e
-                outcomes.append("refused")
-        assert "served" in outcomes and "refused" in outcomes, outcomes
-        assert small.gate.queue_depth == 0 and not small.gate.busy
-        path, _ = client.predict("after the rush", "fake", "", 1.0, -1, api_name="/synthesize")
-        assert sf.info(path).duration > 0
-    finally:
-        demo.close()
+    client = Client(serve(small), verbose=False)
+    jobs = [client.submit(f"request {i}", "fake", "", 1.0, -1, api_name="/synthesize")
+            for i in range(4)]
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=60)
+            outcomes.append("served")
+        except Exception as e:  # each refusal must say why
+            assert "busy" in str(e).lower() or "queue is full" in str(e).lower(), e
+            outcomes.append("refused")
+    assert "served" in outcomes and "refused" in outcomes, outcomes
+    assert small.gate.queue_depth == 0 and not small.gate.busy
+    path, _ = client.predict("after the rush", "fake", "", 1.0, -1, api_name="/synthesize")
+    assert sf.info(path).duration > 0

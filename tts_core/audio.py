@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import io
+import shutil
+import struct
+import subprocess
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 INT16_MAX = 32767
 
-# response format -> (soundfile container, subtype); all written by libsndfile, no ffmpeg.
-FORMATS = {
+# format -> (soundfile container, subtype); written by libsndfile, no ffmpeg needed.
+SOUNDFILE_FORMATS = {
     "wav": ("WAV", "PCM_16"),
     "flac": ("FLAC", "PCM_16"),
     "ogg": ("OGG", "VORBIS"),
+    "opus": ("OGG", "OPUS"),
     "mp3": ("MP3", "MPEG_LAYER_III"),
+}
+# "pcm" is raw signed 16-bit little-endian mono at PCM_RATE, as OpenAI's speech API sends it;
+# "aac" is ADTS, encoded by ffmpeg where one is on PATH.
+ALL_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm", "ogg")
+PCM_RATE = 24000
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates Opus encodes at
+# Formats whose per-chunk encodings concatenate into one valid stream (wav: one header,
+# then samples; Ogg Opus: a chained Ogg file; MP3 and ADTS: frames).
+STREAMABLE = frozenset({"wav", "pcm", "mp3", "opus", "aac"})
+# A WAV header's size fields when the length is not known yet (a stream): the largest value.
+_UNKNOWN_SIZE = 0xFFFFFFFF
+
+MEDIA_TYPES = {
+    "mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus", "aac": "audio/aac",
+    "flac": "audio/flac", "wav": "audio/wav", "pcm": "audio/pcm", "ogg": "audio/ogg",
 }
 
 
@@ -23,17 +43,81 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
     return (np.clip(audio, -1.0, 1.0) * INT16_MAX).astype(np.int16)
 
 
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return audio
+    return soxr.resample(audio, rate, target, quality="HQ").astype(np.float32)
+
+
+def output_rate(fmt: str, rate: int) -> int:
+    """The sample rate `fmt` is written at for audio made at `rate`."""
+    if fmt == "pcm":
+        return PCM_RATE
+    if fmt == "opus":
+        return next((r for r in OPUS_RATES if r >= rate), OPUS_RATES[-1])
+    return rate
+
+
+def aac_available() -> bool:
+    return shutil.which("ffmpeg") is not None
+
+
 def encode(audio: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
-    """Encode mono float32 audio as a complete file in `fmt` (see FORMATS)."""
+    """Encode mono float32 audio as a complete file (or raw PCM) in `fmt`."""
+    rate = output_rate(fmt, sample_rate)
+    audio = resample(audio, sample_rate, rate)
     if fmt == "pcm":
         return to_int16(audio).tobytes()
+    if fmt == "aac":
+        return _ffmpeg_aac(to_int16(audio), rate)
     try:
-        container, subtype = FORMATS[fmt]
+        container, subtype = SOUNDFILE_FORMATS[fmt]
     except KeyError:
-        raise ValueError(f"unknown audio format {fmt!r}; formats: pcm, {', '.join(FORMATS)}") from None
+        raise ValueError(f"unknown audio format {fmt!r}; formats: {', '.join(ALL_FORMATS)}") from None
     buf = io.BytesIO()
-    sf.write(buf, to_int16(audio), sample_rate, format=container, subtype=subtype)
+    sf.write(buf, to_int16(audio), rate, format=container, subtype=subtype)
     return buf.getvalue()
+
+
+def wav_stream_header(rate: int) -> bytes:
+    """A 16-bit mono WAV header for a stream whose length is not known yet."""
+    byte_rate = rate * 2
+    return (b"RIFF" + struct.pack("<I", _UNKNOWN_SIZE) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, rate, byte_rate, 2, 16)
+            + b"data" + struct.pack("<I", _UNKNOWN_SIZE))
+
+
+class ChunkEncoder:
+    """Encodes a request's chunks one by one: each a complete file, or one continuous stream."""
+
+    def __init__(self, fmt: str, sample_rate: int, continuous: bool):
+        self.fmt = fmt
+        self.sample_rate = sample_rate
+        self.continuous = continuous
+        self._started = False
+
+    def encode(self, audio: np.ndarray) -> bytes:
+        if self.continuous and self.fmt == "wav":
+            body = to_int16(audio).tobytes()
+            if not self._started:
+                self._started = True
+                return wav_stream_header(self.sample_rate) + body
+            return body
+        return encode(audio, self.sample_rate, self.fmt)
+
+
+def _ffmpeg_aac(samples: np.ndarray, rate: int) -> bytes:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise ValueError("aac needs ffmpeg, and none is installed here")
+    proc = subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(rate), "-ac", "1",
+         "-i", "pipe:0", "-c:a", "aac", "-b:a", "96k", "-f", "adts", "pipe:1"],
+        input=samples.tobytes(), capture_output=True, check=False, timeout=60,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not encode aac: {proc.stderr.decode(errors='replace')[:200]}")
+    return proc.stdout
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:

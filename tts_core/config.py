@@ -22,6 +22,11 @@ DEVICES = ("auto", "cpu", "cuda")
 # Per-model options a spec may carry after "?": `vits:facebook/mms-tts-eng?name=eng&device=cpu`.
 SPEC_OPTIONS = ("name", "device")
 
+# OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
+OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
+                 "shimmer", "verse", "marin", "cedar")
+
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
 MAX_SEED = 2**32 - 1  # torch.manual_seed and numpy both accept 32-bit seeds everywhere
@@ -101,6 +106,14 @@ class Settings:
     cpu_threads: int | None = None
     warmup_text: str = "Warming up the voice, one two three."
     log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    api_key: str | None = field(default=None, repr=False)  # never printed or logged
+    ui_auth: bool = False
+    max_body_bytes: int = 1_000_000
+    # OpenAI name -> this app's name; "" means the default model / the model's voices in turn.
+    openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
+    openai_voices: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -130,6 +143,11 @@ class Settings:
             raise ConfigError("TTS_LOG_LEVEL", f"{log_level!r} is not DEBUG, INFO, WARNING or ERROR")
 
         threads = env.get("TTS_CPU_THREADS", "").strip()
+        api_key = env.get("TTS_API_KEY", "").strip() or None
+        ui_auth = _bool(env, "TTS_UI_AUTH", False)
+        if ui_auth and not api_key:
+            raise ConfigError("TTS_UI_AUTH", "closing the UI needs a key: set TTS_API_KEY too")
+        openai_models = dict.fromkeys(OPENAI_MODELS, "") | _mapping(env, "TTS_OPENAI_MODELS")
         return cls(
             models=specs,
             device=device,
@@ -141,6 +159,13 @@ class Settings:
             cpu_threads=_int(env, "TTS_CPU_THREADS", 0, minimum=1) if threads else None,
             warmup_text=env.get("TTS_WARMUP_TEXT", cls.warmup_text).strip() or cls.warmup_text,
             log_level=log_level,
+            host=env.get("GRADIO_SERVER_NAME", cls.host).strip() or cls.host,
+            port=_int(env, "GRADIO_SERVER_PORT", cls.port, minimum=1),
+            api_key=api_key,
+            ui_auth=ui_auth,
+            max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            openai_models=openai_models,
+            openai_voices=_mapping(env, "TTS_OPENAI_VOICES"),
         )
 
 
@@ -155,6 +180,30 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(name, f"{value} is below the minimum of {minimum}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, f"{raw!r} is not true or false")
+
+
+def _mapping(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """`alias=target,alias2=target2` -> dict; an empty target keeps the default."""
+    out: dict[str, str] = {}
+    for part in env.get(name, "").split(","):
+        if not part.strip():
+            continue
+        alias, sep, target = part.partition("=")
+        if not sep or not alias.strip():
+            raise ConfigError(name, f"{part.strip()!r} is not of the form alias=name")
+        out[alias.strip()] = target.strip()
+    return out
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:

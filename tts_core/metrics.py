@@ -66,3 +66,63 @@ class RollingStats:
             stats[f"p95_{key}"] = round(float(np.percentile(values, 95)), 1) if records else None
         stats["mean_rtf"] = round(float(np.mean([r.rtf for r in records])), 4) if records else None
         return stats
+
+
+# Latency histogram buckets in milliseconds: from a cached short reply to a long CPU synthesis.
+MS_BUCKETS = (10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2500, 5000, 10000, 30000, 60000)
+
+
+class PrometheusMetrics:
+    """The operator's view, in Prometheus' own client: requests, latency, audio, queue, models.
+
+    Each instance has its own CollectorRegistry, so several apps in one process (tests)
+    do not collide. Label values come only from loaded model names and fixed words,
+    never from what a client typed, so their number stays bounded.
+    """
+
+    def __init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("tts_requests", "Synthesis requests by route, model and outcome",
+                                ("route", "model", "status"), registry=self.registry)
+        self.queue_ms = Histogram("tts_queue_ms", "Time waiting for the GPU gate (ms)", ("model",),
+                                  buckets=MS_BUCKETS, registry=self.registry)
+        self.first_audio_ms = Histogram("tts_first_audio_ms", "Request start to first audio (ms)",
+                                        ("model",), buckets=MS_BUCKETS, registry=self.registry)
+        self.total_ms = Histogram("tts_total_ms", "Request start to last byte (ms)", ("model",),
+                                  buckets=MS_BUCKETS, registry=self.registry)
+        self.audio_seconds = Counter("tts_audio_seconds", "Seconds of audio produced", ("model",),
+                                     registry=self.registry)
+        self.queue_depth = Gauge("tts_queue_depth", "Requests admitted to the gate (waiting or running)",
+                                 registry=self.registry)
+        self.load_seconds = Gauge("tts_model_load_seconds", "Seconds to load and to warm up each model",
+                                  ("model", "phase"), registry=self.registry)
+        self.device_memory = Gauge("tts_device_memory_bytes", "CUDA memory allocated by this process",
+                                   ("device",), registry=self.registry)
+
+    def observe(self, record: LatencyRecord, route: str) -> None:
+        self.requests.labels(route, record.model, "ok").inc()
+        self.queue_ms.labels(record.model).observe(record.queue_ms)
+        self.first_audio_ms.labels(record.model).observe(record.first_audio_ms)
+        self.total_ms.labels(record.model).observe(record.total_ms)
+        self.audio_seconds.labels(record.model).inc(record.audio_seconds)
+
+    def count(self, route: str, model: str, status: str) -> None:
+        self.requests.labels(route, model, status).inc()
+
+    def exposition(self) -> bytes:
+        """The text format, with the gauges that are read rather than counted brought up to date."""
+        from prometheus_client import generate_latest
+
+        _cuda_memory(self.device_memory)
+        return generate_latest(self.registry)
+
+
+def _cuda_memory(gauge) -> None:
+    import sys
+
+    torch = sys.modules.get("torch")  # only report CUDA where a torch model already imported it
+    if torch is not None and torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            gauge.labels(f"cuda:{i}").set(torch.cuda.memory_allocated(i))

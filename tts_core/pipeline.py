@@ -20,9 +20,10 @@ from . import audio as audio_io
 from . import text as textproc
 from .config import MAX_SEED, MAX_SPEED, MIN_SPEED, Settings
 from .engines import Engine, SynthesisParams
-from .errors import InputError, SynthesisError, TTSError, UnknownVoiceError
+from .errors import (GateBusyError, GateTimeoutError, InputError, SynthesisError, TTSError,
+                     UnknownVoiceError)
 from .gate import GpuGate
-from .metrics import LatencyRecord, RollingStats
+from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class _Plan:
     chunks: list[str]
     chars: int
     fmt: str
+    route: str
     started: float
     text_s: float
     queue_s: float = 0.0
@@ -76,13 +78,14 @@ class _Plan:
 class Synthesis:
     """An accepted request being synthesized: iterate for AudioChunks; `record` is set at the end."""
 
-    def __init__(self, pipeline: "Pipeline", plan: _Plan, encode_each: bool):
+    def __init__(self, pipeline: "Pipeline", plan: _Plan, encoder: audio_io.ChunkEncoder | None):
         self._plan = plan
         self.engine = plan.engine
         self.sample_rate = plan.engine.sample_rate
         self.chunks = plan.chunks
+        self.format = plan.fmt
         self.record: LatencyRecord | None = None
-        self._iter = pipeline._generate(plan, self, encode_each)
+        self._iter = pipeline._generate(plan, self, encoder)
 
     def __iter__(self) -> Iterator[AudioChunk]:
         return self._iter
@@ -100,6 +103,11 @@ class Pipeline:
         self.gate = gate
         self.stats = stats
         self.settings = settings
+        self.prometheus = PrometheusMetrics()
+        self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
+        for info in registry.load_info:
+            self.prometheus.load_seconds.labels(info.model, "load").set(info.load_s)
+            self.prometheus.load_seconds.labels(info.model, "warmup").set(info.warmup_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Pipeline":
@@ -111,28 +119,38 @@ class Pipeline:
     # --- what callers use ---------------------------------------------------------------
 
     def stream(self, text: str, model: str | None = None, voice: str | None = None,
-               speed: float = 1.0, seed: int | float | None = None, fmt: str = "wav") -> Synthesis:
-        """Validate now; return the request's chunks, each encoded as a complete `fmt` file."""
-        return Synthesis(self, self._plan(text, model, voice, speed, seed, fmt), encode_each=True)
+               speed: float = 1.0, seed: int | float | None = None, fmt: str = "wav",
+               continuous: bool = False, route: str = "python") -> Synthesis:
+        """Validate now; return the request's chunks with `data` encoded in `fmt`.
+
+        `continuous=False`: every chunk is a complete file (what Gradio's streaming audio
+        wants). `continuous=True`: the chunks' bytes concatenate into one stream (one WAV
+        header, then samples; what an HTTP response body wants).
+        """
+        plan = self._plan(text, model, voice, speed, seed, fmt, route)
+        if continuous and fmt not in audio_io.STREAMABLE:
+            raise InputError(f"{fmt} cannot be streamed; stream one of "
+                             f"{', '.join(sorted(audio_io.STREAMABLE))}, or ask for the whole file.",
+                             param="response_format")
+        return Synthesis(self, plan, audio_io.ChunkEncoder(fmt, plan.engine.sample_rate, continuous))
 
     def synthesize(self, text: str, model: str | None = None, voice: str | None = None,
                    speed: float = 1.0, seed: int | float | None = None,
-                   fmt: str = "wav") -> SynthesisResult:
+                   fmt: str = "wav", route: str = "python") -> SynthesisResult:
         """The whole text as one encoded file: a thin wrapper over the chunk generator."""
-        plan = self._plan(text, model, voice, speed, seed, fmt)
-        synthesis = Synthesis(self, plan, encode_each=False)
-        pieces = [c.audio for c in synthesis]
+        plan = self._plan(text, model, voice, speed, seed, fmt, route)
+        pieces = [c.audio for c in Synthesis(self, plan, encoder=None)]
         try:
             start = time.perf_counter()
             joined = np.concatenate(pieces)
             data = audio_io.encode(joined, plan.engine.sample_rate, fmt)
             plan.encode_s += time.perf_counter() - start
         except Exception:
-            self.stats.add_failure()
+            self._failed(plan.engine.name, route, "error")
             raise
         plan.first_audio = plan.finished = time.perf_counter()  # the caller hears nothing sooner
         record = self._record(plan)
-        self.stats.add(record)
+        self._served(record, route)
         return SynthesisResult(data, joined, plan.engine.sample_rate, fmt, record)
 
     def snapshot(self) -> dict:
@@ -146,13 +164,25 @@ class Pipeline:
 
     # --- inside -------------------------------------------------------------------------
 
-    def _plan(self, text, model, voice, speed, seed, fmt) -> _Plan:
+    def _plan(self, text, model, voice, speed, seed, fmt, route) -> _Plan:
+        try:
+            return self._validate(text, model, voice, speed, seed, fmt, route)
+        except InputError:
+            known = model if isinstance(model, str) and model in self.registry.engines else None
+            self._failed(known or (self.registry.default.name if not model else "unknown"),
+                         route, "bad_request")
+            raise
+
+    def _validate(self, text, model, voice, speed, seed, fmt, route) -> _Plan:
         started = time.perf_counter()
         engine = self.registry.get(model)
         params = SynthesisParams(voice=self._voice(engine, voice), speed=_speed(speed), seed=_seed(seed))
-        if fmt != "pcm" and fmt not in audio_io.FORMATS:
-            raise InputError(f"Unknown audio format {fmt!r}; choose one of pcm, "
-                             f"{', '.join(audio_io.FORMATS)}.", param="response_format")
+        if fmt not in audio_io.ALL_FORMATS:
+            raise InputError(f"Unknown audio format {fmt!r}; choose one of "
+                             f"{', '.join(audio_io.ALL_FORMATS)}.", param="response_format")
+        if fmt == "aac" and not audio_io.aac_available():
+            raise InputError("aac needs ffmpeg, which is not installed on this server; "
+                             "ask for mp3, opus, flac, wav or pcm.", param="response_format")
         if not isinstance(text, str):
             raise InputError("The text must be a string.", param="input")
         limit = self.settings.max_chars
@@ -169,7 +199,8 @@ class Pipeline:
             # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
             cleaned = textproc.expand(cleaned)
         chunks = textproc.chunk(cleaned, self.settings.chunk_chars)
-        return _Plan(engine, params, chunks, len(text), fmt, started, time.perf_counter() - started)
+        return _Plan(engine, params, chunks, len(text), fmt, route, started,
+                     time.perf_counter() - started)
 
     @staticmethod
     def _voice(engine: Engine, voice: str | None) -> str:
@@ -181,9 +212,10 @@ class Pipeline:
                                     f"Its voices: {shown}.", param="voice")
         return voice
 
-    def _generate(self, plan: _Plan, synthesis: Synthesis, encode_each: bool) -> Iterator[AudioChunk]:
+    def _generate(self, plan: _Plan, synthesis: Synthesis,
+                  encoder: audio_io.ChunkEncoder | None) -> Iterator[AudioChunk]:
         engine, params = plan.engine, plan.params
-        ok = False
+        status = "error"
         try:
             with self.gate.admit():
                 for index, chunk_text in enumerate(plan.chunks):
@@ -203,9 +235,9 @@ class Pipeline:
                     plan.infer_s += held
                     plan.samples += audio.shape[0]
                     data = None
-                    if encode_each:
+                    if encoder is not None:
                         start = time.perf_counter()
-                        data = audio_io.encode(audio, engine.sample_rate, plan.fmt)
+                        data = encoder.encode(audio)
                         plan.encode_s += time.perf_counter() - start
                     if plan.first_audio is None:
                         plan.first_audio = time.perf_counter()
@@ -213,17 +245,35 @@ class Pipeline:
             if plan.samples == 0:
                 raise InputError(f"Model {engine.name!r} cannot pronounce any of this text "
                                  "(no character of it is in the model's alphabet).", param="input")
-            ok = True
+            status = "ok"
         except GeneratorExit:
-            ok = True  # the caller stopped early (a client went away): cancelled, not failed
+            status = "cancelled"  # the caller stopped early (a client went away)
+            raise
+        except InputError:
+            status = "bad_request"
+            raise
+        except GateBusyError:
+            status = "busy"
+            raise
+        except GateTimeoutError:
+            status = "timeout"
             raise
         finally:
-            if not ok:
-                self.stats.add_failure()
-        if encode_each:
+            if status != "ok":
+                self._failed(engine.name, plan.route, status)
+        if encoder is not None:
             plan.finished = time.perf_counter()
             synthesis.record = self._record(plan)
-            self.stats.add(synthesis.record)
+            self._served(synthesis.record, plan.route)
+
+    def _served(self, record: LatencyRecord, route: str) -> None:
+        self.stats.add(record)
+        self.prometheus.observe(record, route)
+
+    def _failed(self, model: str, route: str, status: str) -> None:
+        if status not in ("bad_request", "cancelled"):
+            self.stats.add_failure()
+        self.prometheus.count(route, model, status)
 
     def _record(self, plan: _Plan) -> LatencyRecord:
         audio_s = plan.samples / plan.engine.sample_rate

@@ -1,0 +1,255 @@
+"""HTTP API beside the UI: OpenAI-compatible speech, model and voice lists, health, readiness, metrics.
+
+Same process, same warm pipeline, same gate as the Gradio app: every synthesis here goes
+through `Pipeline`, so the gate's back-pressure applies (429 with Retry-After). Errors
+are JSON in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+from typing import Any, AsyncIterator
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from . import audio as audio_io
+from .config import OPENAI_VOICES
+from .errors import (GateBusyError, GateTimeoutError, InputError, SynthesisError, TTSError,
+                     UnknownModelError, UnknownVoiceError)
+from .metrics import LatencyRecord
+from .pipeline import Pipeline
+from .server import Readiness
+
+logger = logging.getLogger(__name__)
+
+SPEECH_ROUTE = "/v1/audio/speech"
+DEFAULT_FORMAT = "mp3"  # OpenAI's default response_format
+
+
+class ApiError(Exception):
+    """An HTTP error in OpenAI's shape."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param,
+                          "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def from_tts_error(e: TTSError) -> ApiError:
+    """The one place pipeline errors become HTTP statuses."""
+    if isinstance(e, UnknownModelError):
+        return ApiError(404, str(e), param="model", code="model_not_found")
+    if isinstance(e, UnknownVoiceError):
+        return ApiError(400, str(e), param="voice", code="voice_not_found")
+    if isinstance(e, InputError):
+        return ApiError(400, str(e), param=e.param, code="invalid_value")
+    if isinstance(e, GateBusyError):
+        return ApiError(429, str(e), type_="rate_limit_error", code="server_busy",
+                        headers={"Retry-After": str(math.ceil(e.retry_after_s))})
+    if isinstance(e, GateTimeoutError):
+        return ApiError(503, str(e), type_="server_error", code="gate_timeout",
+                        headers={"Retry-After": "5"})
+    if isinstance(e, SynthesisError):
+        return ApiError(500, str(e), type_="server_error", code="synthesis_failed")
+    return ApiError(500, str(e), type_="server_error")
+
+
+def latency_headers(record: LatencyRecord, rate: int) -> dict[str, str]:
+    return {
+        "X-Queue-Ms": f"{record.queue_ms:.1f}", "X-Text-Ms": f"{record.text_ms:.1f}",
+        "X-Inference-Ms": f"{record.inference_ms:.1f}", "X-Encode-Ms": f"{record.encode_ms:.1f}",
+        "X-Total-Ms": f"{record.total_ms:.1f}", "X-First-Audio-Ms": f"{record.first_audio_ms:.1f}",
+        "X-Audio-Seconds": f"{record.audio_seconds:.3f}", "X-RTF": f"{record.rtf:.4f}",
+        "X-Model": record.model, "X-Device": record.device, "X-Sample-Rate": str(rate),
+        "X-Latency": json.dumps(record.to_dict(), separators=(",", ":")),
+    }
+
+
+def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
+    """The routes, on a FastAPI app that the Gradio UI is then mounted onto."""
+    settings = pipeline.settings
+    api = FastAPI(title="TTS Studio API", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  redoc_url=None)
+
+    @api.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        if e.status < 500 and e.code not in ("server_busy",):
+            logger.info("%s %s -> %d %s", request.method, request.url.path, e.status, e.code)
+        return e.response()
+
+    def authorize(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                 settings.api_key.encode()):
+            pipeline.prometheus.count(request.url.path, "unknown", "unauthorized")
+            raise ApiError(401, "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+    guarded = [Depends(authorize)]
+
+    # --- probes and metrics (always open) -----------------------------------------------
+
+    @api.get("/health")
+    def health():
+        return {"status": "stopping" if readiness.stopping else "ok"}
+
+    @api.get("/ready")
+    def ready():
+        table = [info.to_dict() for info in pipeline.registry.load_info]
+        if readiness.stopping:
+            return JSONResponse({"status": "stopping", "models": table}, status_code=503)
+        return {"status": "ready", "models": table}
+
+    @api.get("/metrics")
+    def metrics():
+        return Response(pipeline.prometheus.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    # --- OpenAI-compatible --------------------------------------------------------------
+
+    @api.get("/v1/models", dependencies=guarded)
+    def list_models():
+        names = pipeline.registry.available_models()
+        aliases = [a for a in settings.openai_models if a not in names]
+        return {"object": "list", "data": [
+            {"id": n, "object": "model", "created": 0, "owned_by": "tts-studio",
+             "alias_of": settings.openai_models.get(n) or names[0] if n in aliases else None}
+            for n in names + aliases]}
+
+    @api.get("/v1/audio/voices", dependencies=guarded)
+    def list_voices():
+        data = [{"id": voice, "object": "voice", "model": engine.name,
+                 "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]}
+                for engine in pipeline.registry.engines.values() for voice in engine.voices]
+        return {"object": "list", "data": data, "voices": sorted({d["id"] for d in data})}
+
+    def _voice_for(engine, requested: str) -> str:
+        """This app's voice for a requested name: its own, a configured alias, or an OpenAI name."""
+        if requested in engine.voices or requested == "":
+            return requested
+        target = settings.openai_voices.get(requested)
+        if target:
+            return target if target in engine.voices else engine.default_voice
+        if requested in OPENAI_VOICES:  # OpenAI's voices take the model's voices in turn
+            return engine.voices[OPENAI_VOICES.index(requested) % len(engine.voices)]
+        return requested  # unknown: the pipeline says so, listing the valid ones
+
+    def _model_for(requested: str) -> str:
+        if requested in pipeline.registry.engines:
+            return requested
+        if requested in settings.openai_models:
+            return settings.openai_models[requested] or pipeline.registry.default.name
+        loaded = ", ".join(pipeline.registry.available_models())
+        raise ApiError(404, f"Unknown model {requested!r}. Loaded models: {loaded}; OpenAI names "
+                            f"{', '.join(settings.openai_models)} map to them.", param="model",
+                       code="model_not_found")
+
+    @api.post(SPEECH_ROUTE, dependencies=guarded)
+    async def speech(request: Request):
+        try:
+            body = await _read_json(request, settings.max_body_bytes)
+            fields = _speech_fields(body)
+            model = _model_for(fields["model"])
+        except ApiError as e:
+            pipeline.prometheus.count(SPEECH_ROUTE, "unknown", "bad_request")
+            raise e
+        voice = _voice_for(pipeline.registry.engines[model], fields["voice"])
+        call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
+                    fmt=fields["response_format"], route=SPEECH_ROUTE)
+        try:
+            if not fields["stream"]:
+                result = await anyio.to_thread.run_sync(lambda: pipeline.synthesize(**call))
+                rate = audio_io.output_rate(result.format, result.sample_rate)
+                return Response(result.data, media_type=audio_io.MEDIA_TYPES[result.format],
+                                headers=latency_headers(result.record, rate))
+            synthesis = pipeline.stream(**call, continuous=True)
+            chunks = iter(synthesis)
+            first = await anyio.to_thread.run_sync(next, chunks, None)
+        except TTSError as e:
+            raise from_tts_error(e) from e
+        rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
+        headers = {"X-Model": model, "X-Device": synthesis.engine.device, "X-Sample-Rate": str(rate)}
+        return StreamingResponse(_stream_body(synthesis, chunks, first),
+                                 media_type=audio_io.MEDIA_TYPES[synthesis.format], headers=headers)
+
+    return api
+
+
+async def _stream_body(synthesis, chunks, first) -> AsyncIterator[bytes]:
+    """Send each chunk as it is made; stop making them as soon as the client is gone."""
+    try:
+        chunk = first
+        while chunk is not None:
+            yield chunk.data
+            # Shielded: a disconnect during a chunk lets that chunk finish (it holds the
+            # device), then the cancellation lands here and no further chunk is made.
+            with anyio.CancelScope(shield=True):
+                chunk = await anyio.to_thread.run_sync(next, chunks, None)
+    except TTSError as e:
+        logger.warning("stream ended early: %s", e)  # headers are sent: all we can do is stop
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(synthesis.close)
+
+
+async def _read_json(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    too_big = ApiError(413, f"The request body is larger than {limit} bytes.", code="body_too_large")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise too_big
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"The request body is not valid JSON: {e}", code="invalid_json") from e
+    if not isinstance(data, dict):
+        raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def _speech_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's speech body with types checked (422); values are the pipeline's to judge (400)."""
+    def typed(name, kinds, default, what):
+        value = body.get(name, default)
+        if value is None and default is not None:
+            value = default
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            raise ApiError(422, f"'{name}' must be {what}; got {json.dumps(value)[:80]}.",
+                           param=name, code="invalid_type")
+        return value
+
+    if "input" not in body:
+        raise ApiError(422, "'input' is required: the text to speak.", param="input",
+                       code="missing_field")
+    fields = {
+        "input": typed("input", (str,), None, "a string"),
+        "model": typed("model", (str,), "tts-1", "a string"),
+        "voice": typed("voice", (str,), "", "a string"),
+        "response_format": typed("response_format", (str,), DEFAULT_FORMAT, "a string"),
+        "speed": typed("speed", (int, float), 1.0, "a number"),
+        "stream": typed("stream", (bool,), False, "true or false"),
+    }
+    stream_format = body.get("stream_format", "audio")
+    if stream_format != "audio":
+        raise ApiError(400, "Only stream_format 'audio' is supported.", param="stream_format",
+                       code="unsupported_value")
+    return fields
