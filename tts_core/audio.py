@@ -87,6 +87,34 @@ def wav_stream_header(rate: int) -> bytes:
             + b"data" + struct.pack("<I", _UNKNOWN_SIZE))
 
 
+# MPEG audio Layer III tables, for finding the length of an MP3 frame from its header.
+_MP3_KBPS = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+             2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
+_MP3_RATES = {1: (44100, 48000, 32000), 2: (22050, 24000, 16000), 25: (11025, 12000, 8000)}
+
+
+def strip_mp3_info_frame(data: bytes) -> bytes:
+    """Drop the leading Xing/Info frame, whose frame count would end playback after one chunk.
+
+    LAME starts every file with a frame that states the file's length; in a stream made
+    of several files back to back, decoders stop at the first file's end. Without it the
+    frames simply play on.
+    """
+    if len(data) < 4 or data[0] != 0xFF or data[1] & 0xE0 != 0xE0:
+        return data
+    header = int.from_bytes(data[:4], "big")
+    version = {0b11: 1, 0b10: 2, 0b00: 25}.get((header >> 19) & 0b11)
+    bitrate_index, rate_index = (header >> 12) & 0xF, (header >> 10) & 0b11
+    if version is None or (header >> 17) & 0b11 != 0b01 or rate_index == 3 or bitrate_index in (0, 15):
+        return data
+    kbps = _MP3_KBPS[1 if version == 1 else 2][bitrate_index]
+    rate = _MP3_RATES[version][rate_index]
+    size = (144 if version == 1 else 72) * kbps * 1000 // rate + ((header >> 9) & 1)
+    if b"Xing" in data[4:64] or b"Info" in data[4:64]:
+        return data[size:]
+    return data
+
+
 class ChunkEncoder:
     """Encodes a request's chunks one by one: each a complete file, or one continuous stream."""
 
@@ -103,7 +131,10 @@ class ChunkEncoder:
                 self._started = True
                 return wav_stream_header(self.sample_rate) + body
             return body
-        return encode(audio, self.sample_rate, self.fmt)
+        data = encode(audio, self.sample_rate, self.fmt)
+        if self.continuous and self.fmt == "mp3":
+            data = strip_mp3_info_frame(data)
+        return data
 
 
 def _ffmpeg_aac(samples: np.ndarray, rate: int) -> bytes:

@@ -184,18 +184,21 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
             raise from_tts_error(e) from e
         rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
         headers = {"X-Model": model, "X-Device": synthesis.engine.device, "X-Sample-Rate": str(rate)}
-        return StreamingResponse(_stream_body(synthesis, chunks, first),
+        return StreamingResponse(_stream_body(request, synthesis, chunks, first),
                                  media_type=audio_io.MEDIA_TYPES[synthesis.format], headers=headers)
 
     return api
 
 
-async def _stream_body(synthesis, chunks, first) -> AsyncIterator[bytes]:
+async def _stream_body(request: Request, synthesis, chunks, first) -> AsyncIterator[bytes]:
     """Send each chunk as it is made; stop making them as soon as the client is gone."""
     try:
         chunk = first
         while chunk is not None:
             yield chunk.data
+            if await request.is_disconnected():  # the server may not tell us through send()
+                logger.info("client went away mid-stream; stopping after %d chunk(s)", chunk.index + 1)
+                return
             # Shielded: a disconnect during a chunk lets that chunk finish (it holds the
             # device), then the cancellation lands here and no further chunk is made.
             with anyio.CancelScope(shield=True):

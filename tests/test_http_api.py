@@ -1,0 +1,310 @@
+"""The HTTP API with real clients: the official openai SDK, httpx, Prometheus' own parser."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from openai import OpenAI
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import free_port
+from fakes import FakeEngine, fake_pipeline
+from tts_core import Settings
+from tts_core.audio import PCM_RATE
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = "Hello there. This came through the OpenAI route."
+TEN_SENTENCES = " ".join(f"This is sentence number {i} of a longer text to stream." for i in range(10))
+
+
+@pytest.fixture(scope="module")
+def sdk(studio):
+    return OpenAI(base_url=f"{studio.url}/v1", api_key="not-needed", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def wav_seconds(sdk):
+    """How long TEXT is in this voice, from the WAV: what every other format must match."""
+    audio, rate = sf.read(io.BytesIO(sdk.audio.speech.create(
+        model="tts-1", voice="alloy", input=TEXT, response_format="wav").content))
+    return audio.shape[0] / rate
+
+
+def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
+    if fmt == "pcm":
+        return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767, PCM_RATE
+    if fmt == "aac":  # libsndfile cannot read AAC: decode with the ffmpeg the app uses
+        import imageio_ffmpeg
+        out = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", "pipe:0",
+                              "-f", "wav", "pipe:1"], input=data, capture_output=True, check=True)
+        data = out.stdout
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32")
+    return audio, rate
+
+
+# Lossy codecs pad: encoder priming and the last partial frame. AAC frames are 1024 samples
+# and ADTS cannot say how many to trim, so allow four frames; the others stay within 0.1 s.
+PADDING_S = {"aac": 4 * 1024 / 22050}
+# Piper draws phoneme durations with noise, so two renderings of one text differ by a few
+# percent: a separate rendering is only a plausibility bound for the length.
+SAME_TEXT_SPREAD = 0.3
+
+
+def assert_speech(audio: np.ndarray, rate: int, expected_rate: int, reference_s: float,
+                  fmt: str = "", exact_s: float | None = None):
+    """Right rate; the length the server says it made (within codec padding); speech, not silence."""
+    seconds = audio.shape[0] / rate
+    assert rate == expected_rate
+    assert seconds == pytest.approx(reference_s, rel=SAME_TEXT_SPREAD)
+    if exact_s is not None:
+        assert seconds == pytest.approx(exact_s, abs=PADDING_S.get(fmt, 0.1))
+    assert np.sqrt(np.mean(audio ** 2)) > 0.02
+
+
+@pytest.mark.parametrize("fmt, rate", [
+    ("mp3", 22050), ("opus", 24000), ("aac", 22050), ("flac", 22050), ("wav", 22050),
+    ("pcm", PCM_RATE),
+])
+def test_sdk_every_response_format(sdk, wav_seconds, fmt, rate):
+    response = sdk.audio.speech.create(model="tts-1", voice="alloy", input=TEXT,
+                                       response_format=fmt)
+    assert_speech(*decode(response.content, fmt), rate, wav_seconds, fmt,
+                  exact_s=float(response.response.headers["x-audio-seconds"]))
+    assert response.response.headers["x-model"] == "en_US-joe-medium"
+    assert float(response.response.headers["x-rtf"]) > 0
+
+
+@pytest.mark.parametrize("fmt, rate", [("wav", 22050), ("pcm", PCM_RATE), ("mp3", 22050)])
+def test_sdk_streaming_response(sdk, wav_seconds, fmt, rate):
+    with sdk.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input=TEXT, response_format=fmt,
+            extra_body={"stream": True}) as response:
+        assert response.headers["transfer-encoding"] == "chunked"
+        data = b"".join(response.iter_bytes())
+    if fmt == "wav":  # a streamed WAV's header cannot know its length: read the samples after it
+        data = data[44:]
+        fmt = "pcm"
+        audio = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767
+        assert_speech(audio, 22050, rate, wav_seconds)
+    else:
+        assert_speech(*decode(data, fmt), rate, wav_seconds, fmt)
+
+
+def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio):
+    start = time.perf_counter()
+    first = None
+    with httpx.stream("POST", f"{studio.url}/v1/audio/speech", timeout=60, json={
+            "input": TEN_SENTENCES, "response_format": "pcm", "stream": True}) as response:
+        assert response.status_code == 200
+        size = 0
+        for part in response.iter_bytes():
+            if first is None and part:
+                first = time.perf_counter() - start
+            size += len(part)
+    total = time.perf_counter() - start
+    print(f"\nfirst audio bytes after {first * 1000:.0f} ms, whole response {total * 1000:.0f} ms, "
+          f"{size / 2 / PCM_RATE:.1f} s of audio")
+    assert first < total / 3
+
+
+def test_curl_line_from_the_readme(studio, tmp_path):
+    out = tmp_path / "out.mp3"
+    subprocess.run(["curl", "-sf", f"{studio.url}/v1/audio/speech", "-H",
+                    "Content-Type: application/json", "-d",
+                    '{"model":"tts-1","input":"Hello there.","voice":"alloy","response_format":"mp3"}',
+                    "-o", str(out)], check=True, timeout=60)
+    info = sf.info(str(out))
+    assert info.format == "MP3" and 0.4 < info.duration < 3
+
+
+def test_models_and_voices(studio):
+    models = httpx.get(f"{studio.url}/v1/models").json()
+    ids = [m["id"] for m in models["data"]]
+    assert models["object"] == "list"
+    assert ids[:3] == ["en_US-joe-medium", "tiny-vits", "tiny-vctk"] and "tts-1" in ids
+    voices = httpx.get(f"{studio.url}/v1/audio/voices").json()
+    assert {"joe", "speaker_0", "speaker_2"} <= set(voices["voices"])
+    joe = next(v for v in voices["data"] if v["id"] == "joe")
+    assert "alloy" in joe["aliases"] and joe["model"] == "en_US-joe-medium"
+
+
+def test_openai_voices_take_a_models_voices_in_turn(studio):
+    def speak(voice):
+        r = httpx.post(f"{studio.url}/v1/audio/speech", timeout=60, json={
+            "model": "tiny-vctk", "input": "hello", "voice": voice, "response_format": "wav"})
+        assert r.status_code == 200, r.text
+        return r
+
+    assert speak("alloy").content != speak("ash").content  # speaker_0 and speaker_1
+
+
+BAD_BODIES = [
+    ({"voice": "alloy"}, 422, "input"),
+    ({"input": ""}, 400, "input"),
+    ({"input": "x" * 5001}, 400, "input"),
+    ({"input": "hi", "voice": "nobody"}, 400, "voice"),
+    ({"input": "hi", "model": "nope"}, 404, "model"),
+    ({"input": "hi", "response_format": "aiff"}, 400, "response_format"),
+    ({"input": "hi", "speed": 0}, 400, "speed"),
+    ({"input": "hi", "speed": 10}, 400, "speed"),
+    ({"input": "hi", "speed": "fast"}, 422, "speed"),
+    ({"input": "hi", "speed": True}, 422, "speed"),
+    ({"input": 42}, 422, "input"),
+    ({"input": "hi", "stream": "yes"}, 422, "stream"),
+    ({"input": "hi", "stream": True, "response_format": "flac"}, 400, "response_format"),
+    ({"input": "hi", "stream_format": "sse"}, 400, "stream_format"),
+]
+
+
+@pytest.mark.parametrize("body, status, param", BAD_BODIES)
+def test_bad_bodies_get_openai_shaped_errors(studio, body, status, param):
+    r = httpx.post(f"{studio.url}/v1/audio/speech", json=body, timeout=30)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == param and len(error["message"]) > 10
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b'{"input": "hi", "speed": NaN}', 400),
+    (b"{not json", 400),
+    (b"[1, 2, 3]", 400),
+    (b'{"input": "' + b"a" * (10 * 1024 * 1024) + b'"}', 413),
+])
+def test_malformed_and_huge_bodies(studio, raw, status):
+    r = httpx.post(f"{studio.url}/v1/audio/speech", content=raw, timeout=60,
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == status and "message" in r.json()["error"]
+    assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": "ok"}, timeout=30).status_code == 200
+
+
+def test_waiting_room_of_two_with_ten_at_once(serve):
+    """Every request is served or told to come back (429 + Retry-After); none is a 5xx."""
+    small = fake_pipeline(FakeEngine(infer_s=0.3), queue_size=2)
+    url = serve(small)
+    results = []
+    lock = threading.Lock()
+
+    def call(i):
+        r = httpx.post(f"{url}/v1/audio/speech", timeout=60,
+                       json={"input": f"request {i}", "response_format": "wav"})
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results)
+    print(f"\n10 at once, waiting room 2: {statuses.count(200)} served, {statuses.count(429)} refused")
+    assert set(statuses) <= {200, 429} and 200 in statuses and 429 in statuses
+    for r in results:
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == "server_busy"
+    assert httpx.post(f"{url}/v1/audio/speech", json={"input": "after"}, timeout=30).status_code == 200
+
+
+def test_api_key_guards_v1_and_leaves_probes_open(serve):
+    guarded = fake_pipeline(FakeEngine(infer_s=0.001), api_key="s3cret")
+    url = serve(guarded)
+    body = {"input": "hello", "response_format": "wav"}
+    assert httpx.post(f"{url}/v1/audio/speech", json=body).status_code == 401
+    wrong = httpx.post(f"{url}/v1/audio/speech", json=body, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(f"{url}/v1/models").status_code == 401
+    ok = OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0).audio.speech.create(
+        model="fake", voice="a", input="hello", response_format="wav")
+    assert sf.info(io.BytesIO(ok.content)).duration > 0
+    for probe in ("/health", "/ready", "/metrics"):
+        assert httpx.get(f"{url}{probe}").status_code == 200
+    assert httpx.get(url).status_code == 200  # the UI stays open unless TTS_UI_AUTH is set
+
+
+def test_metrics_parse_and_move(studio):
+    def sample(name, **labels):
+        """The sum over every series of `name` whose labels include `labels`."""
+        text = httpx.get(f"{studio.url}/metrics").text
+        return sum(s.value for family in text_string_to_metric_families(text)
+                   for s in family.samples
+                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    ok = dict(route="/v1/audio/speech", model="en_US-joe-medium", status="ok")
+    before = sample("tts_requests_total", **ok)
+    seconds = sample("tts_audio_seconds_total", model="en_US-joe-medium")
+    bad = sample("tts_requests_total", route="/v1/audio/speech", status="bad_request")
+    assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": TEXT}, timeout=30).status_code == 200
+    assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": ""}, timeout=30).status_code == 400
+    assert sample("tts_requests_total", **ok) == before + 1
+    assert sample("tts_audio_seconds_total", model="en_US-joe-medium") > seconds
+    assert sample("tts_requests_total", route="/v1/audio/speech", status="bad_request") > bad
+    assert sample("tts_first_audio_ms_count", model="en_US-joe-medium") >= 1
+    assert sample("tts_model_load_seconds", model="en_US-joe-medium", phase="load") > 0
+    assert sample("tts_queue_depth") == 0
+
+
+def test_a_client_that_disconnects_mid_stream_frees_the_gate(studio):
+    pipeline = studio.pipeline
+    long_text = " ".join(f"Sentence {i} is here to keep the stream going for a while." for i in range(30))
+    served_before = pipeline.gate.turns_served
+    with httpx.stream("POST", f"{studio.url}/v1/audio/speech", timeout=60,
+                      json={"input": long_text, "response_format": "pcm", "stream": True}) as r:
+        next(r.iter_bytes())
+    deadline = time.time() + 10
+    while pipeline.gate.queue_depth and time.time() < deadline:
+        time.sleep(0.05)
+    assert pipeline.gate.queue_depth == 0 and not pipeline.gate.busy
+    assert pipeline.gate.turns_served - served_before < 30  # it stopped, it did not finish
+    assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": "next"}, timeout=30).status_code == 200
+
+
+def test_ready_is_503_until_warm_and_health_is_200_throughout(tmp_path):
+    """A slow warm-up (a long warm-up text) keeps /ready at 503 while /health answers 200."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTS_")} | {
+        "GRADIO_SERVER_PORT": str(port),
+        "TTS_WARMUP_TEXT": " ".join(["This long sentence keeps the voice busy warming up."] * 12),
+    }
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        seen = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                health = httpx.get(f"{url}/health", timeout=2).status_code
+                ready = httpx.get(f"{url}/ready", timeout=2)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            seen.append((health, ready.status_code))
+            if ready.status_code == 200:
+                break
+            time.sleep(0.05)
+        assert seen, "the server never answered"
+        assert seen[0] == (200, 503), seen[:3]
+        assert seen[-1] == (200, 200)
+        assert all(h == 200 for h, _ in seen)
+        assert [m["model"] for m in ready.json()["models"]] == ["en_US-joe-medium"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_ui_auth_setting_needs_an_api_key():
+    from tts_core import ConfigError
+
+    with pytest.raises(ConfigError, match="TTS_API_KEY"):
+        Settings.from_env({"TTS_UI_AUTH": "true"})
