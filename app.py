@@ -8,6 +8,7 @@ UI at / and the HTTP API (/v1/audio/speech, /v1/models, /ready, /metrics ...) be
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import logging
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 
-from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError
+from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError, selfcheck
 from tts_core.config import MAX_SPEED, MIN_SPEED
 from tts_core.ffmpeg import ensure_ffmpeg
 from tts_core.http_api import create_http_api
@@ -197,7 +198,10 @@ def load_settings() -> Settings:
 
 
 def create_app(settings: Settings) -> tuple[Pipeline, gr.Blocks]:
-    """ffmpeg, warm load, then the UI: the order the process starts in."""
+    """Environment summary, ffmpeg, warm load, then the UI: the order the process starts in."""
+    for check in selfcheck.environment(settings, inspect_torch=False):
+        logger.log(logging.INFO if check.ok else logging.WARNING, "check %s: %s", check.name,
+                   check.value)
     streaming = ensure_ffmpeg() is not None
     if not streaming:
         logger.warning("No ffmpeg found: the Stream button will play whole files instead")
@@ -208,8 +212,24 @@ def create_app(settings: Settings) -> tuple[Pipeline, gr.Blocks]:
     return pipeline, build_demo(pipeline, streaming)
 
 
+def self_check(settings: Settings) -> None:
+    """`python app.py --check`: the report, each model loaded once, exit 0 or 1 with the problem."""
+    ensure_ffmpeg()
+    checks, problem = selfcheck.run(settings)
+    print(selfcheck.format_report(checks))
+    if problem:
+        _fail(problem)
+    print("All checks passed.")
+    raise SystemExit(0)
+
+
 settings = load_settings()
 if __name__ == "__main__":
+    cli = argparse.ArgumentParser(description="TTS Studio: warm text-to-speech UI and HTTP API")
+    cli.add_argument("--check", action="store_true",
+                     help="check the environment and that every model loads, then exit 0 or 1")
+    if cli.parse_args().check:
+        self_check(settings)
     try:  # the port opens before the models load: probes see "starting", then "ready"
         server = StudioServer(settings.host, settings.port).start()
     except (OSError, TimeoutError) as e:

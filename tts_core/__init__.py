@@ -5,6 +5,7 @@
     result = pipeline.synthesize("Hello there.")             # result.data is a WAV file
 """
 
+from . import selfcheck
 from .config import ModelSpec, Settings
 from .errors import (ConfigError, GateBusyError, GateTimeoutError, InputError, ModelLoadError,
                      SynthesisError, TTSError, UnknownModelError, UnknownVoiceError)
@@ -15,5 +16,5 @@ __all__ = [
     "AudioChunk", "ConfigError", "GateBusyError", "GateTimeoutError", "InputError",
     "LatencyRecord", "ModelLoadError", "ModelSpec", "Pipeline", "RECORD_KEYS", "Settings",
     "Synthesis", "SynthesisError", "SynthesisResult", "TTSError", "UnknownModelError",
-    "UnknownVoiceError",
+    "UnknownVoiceError", "selfcheck",
 ]

@@ -25,6 +25,7 @@ from .errors import (GateBusyError, GateTimeoutError, InputError, SynthesisError
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
+from .zerogpu import device_call
 
 logger = logging.getLogger(__name__)
 MS = 1000.0
@@ -103,6 +104,8 @@ class Pipeline:
         self.gate = gate
         self.stats = stats
         self.settings = settings
+        _ENGINES.update({id(engine): engine for engine in registry.engines.values()})
+        self._infer = device_call(_infer)  # the only device call: spaces.GPU on ZeroGPU
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
         for info in registry.load_info:
@@ -225,7 +228,8 @@ class Pipeline:
                     if prepared is None:
                         continue  # nothing this model can pronounce in this chunk
                     try:
-                        audio, waited, held = self.gate.run(lambda: engine.infer(prepared, params))
+                        audio, waited, held = self.gate.run(
+                            lambda: self._infer(id(engine), prepared, params))
                     except TTSError:
                         raise
                     except Exception as e:
@@ -293,6 +297,15 @@ class Pipeline:
         logger.info("served model=%s chars=%d audio=%.2fs total=%.0fms queue=%.0fms rtf=%.3f",
                     record.model, record.chars, audio_s, record.total_ms, record.queue_ms, record.rtf)
         return record
+
+
+# Warm engines by id(). ZeroGPU runs `spaces.GPU` functions in a process forked after import
+# and pickles their arguments, so the device call takes a key, not the engine object.
+_ENGINES: dict[int, Engine] = {}
+
+
+def _infer(engine_key: int, prepared, params: SynthesisParams) -> np.ndarray:
+    return _ENGINES[engine_key].infer(prepared, params)
 
 
 def _speed(speed) -> float:

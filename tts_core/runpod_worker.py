@@ -1,0 +1,142 @@
+"""RunPod serverless worker: the same warm pipeline behind RunPod's job queue.
+
+    python -m tts_core.runpod_worker                      # on RunPod
+    python -m tts_core.runpod_worker --test_input '{"input": {"text": "Hello there."}}'
+
+The hard-won lesson of the worker this product grew from: models load once, at worker
+start, never per request (lazy loading cost 10 to 30 s per cold request). So `main()`
+warm-loads every model in TTS_MODELS before `runpod.serverless.start`, and the handler
+only ever uses that warm pipeline.
+
+Job input: `{"text", "model", "voice", "speed", "seed", "format", "stream"}`, all but
+`text` optional (format: wav, mp3, opus, flac, ogg, pcm; default wav). Output: base64
+audio with the latency record; with `stream: true`, one partial per sentence and a last
+one with the record. Bad input returns `{"error": "..."}` and the worker carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import sys
+from typing import Any, AsyncIterator, Callable, Iterator
+
+from . import audio as audio_io
+from .config import Settings
+from .errors import ConfigError, ModelLoadError, TTSError
+from .pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+
+INPUT_KEYS = ("text", "model", "voice", "speed", "seed", "format", "stream")
+DEFAULT_FORMAT = "wav"
+
+
+class JobError(ValueError):
+    """The job's input is unusable; its message goes back to the caller as {"error": ...}."""
+
+
+def parse_input(job: Any) -> dict:
+    payload = job.get("input") if isinstance(job, dict) else None
+    if not isinstance(payload, dict):
+        raise JobError('The job needs an "input" object, e.g. {"input": {"text": "Hello there."}}.')
+    unknown = sorted(set(payload) - set(INPUT_KEYS))
+    if unknown:
+        raise JobError(f"Unknown input field(s) {', '.join(unknown)}; fields: {', '.join(INPUT_KEYS)}.")
+    if "text" not in payload:
+        raise JobError('"text" is required: the text to speak.')
+    stream = payload.get("stream", False)
+    if not isinstance(stream, bool):
+        raise JobError('"stream" must be true or false.')
+    fmt = payload.get("format", DEFAULT_FORMAT)
+    if fmt == "aac":
+        raise JobError("aac is not offered by the worker; use wav, mp3, opus, flac, ogg or pcm.")
+    return {"text": payload["text"], "model": payload.get("model") or None,
+            "voice": payload.get("voice") or None, "speed": payload.get("speed", 1.0),
+            "seed": payload.get("seed"), "fmt": fmt, "stream": stream}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[[dict], Iterator[dict]]]:
+    """(whole-job handler, streaming generator) over one warm pipeline."""
+
+    def handle(job: dict) -> dict:
+        try:
+            args = parse_input(job)
+            args.pop("stream")
+            result = pipeline.synthesize(**args, route="runpod")
+        except (JobError, TTSError) as e:
+            return {"error": str(e)}
+        return {"audio_base64": _b64(result.data), "format": result.format,
+                "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
+                "latency": result.record.to_dict()}
+
+    def handle_stream(job: dict) -> Iterator[dict]:
+        try:
+            args = parse_input(job)
+        except JobError as e:
+            yield {"error": str(e)}
+            return
+        if not args.pop("stream"):
+            yield handle(job)
+            return
+        try:
+            synthesis = pipeline.stream(**args, route="runpod")
+            rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
+            for chunk in synthesis:
+                yield {"chunk": chunk.index, "text": chunk.text, "audio_base64": _b64(chunk.data),
+                       "format": synthesis.format, "sample_rate": rate}
+        except TTSError as e:
+            yield {"error": str(e)}
+            return
+        yield {"done": True, "latency": synthesis.record.to_dict()}
+
+    return handle, handle_stream
+
+
+def make_async_handler(handle_stream: Callable[[dict], Iterator[dict]]):
+    """RunPod's generator handler; synthesis runs in a thread so several jobs can wait at the gate."""
+
+    async def handler(job: dict) -> AsyncIterator[dict]:
+        parts = handle_stream(job)
+        while (part := await asyncio.to_thread(next, parts, None)) is not None:
+            yield part
+
+    return handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        settings = Settings.from_env()
+    except ConfigError as e:
+        print(f"TTS worker cannot start: invalid setting {e}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        pipeline = Pipeline.from_settings(settings)  # warm, once, before the job loop
+    except (ModelLoadError, ConfigError) as e:
+        print(f"TTS worker cannot start: {e}", file=sys.stderr)
+        return 1
+    import runpod
+
+    handle, handle_stream = make_handlers(pipeline)
+    # The SDK's local test mode (--test_input) runs one job through a plain handler and
+    # prints its result; on RunPod the generator handler serves both kinds of job.
+    local_test = "--test_input" in argv
+    runpod.serverless.start({
+        "handler": handle if local_test else make_async_handler(handle_stream),
+        "return_aggregate_stream": True,
+        # As many jobs at once as the gate admits: they wait their turn there, not at RunPod.
+        "concurrency_modifier": lambda current: settings.queue_size,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Startup self-check: what this machine has, and whether every configured model loads.
+
+For containers that die at start with nothing in the logs to say why. `python app.py
+--check` prints the whole report and exits 0, or 1 naming the first problem; every
+normal start logs the environment part before loading models.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import EMBEDDED_VOICE_ALIAS, ModelSpec, Settings
+
+logger = logging.getLogger(__name__)
+
+# Below this much free space at the model cache, downloads of full-size models can fail.
+MIN_FREE_DISK_GB = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: str
+    ok: bool = True
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def model_cache_dir() -> Path:
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(home)
+
+
+def environment(settings: Settings, inspect_torch: bool = True) -> list[Check]:
+    """Python, torch and CUDA, ONNX Runtime providers, ffmpeg, disk: nothing is loaded.
+
+    `inspect_torch=False` reads torch's version without importing it (a Piper-only start
+    need not pay for the import).
+    """
+    checks = [Check("python", f"{platform.python_version()} ({platform.machine()})")]
+    needs_torch = any(spec.family != "piper" for spec in settings.models)
+    torch_version = _version("torch")
+    if torch_version is None:
+        checks.append(Check("torch", "not installed", ok=not needs_torch))
+    elif not (inspect_torch or needs_torch):
+        checks.append(Check("torch", f"{torch_version} (not needed by the configured models)"))
+    else:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        gpus = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        checks.append(Check("torch", f"{torch_version}, CUDA {torch.version.cuda or 'none'}"))
+        checks.append(Check("gpu", gpus if cuda else "none (CPU only)",
+                            ok=cuda or settings.device != "cuda"))
+    try:
+        import onnxruntime
+
+        checks.append(Check("onnxruntime", f"{onnxruntime.__version__}, providers: "
+                                           f"{', '.join(onnxruntime.get_available_providers())}"))
+    except ImportError:
+        checks.append(Check("onnxruntime", "not installed",
+                            ok=not any(s.family == "piper" for s in settings.models)))
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None and _version("imageio-ffmpeg"):
+        import imageio_ffmpeg
+
+        ffmpeg = f"{imageio_ffmpeg.get_ffmpeg_exe()} (from imageio-ffmpeg)"
+    checks.append(Check("ffmpeg", ffmpeg or "none: streaming in the UI and aac are off"))
+    cache = model_cache_dir()
+    probe = cache if cache.exists() else next(p for p in cache.parents if p.exists())
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    checks.append(Check("model cache", f"{cache}: {free_gb:.1f} GB free",
+                        ok=free_gb >= MIN_FREE_DISK_GB))
+    checks.append(Check("device setting", settings.device))
+    return checks
+
+
+def resolved_source(spec: ModelSpec) -> str:
+    """Where a spec's weights come from, without loading them."""
+    if spec.family == "piper":
+        if spec.source == EMBEDDED_VOICE_ALIAS:
+            from .engines.piper import embedded_voice_paths
+
+            return f"embedded voice {embedded_voice_paths()[0]}"
+        return str(Path(spec.source).expanduser().resolve())
+    if Path(spec.source).expanduser().is_dir():
+        return f"folder {Path(spec.source).expanduser().resolve()}"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(spec.source, "config.json")
+    except Exception:  # an id the hub library rejects: loading will say why
+        cached = None
+    return f"hub {spec.source} ({'cached' if isinstance(cached, str) else 'not cached: will download'})"
+
+
+def run(settings: Settings) -> tuple[list[Check], str | None]:
+    """The whole report, each model loaded and warmed once; returns (checks, first problem)."""
+    from .engines import SynthesisParams, load_engine
+
+    checks = environment(settings)
+    for spec in settings.models:
+        source = resolved_source(spec)
+        start = time.perf_counter()
+        try:
+            engine = load_engine(spec, spec.device or settings.device, settings.cpu_threads)
+            params = SynthesisParams(voice=engine.default_voice)
+            engine.infer(engine.prepare(settings.warmup_text, params), params)
+            checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: loads and speaks on "
+                                                      f"{engine.device} ({time.perf_counter() - start:.1f} s)"))
+        except Exception as e:
+            checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: FAILS: {e}", ok=False))
+    problem = next((f"{c.name}: {c.value}" for c in checks if not c.ok), None)
+    return checks, problem
+
+
+def format_report(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    return "\n".join(f"{'ok ' if c.ok else 'BAD'} {c.name:<{width}}  {c.value}" for c in checks)
