@@ -50,3 +50,21 @@ def fake_pipeline(engine: FakeEngine, **settings) -> Pipeline:
     s = Settings(**settings)
     registry = Registry({engine.name: engine}, [LoadInfo(engine.name, "fake", "cpu", FAKE_RATE, 0, 0)])
     return Pipeline(registry, GpuGate(s.queue_size, s.gate_timeout_s), RollingStats(s.stats_window), s)
+
+
+class BatchingFakeEngine(FakeEngine):
+    """Runs a whole batch in one call (one sleep); a bad item fails the whole batch call."""
+
+    supports_batching = True
+
+    def __init__(self, infer_s: float = 0.05, fail_on: str | None = None):
+        super().__init__(infer_s, fail_on)
+        self.batch_sizes: list[int] = []
+
+    def infer_batch(self, prepared: list[str], params: SynthesisParams) -> list[np.ndarray]:
+        with self._lock:
+            self.batch_sizes.append(len(prepared))
+        time.sleep(self.infer_s)
+        if self.fail_on and any(self.fail_on in p for p in prepared):
+            raise RuntimeError("simulated device fault")
+        return [np.full(len(p) * 100, 0.1, dtype=np.float32) for p in prepared]

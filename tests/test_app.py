@@ -93,7 +93,7 @@ def test_four_clients_three_requests_each_share_one_gate(studio):
 
     engine = studio.pipeline.registry.get(None)
     lock, active, peak = threading.Lock(), [0], [0]
-    real_infer = engine.infer
+    real_infer = engine.infer_batch  # the device call the gate makes
 
     def counting_infer(prepared, params):
         with lock:
@@ -105,14 +105,14 @@ def test_four_clients_three_requests_each_share_one_gate(studio):
             with lock:
                 active[0] -= 1
 
-    engine.infer = counting_infer
+    engine.infer_batch = counting_infer
     try:
         clients = [Client(studio.url, verbose=False) for _ in range(4)]
         jobs = [c.submit(f"Client {i} sends request {j}. It has two sentences.",
                          api_name="/synthesize") for i, c in enumerate(clients) for j in range(3)]
         results = [job.result(timeout=120) for job in jobs]
     finally:
-        engine.infer = real_infer
+        engine.infer_batch = real_infer
     records = [record for _, record in results]
     assert len(records) == 12 and all(sf.info(path).duration > 1 for path, _ in results)
     assert peak[0] == 1, "two inferences ran on the device at once"

@@ -38,6 +38,22 @@ MEDIA_TYPES = {
 }
 
 
+# Raised-cosine ramps at each chunk's edges: a chunk that starts or stops off zero would
+# click where chunks join. 5 ms is below what a listener hears as a fade.
+FADE_MS = 5.0
+
+
+def fade_edges(audio: np.ndarray, rate: int, ms: float = FADE_MS) -> np.ndarray:
+    n = min(int(rate * ms / 1000), audio.shape[0] // 2)
+    if n < 2:
+        return audio
+    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))).astype(np.float32)
+    out = audio.astype(np.float32, copy=True)
+    out[:n] *= ramp
+    out[-n:] *= ramp[::-1]
+    return out
+
+
 def to_int16(audio: np.ndarray) -> np.ndarray:
     """Clip float32 audio to [-1, 1] and scale to int16 (what gr.Audio plays without re-normalizing)."""
     return (np.clip(audio, -1.0, 1.0) * INT16_MAX).astype(np.int16)

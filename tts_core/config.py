@@ -20,7 +20,7 @@ DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
 FAMILIES = ("piper", "vits")
 DEVICES = ("auto", "cpu", "cuda")
 # Per-model options a spec may carry after "?": `vits:facebook/mms-tts-eng?name=eng&device=cpu`.
-SPEC_OPTIONS = ("name", "device")
+SPEC_OPTIONS = ("name", "device", "noise_scale", "noise_w")
 
 # OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -41,6 +41,9 @@ class ModelSpec:
     name: str
     device: str | None = None  # None: the global TTS_DEVICE
     raw: str = ""
+    # Sampling noise (None: the model's own). 0 and 0 make a model deterministic.
+    noise_scale: float | None = None  # of the audio (VITS/Piper "noise_scale")
+    noise_w: float | None = None  # of phoneme durations (Piper "noise_w", VITS "noise_scale_duration")
 
     @classmethod
     def parse(cls, raw: str) -> "ModelSpec":
@@ -80,7 +83,17 @@ class ModelSpec:
                 "TTS_MODELS", f"device {device!r} in {raw!r} is not one of {', '.join(DEVICES)}"
             )
         name = options.get("name") or _default_name(family, source)
-        return cls(family=family, source=source, name=name, device=device, raw=text)
+        noise = {}
+        for key in ("noise_scale", "noise_w"):
+            if key in options:
+                try:
+                    noise[key] = float(options[key])
+                except ValueError:
+                    noise[key] = float("nan")
+                if not 0 <= noise[key] <= 10:
+                    raise ConfigError("TTS_MODELS", f"{key}={options[key]!r} in {raw!r} must be a "
+                                                    "number from 0 to 10")
+        return cls(family=family, source=source, name=name, device=device, raw=text, **noise)
 
 
 def _default_name(family: str, source: str) -> str:
@@ -100,6 +113,9 @@ class Settings:
     device: str = "auto"
     max_chars: int = 5000
     chunk_chars: int = 300
+    first_chunk_chars: int = 60  # ~3 s of speech: short enough to start talking at once
+    max_batch: int | None = None  # None: 8 when a model runs on CUDA, else 1 (off; see README)
+    batch_wait_ms: float = 2.0
     queue_size: int = 16
     gate_timeout_s: float = 120.0
     stats_window: int = 100
@@ -153,6 +169,10 @@ class Settings:
             device=device,
             max_chars=_int(env, "TTS_MAX_CHARS", cls.max_chars, minimum=1),
             chunk_chars=_int(env, "TTS_CHUNK_CHARS", cls.chunk_chars, minimum=20),
+            first_chunk_chars=_int(env, "TTS_FIRST_CHUNK_CHARS", cls.first_chunk_chars, minimum=10),
+            max_batch=_int(env, "TTS_MAX_BATCH", 0, minimum=1) if env.get("TTS_MAX_BATCH", "").strip()
+            else None,
+            batch_wait_ms=_float(env, "TTS_BATCH_WAIT_MS", cls.batch_wait_ms, minimum=0.0),
             queue_size=_int(env, "TTS_QUEUE_SIZE", cls.queue_size, minimum=1),
             gate_timeout_s=_float(env, "TTS_GATE_TIMEOUT", cls.gate_timeout_s, minimum=0.1),
             stats_window=_int(env, "TTS_STATS_WINDOW", cls.stats_window, minimum=1),

@@ -9,6 +9,12 @@ Every synthesis in the process, whatever route it came from, passes through one
 * `run(fn)` is held for one inference (one chunk). Turns are first come, first served,
   so a long streamed request and a short one interleave chunk by chunk. It measures
   the wait and the time on the device, and always releases, whatever `fn` raises.
+* `run_item(key, item, run_batch)` is the same turn with micro-batching: when the device
+  frees up, whoever is first in line also takes every waiting item with the same `key`
+  (up to `max_batch`; waiting `batch_wait_s` for stragglers when others are already in
+  line) and runs them in one `run_batch(items)` call. Each caller gets its own result
+  back. If a batch fails, its items are run again one by one, so a bad item fails only
+  its own request. `key=None` never batches.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
 
 from .errors import GateBusyError, GateTimeoutError
 
@@ -30,18 +37,37 @@ _EWMA_ALPHA = 0.2
 MIN_RETRY_AFTER_S = 1.0
 
 
+@dataclass(eq=False)
+class _Ticket:
+    key: Hashable | None
+    item: Any
+    run_batch: Callable[[Sequence[Any]], Sequence[Any]]
+    taken: bool = False  # a leader has put it in its batch
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+    started: float = 0.0
+    held: float = 0.0
+    batch_size: int = 1
+
+
 class GpuGate:
     """Serializes device work; see the module docstring."""
 
-    def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0):
+    def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0,
+                 max_batch: int = 1, batch_wait_s: float = 0.0):
         self.max_requests = max_requests
         self.timeout_s = timeout_s
+        self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_s
         self._cond = threading.Condition()
-        self._turns: deque[object] = deque()  # tickets waiting for the device, oldest first
+        self._turns: deque[_Ticket] = deque()  # waiting for the device, oldest first
         self._busy = False
         self._admitted = 0
         self._mean_hold_s = 0.0
         self.turns_served = 0
+        self.items_served = 0
+        self.largest_batch = 0
 
     # --- request level ------------------------------------------------------------------
 
@@ -80,42 +106,104 @@ class GpuGate:
 
     def run(self, fn: Callable[[], T]) -> tuple[T, float, float]:
         """Run `fn` alone on the device; return (result, seconds waited, seconds held)."""
-        waited = self._acquire()
-        start = time.perf_counter()
-        try:
-            result = fn()
-        finally:
-            held = time.perf_counter() - start
-            self._release(held)
+        result, waited, held, _ = self.run_item(None, fn, lambda fns: [fns[0]()])
         return result, waited, held
 
-    def _acquire(self) -> float:
+    def run_item(self, key: Hashable | None, item: Any,
+                 run_batch: Callable[[Sequence[Any]], Sequence[Any]]) -> tuple[Any, float, float, int]:
+        """Run `item` on the device, batched with same-`key` items that wait at the same time.
+
+        Returns (result, seconds waited, seconds the batch held the device, batch size).
+        """
         start = time.perf_counter()
-        ticket = object()
+        ticket = _Ticket(key, item, run_batch)
         with self._cond:
             self._turns.append(ticket)
             try:
-                ok = self._cond.wait_for(
-                    lambda: not self._busy and self._turns[0] is ticket, timeout=self.timeout_s
-                )
+                ok = self._cond.wait_for(lambda: ticket.done or self._is_next(ticket),
+                                         timeout=self.timeout_s)
+                if not ok and ticket.taken:  # already in a running batch: its result is coming
+                    self._cond.wait_for(lambda: ticket.done)
+                elif not ok:
+                    raise GateTimeoutError(
+                        f"Waited {self.timeout_s:.0f} s for the device without getting a turn; "
+                        "the server is overloaded. Try again later or raise TTS_GATE_TIMEOUT.")
             except BaseException:
-                self._turns.remove(ticket)
-                self._cond.notify_all()
+                if not ticket.taken:
+                    self._turns.remove(ticket)
+                    self._cond.notify_all()
                 raise
-            if not ok:
-                self._turns.remove(ticket)
-                self._cond.notify_all()
-                raise GateTimeoutError(
-                    f"Waited {self.timeout_s:.0f} s for the device without getting a turn; "
-                    "the server is overloaded. Try again later or raise TTS_GATE_TIMEOUT."
-                )
-            self._turns.popleft()
-            self._busy = True
-        return time.perf_counter() - start
+            if not ticket.done:
+                batch = self._lead(ticket)
+        if not ticket.done:
+            self._execute(batch)
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.result, ticket.started - start, ticket.held, ticket.batch_size
 
-    def _release(self, held_s: float) -> None:
-        with self._cond:
-            self._busy = False
-            self.turns_served += 1
-            self._mean_hold_s += _EWMA_ALPHA * (held_s - self._mean_hold_s)
-            self._cond.notify_all()
+    def _is_next(self, ticket: _Ticket) -> bool:
+        return not self._busy and self._turns[0] is ticket
+
+    def _lead(self, leader: _Ticket) -> list[_Ticket]:
+        """With the lock held: take the device, and the same-key items waiting behind."""
+        self._turns.popleft()
+        leader.taken = True
+        self._busy = True
+        batch = [leader]
+        self._take_followers(batch)
+        if 1 < len(batch) < self.max_batch and self.batch_wait_s > 0:
+            # Others are already in line: a few ms more may fill the batch.
+            self._cond.wait(self.batch_wait_s)
+            self._take_followers(batch)
+        return batch
+
+    def _take_followers(self, batch: list[_Ticket]) -> None:
+        key = batch[0].key
+        if key is None:
+            return
+        for ticket in list(self._turns):
+            if len(batch) >= self.max_batch:
+                break
+            if ticket.key == key:
+                self._turns.remove(ticket)
+                ticket.taken = True
+                batch.append(ticket)
+
+    def _execute(self, batch: list[_Ticket]) -> None:
+        """Run a batch outside the lock; every ticket ends done, whatever happens."""
+        started = time.perf_counter()
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            try:
+                results = batch[0].run_batch([t.item for t in batch])
+                outcomes = [(r, None) for r in results]
+            except Exception as e:
+                if len(batch) == 1:
+                    outcomes = [(None, e)]
+                else:  # find the bad item: each runs alone, and only its own request fails
+                    logger.warning("batch of %d failed (%s); running its items one by one",
+                                   len(batch), e)
+                    outcomes = [self._alone(t) for t in batch]
+        except BaseException as e:  # KeyboardInterrupt and the like: nobody may wait forever
+            outcomes = [(None, e)] * len(batch)
+            raise
+        finally:
+            held = time.perf_counter() - started
+            with self._cond:
+                for ticket, (result, error) in zip(batch, outcomes or [(None, None)] * len(batch)):
+                    ticket.result, ticket.error = result, error
+                    ticket.started, ticket.held, ticket.batch_size = started, held, len(batch)
+                    ticket.done = True
+                self._busy = False
+                self.turns_served += 1
+                self.items_served += len(batch)
+                self.largest_batch = max(self.largest_batch, len(batch))
+                self._mean_hold_s += _EWMA_ALPHA * (held - self._mean_hold_s)
+                self._cond.notify_all()
+
+    @staticmethod
+    def _alone(ticket: _Ticket) -> tuple[Any, Exception | None]:
+        try:
+            return ticket.run_batch([ticket.item])[0], None
+        except Exception as e:
+            return None, e

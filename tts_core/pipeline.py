@@ -29,6 +29,9 @@ from .zerogpu import device_call
 
 logger = logging.getLogger(__name__)
 MS = 1000.0
+# Batch size when TTS_MAX_BATCH is unset and a model runs on CUDA. On CPU batching is off:
+# padded batches ran slower there than the same items one by one (see the benchmark).
+DEFAULT_CUDA_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,11 @@ class Pipeline:
     def from_settings(cls, settings: Settings) -> "Pipeline":
         """Warm-load every configured model, then build the gate and the stats around them."""
         registry = warm_load(settings)
-        return cls(registry, GpuGate(settings.queue_size, settings.gate_timeout_s),
-                   RollingStats(settings.stats_window), settings)
+        max_batch = settings.max_batch or (
+            DEFAULT_CUDA_BATCH if any(e.device == "cuda" for e in registry.engines.values()) else 1)
+        gate = GpuGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
+                       batch_wait_s=settings.batch_wait_ms / MS)
+        return cls(registry, gate, RollingStats(settings.stats_window), settings)
 
     # --- what callers use ---------------------------------------------------------------
 
@@ -201,7 +207,7 @@ class Pipeline:
         if engine.language == "en":
             # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
             cleaned = textproc.expand(cleaned)
-        chunks = textproc.chunk(cleaned, self.settings.chunk_chars)
+        chunks = textproc.chunk(cleaned, self.settings.chunk_chars, self.settings.first_chunk_chars)
         return _Plan(engine, params, chunks, len(text), fmt, route, started,
                      time.perf_counter() - started)
 
@@ -227,14 +233,19 @@ class Pipeline:
                     plan.text_s += time.perf_counter() - start
                     if prepared is None:
                         continue  # nothing this model can pronounce in this chunk
+                    # Requests for the same engine, voice and speed can share a device turn;
+                    # seeded ones run alone, so that a seed gives the same audio every time.
+                    key = ((id(engine), params.voice, params.speed)
+                           if engine.supports_batching and params.seed is None else None)
                     try:
-                        audio, waited, held = self.gate.run(
-                            lambda: self._infer(id(engine), prepared, params))
+                        audio, waited, held, _ = self.gate.run_item(
+                            key, prepared, lambda items: self._infer(id(engine), items, params))
                     except TTSError:
                         raise
                     except Exception as e:
                         raise SynthesisError(f"Model {engine.name!r} failed while speaking chunk "
                                              f"{index + 1} of {len(plan.chunks)}: {e}") from e
+                    audio = audio_io.fade_edges(audio, engine.sample_rate)
                     plan.queue_s += waited
                     plan.infer_s += held
                     plan.samples += audio.shape[0]
@@ -304,8 +315,8 @@ class Pipeline:
 _ENGINES: dict[int, Engine] = {}
 
 
-def _infer(engine_key: int, prepared, params: SynthesisParams) -> np.ndarray:
-    return _ENGINES[engine_key].infer(prepared, params)
+def _infer(engine_key: int, prepared: list, params: SynthesisParams) -> list[np.ndarray]:
+    return _ENGINES[engine_key].infer_batch(prepared, params)
 
 
 def _speed(speed) -> float:

@@ -29,6 +29,8 @@ class Engine(ABC):
     """
 
     family: str = ""
+    #: True when `infer_batch` runs several inputs in one device call (not one by one).
+    supports_batching: bool = False
     #: True when `SynthesisParams.seed` makes the output reproducible.
     supports_seed: bool = False
 
@@ -53,6 +55,14 @@ class Engine(ABC):
     def infer(self, prepared: Any, params: SynthesisParams) -> np.ndarray:
         """Model inputs to float32 mono audio; runs inside the gate."""
 
+    def infer_batch(self, prepared: list[Any], params: SynthesisParams) -> list[np.ndarray]:
+        """Several inputs sharing `params`, one audio each, in order; runs inside the gate.
+
+        Engines that can pad inputs into one device call override this and set
+        `supports_batching`; the rest run them one by one.
+        """
+        return [self.infer(p, params) for p in prepared]
+
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -63,6 +73,7 @@ class Engine(ABC):
             "device": self.device,
             "language": self.language,
             "supports_seed": self.supports_seed,
+            "supports_batching": self.supports_batching,
         }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 from piper import PiperVoice
-from piper.config import PiperConfig, SynthesisConfig
+from piper.config import PiperConfig
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
 from ..errors import ModelLoadError
@@ -19,6 +19,25 @@ logger = logging.getLogger(__name__)
 
 # Peaks below this are silence; Piper's own normalization uses the same floor.
 _SILENCE_PEAK = 1e-8
+
+
+def _session_source(model_path: Path) -> tuple[str | bytes, bool]:
+    """The model for ONNX Runtime, with its per-phoneme durations exposed when possible.
+
+    Piper's export outputs only padded audio; the durations (Piper's own alignment
+    patch, applied in memory with the `onnx` package) say where each item of a batch
+    ends, which is what lets a batch be split back exactly.
+    """
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        model = onnx.load(str(model_path))
+        add_alignment_output(model)
+        return model.SerializeToString(), True
+    except Exception as e:  # no onnx package, or a graph the patch does not know
+        logger.info("Piper voice %s runs unbatched (%s)", model_path.name, e)
+        return str(model_path), False
 
 
 def embedded_voice_paths() -> tuple[Path, Path]:
@@ -39,6 +58,7 @@ def session_options(cpu_threads: int | None) -> onnxruntime.SessionOptions:
 
 class PiperEngine(Engine):
     family = "piper"
+    supports_batching = True  # set per voice in __init__: only with durations exposed
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         if spec.source == EMBEDDED_VOICE_ALIAS:
@@ -58,10 +78,14 @@ class PiperEngine(Engine):
             "CPUExecutionProvider"]
         with open(config_path, encoding="utf-8") as f:
             config = PiperConfig.from_dict(json.load(f))
+        source, self.supports_batching = _session_source(model_path)
         session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=session_options(cpu_threads), providers=providers
+            source, sess_options=session_options(cpu_threads), providers=providers
         )
         self.voice = PiperVoice(session=session, config=config)
+        self.pad_id = config.phoneme_id_map.get("_", [0])[0]
+        self.noise_scale = config.noise_scale if spec.noise_scale is None else spec.noise_scale
+        self.noise_w = config.noise_w_scale if spec.noise_w is None else spec.noise_w
         if config.num_speakers > 1 and config.speaker_id_map:
             voices = tuple(config.speaker_id_map)
         else:
@@ -75,15 +99,43 @@ class PiperEngine(Engine):
         return sentences or None
 
     def infer(self, prepared: list[list[int]], params: SynthesisParams) -> np.ndarray:
+        return self.infer_batch([prepared], params)[0]
+
+    def infer_batch(self, prepared: list[list[list[int]]], params: SynthesisParams) -> list[np.ndarray]:
+        """Each input is a chunk's sentences (phoneme id lists); all sentences run as one batch."""
+        sentences = [ids for chunk in prepared for ids in chunk]
+        audio = self._run(sentences, params) if self.supports_batching else [
+            self._run([ids], params)[0] for ids in sentences]
+        out, at = [], 0
+        for chunk in prepared:
+            pieces = audio[at:at + len(chunk)]
+            at += len(chunk)
+            out.append(np.clip(np.concatenate(pieces), -1.0, 1.0))
+        return out
+
+    def _run(self, sentences: list[list[int]], params: SynthesisParams) -> list[np.ndarray]:
         config = self.voice.config
-        syn = SynthesisConfig(
-            speaker_id=config.speaker_id_map.get(params.voice) if config.num_speakers > 1 else None,
-            length_scale=config.length_scale / params.speed,
-        )
+        lengths = np.array([len(ids) for ids in sentences], dtype=np.int64)
+        ids = np.full((len(sentences), int(lengths.max())), self.pad_id, dtype=np.int64)
+        for row, sentence in enumerate(sentences):
+            ids[row, :len(sentence)] = sentence
+        inputs = {"input": ids, "input_lengths": lengths,
+                  "scales": np.array([self.noise_scale, config.length_scale / params.speed,
+                                      self.noise_w], dtype=np.float32)}
+        if config.num_speakers > 1:
+            speaker = config.speaker_id_map.get(params.voice, config.default_speaker_id)
+            inputs["sid"] = np.full(len(sentences), speaker, dtype=np.int64)
+        outputs = self.voice.session.run(None, inputs)
+        audio = outputs[0].reshape(len(sentences), -1)
+        if len(outputs) > 1:  # durations in frames per phoneme id: where each item ends
+            frames = outputs[1].reshape(len(sentences), -1)
+            ends = [int(frames[row, :n].sum()) * config.hop_length for row, n in enumerate(lengths)]
+        else:
+            ends = [audio.shape[1]] * len(sentences)
         pieces = []
-        for ids in prepared:
-            audio = np.asarray(self.voice.phoneme_ids_to_audio(ids, syn), dtype=np.float32).reshape(-1)
-            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        for row, end in enumerate(ends):
+            piece = audio[row, :end].astype(np.float32)
+            peak = float(np.max(np.abs(piece))) if piece.size else 0.0
             # Each sentence peak-normalized, as Piper's own synthesize() does by default.
-            pieces.append(audio / peak if peak > _SILENCE_PEAK else np.zeros_like(audio))
-        return np.clip(np.concatenate(pieces), -1.0, 1.0)
+            pieces.append(piece / peak if peak > _SILENCE_PEAK else np.zeros_like(piece))
+        return pieces

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 class VitsEngine(Engine):
     family = "vits"
     supports_seed = True
+    supports_batching = True  # padded inputs, trimmed back with the model's sequence_lengths
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         device = resolve_device(device, torch.cuda.is_available())
@@ -30,6 +31,10 @@ class VitsEngine(Engine):
                 "Give a Hugging Face hub id (e.g. facebook/mms-tts-eng) or a folder made by "
                 "save_pretrained, with its tokenizer files."
             ) from e
+        if spec.noise_scale is not None:
+            self.model.noise_scale = spec.noise_scale
+        if spec.noise_w is not None:
+            self.model.noise_scale_duration = spec.noise_w
         speakers = self.model.config.num_speakers
         voices = tuple(f"speaker_{i}" for i in range(speakers)) if speakers > 1 else ("default",)
         super().__init__(spec.name, self.model.config.sampling_rate, voices, device,
@@ -45,11 +50,24 @@ class VitsEngine(Engine):
         return dict(inputs)
 
     def infer(self, prepared: dict, params: SynthesisParams) -> np.ndarray:
-        kwargs = {k: v.to(self.device) for k, v in prepared.items()}
+        return self.infer_batch([prepared], params)[0]
+
+    def infer_batch(self, prepared: list[dict], params: SynthesisParams) -> list[np.ndarray]:
+        lengths = [int(p["input_ids"].shape[-1]) for p in prepared]
+        width = max(lengths)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(prepared), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(prepared), width), dtype=torch.long)
+        for row, (p, n) in enumerate(zip(prepared, lengths)):
+            ids[row, :n] = p["input_ids"][0]
+            mask[row, :n] = 1
+        kwargs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
+                  "speaking_rate": params.speed}
         if len(self.voices) > 1:
             kwargs["speaker_id"] = self.voices.index(params.voice)
         with torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            waveform = self.model(**kwargs, speaking_rate=params.speed).waveform
-        return waveform[0].float().cpu().numpy()
+            out = self.model(**kwargs)
+        waveform = out.waveform.float().cpu().numpy()
+        return [waveform[row, :int(n)].copy() for row, n in enumerate(out.sequence_lengths.cpu())]

@@ -1,0 +1,147 @@
+"""Micro-batching in the gate, first audio fast, seamless joins."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from fakes import BatchingFakeEngine, fake_pipeline
+from tts_core import Pipeline, Settings, SynthesisError
+from tts_core.gate import GpuGate
+
+TEXTS = [
+    "A short one.",
+    "This one is a good deal longer, so the batch must pad it.",  # one chunk each: <= 60
+    "Medium length words here.",
+    "And the last of the four requests in this batch.",
+]
+
+
+def concurrently(fn, args):
+    results, errors = {}, {}
+    barrier = threading.Barrier(len(args))
+
+    def worker(i, a):
+        barrier.wait()
+        try:
+            results[i] = fn(a)
+        except Exception as e:  # collected for the assertions
+            errors[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i, a)) for i, a in enumerate(args)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results, errors
+
+
+def blocked_gate_batch(pipeline: Pipeline, texts: list[str], **kwargs):
+    """Hold the device while `texts` line up, so they all wait and are taken as one batch."""
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: pipeline.gate.run(release.wait))
+    holder.start()
+    while not pipeline.gate.busy:
+        pass
+    out = {}
+
+    def run_all():
+        out["results"], out["errors"] = concurrently(
+            lambda t: pipeline.synthesize(t, **kwargs), texts)
+
+    runner = threading.Thread(target=run_all)
+    runner.start()
+    while len(pipeline.gate._turns) < len(texts):
+        threading.Event().wait(0.005)
+    release.set()
+    for t in (holder, runner):
+        t.join(60)
+    return out["results"], out["errors"]
+
+
+@pytest.fixture(scope="module")
+def noiseless(tiny_vits_dir):
+    """The embedded voice and a tiny VITS with sampling noise off: deterministic outputs."""
+    return Pipeline.from_settings(Settings.from_env({
+        "TTS_MODELS": f"joe?noise_scale=0&noise_w=0,vits:{tiny_vits_dir}?name=tiny&noise_scale=0&noise_w=0",
+        "TTS_MAX_BATCH": "8", "TTS_BATCH_WAIT_MS": "5"}))
+
+
+@pytest.mark.parametrize("model", ["en_US-joe-medium", "tiny"])
+def test_batched_audio_equals_each_request_alone(noiseless, model):
+    texts = [t.lower() if model == "tiny" else t for t in TEXTS]
+    alone = [noiseless.synthesize(t, model=model).audio for t in texts]
+    gate = noiseless.gate
+    turns, items = gate.turns_served, gate.items_served
+    results, errors = blocked_gate_batch(noiseless, texts, model=model)
+    # The holder's turn plus one turn for all four: they ran as one batch.
+    assert not errors and (gate.turns_served - turns, gate.items_served - items) == (2, 5)
+    engine = noiseless.registry.get(model)
+    # VITS' vocoder reads a little past an item's end, into the padding, so its last two
+    # frames may differ from a lone run; everything before them is the same.
+    tail = 2 * int(np.prod(engine.model.config.upsample_rates)) if model == "tiny" else 0
+    for i, reference in enumerate(alone):
+        batched = results[i].audio
+        assert batched.shape == reference.shape
+        n = reference.shape[0] - tail
+        np.testing.assert_allclose(batched[:n], reference[:n], atol=1e-3)
+
+
+def test_a_bad_item_fails_only_its_own_request():
+    engine = BatchingFakeEngine(infer_s=0.05, fail_on="boom")
+    pipeline = fake_pipeline(engine, max_batch=8)
+    pipeline.gate.max_batch = 8
+    texts = ["fine one", "this will boom", "fine two", "fine three"]
+    results, errors = blocked_gate_batch(pipeline, texts)
+    assert max(engine.batch_sizes) == 4  # they did share a batch, which failed
+    assert set(errors) == {1} and isinstance(errors[1], SynthesisError)
+    assert sorted(results) == [0, 2, 3]
+    for i in results:
+        assert results[i].audio.shape[0] == len(texts[i]) * 100
+    assert not pipeline.gate.busy and pipeline.gate.queue_depth == 0
+
+
+def test_seeded_requests_are_never_batched():
+    engine = BatchingFakeEngine(infer_s=0.02)
+    pipeline = fake_pipeline(engine)
+    pipeline.gate.max_batch = 8
+    results, errors = blocked_gate_batch(pipeline, ["one", "two", "three"], seed=5)
+    assert not errors and set(engine.batch_sizes) == {1}
+
+
+def test_batch_size_is_bounded():
+    gate = GpuGate(max_requests=32, max_batch=3)
+    sizes = []
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: gate.run(release.wait))
+    holder.start()
+    while not gate.busy:
+        pass
+    threads = [threading.Thread(target=gate.run_item, args=("k", i, lambda items: (
+        sizes.append(len(items)), items)[1])) for i in range(7)]
+    for t in threads:
+        t.start()
+    while len(gate._turns) < 7:
+        threading.Event().wait(0.005)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(10)
+    assert sorted(sizes) == [1, 3, 3] and sum(sizes) == 7
+
+
+def test_first_streamed_chunk_is_shorter_than_the_rest(pipeline):
+    text = " ".join(["This sentence of a long text goes on for a while, with a pause."] * 25)
+    chunks = list(pipeline.stream(text))
+    seconds = [c.audio.shape[0] / c.sample_rate for c in chunks]
+    assert len(chunks[0].text) <= pipeline.settings.first_chunk_chars
+    assert seconds[0] < min(seconds[1:-1])  # the last may be a short remainder
+    assert " ".join(c.text for c in chunks) == text
+
+
+def test_chunk_joins_have_no_discontinuity(pipeline):
+    chunks = list(pipeline.stream("Hello there, friend. This is the second part. And a third one."))
+    for left, right in zip(chunks, chunks[1:]):
+        # What a listener hears at a join: the step from one chunk's last sample to the next's first.
+        assert abs(float(left.audio[-1]) - float(right.audio[0])) < 1e-3
+    joined = np.concatenate([c.audio for c in chunks])
+    assert np.max(np.abs(np.diff(joined))) < 1.0  # no full-scale jump anywhere
