@@ -102,10 +102,17 @@ class PiperEngine(Engine):
         return self.infer_batch([prepared], params)[0]
 
     def infer_batch(self, prepared: list[list[list[int]]], params: SynthesisParams) -> list[np.ndarray]:
-        """Each input is a chunk's sentences (phoneme id lists); all sentences run as one batch."""
+        """Each input is a chunk's sentences (phoneme id lists).
+
+        One request's sentences run one by one, as Piper itself runs them (padding costs
+        more than it saves for one caller); the requests of a batch the gate formed run
+        as one padded call, split back by their durations.
+        """
         sentences = [ids for chunk in prepared for ids in chunk]
-        audio = self._run(sentences, params) if self.supports_batching else [
-            self._run([ids], params)[0] for ids in sentences]
+        if self.supports_batching and len(prepared) > 1:
+            audio = self._run(sentences, params)
+        else:
+            audio = [self._run([ids], params)[0] for ids in sentences]
         out, at = [], 0
         for chunk in prepared:
             pieces = audio[at:at + len(chunk)]
