@@ -126,7 +126,9 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         except TTSError as e:
             raise _gr_error(e) from e
 
-    with gr.Blocks(title="TTS Studio") as demo:
+    # Gradio keeps each returned audio file in its cache; delete them after TTS_CACHE_TTL.
+    ttl = settings.cache_ttl_s
+    with gr.Blocks(title="TTS Studio", delete_cache=(max(1, ttl // 4), ttl)) as demo:
         gr.Markdown("# TTS Studio\nWarm-loaded text to speech: every model below was loaded "
                     "and run once before this page was served.")
         with gr.Row():

@@ -261,8 +261,14 @@ def streaming_rows(table: Table, pipeline, http, rounds: int) -> None:
               ratio <= TARGET_STREAM_VS_WHOLE)
 
 
-def throughput_rows(table: Table, pipeline, url: str, model: str, requests_per_level: int) -> dict:
-    """Each concurrency level sends the same number of requests, spread over its clients."""
+def throughput_rows(table: Table, pipeline, url: str, model: str, requests_per_level: int,
+                    passes: int = 1) -> dict:
+    """Each concurrency level sends the same number of requests, spread over its clients.
+
+    With `passes` > 1 the levels run in turn that many times (1, 4, 8, 16, 1, 4, ...) and
+    each figure is the median of its passes, so slow drift on a shared machine hits every
+    level alike.
+    """
     import httpx
 
     texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
@@ -274,7 +280,8 @@ def throughput_rows(table: Table, pipeline, url: str, model: str, requests_per_l
     try:
         for batching in (False, True):
             pipeline.gate.max_batch = 8 if batching else 1
-            for clients in CONCURRENCY:
+            runs: dict[int, list[tuple[float, list[float]]]] = {c: [] for c in CONCURRENCY}
+            for clients in [c for _ in range(passes) for c in CONCURRENCY]:
                 latencies, audio_s, lock = [], [0.0], threading.Lock()
 
                 per_client = max(1, requests_per_level // clients)
@@ -298,8 +305,10 @@ def throughput_rows(table: Table, pipeline, url: str, model: str, requests_per_l
                     t.start()
                 for t in threads:
                     t.join()
-                wall = time.perf_counter() - start
-                rate = audio_s[0] / wall
+                runs[clients].append((audio_s[0] / (time.perf_counter() - start), latencies))
+            for clients in CONCURRENCY:
+                rate = statistics.median(r for r, _ in runs[clients])
+                latencies = [x for _, lat in runs[clients] for x in lat]
                 q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
                 results[(batching, clients)] = rate
                 label = f"{clients:>2} client{'s' if clients > 1 else ''}, batching {'on ' if batching else 'off'}"
@@ -384,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     rtf_rows(table, pipeline, rounds)
     overhead_rows(table, app, pipeline, http, rounds)
     streaming_rows(table, pipeline, http, rounds)
-    throughput = throughput_rows(table, pipeline, server.url, pipeline.registry.default.name, per_level)
+    throughput = throughput_rows(table, pipeline, server.url, pipeline.registry.default.name, per_level,
+                                 passes=1 if args.quick else 3)
     for engine in list(pipeline.registry.engines.values())[1:]:
         if engine.family == "vits":  # slow on a CPU: fewer requests per level
             throughput_rows(table, pipeline, server.url, engine.name,

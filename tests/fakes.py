@@ -9,20 +9,28 @@ import numpy as np
 
 from tts_core import Pipeline, Settings
 from tts_core.engines import Engine, SynthesisParams
-from tts_core.gate import GpuGate
-from tts_core.metrics import RollingStats
 from tts_core.registry import LoadInfo, Registry
 
 FAKE_RATE = 8000
 
 
+class OutOfMemoryError(RuntimeError):
+    """Named like torch.cuda.OutOfMemoryError, which is what the pipeline recognizes."""
+
+
 class FakeEngine(Engine):
     family = "fake"
 
-    def __init__(self, infer_s: float = 0.02, fail_on: str | None = None):
+    def __init__(self, infer_s: float = 0.02, fail_on: str | None = None,
+                 oom_on: str | None = None, hang_on: str | None = None,
+                 samples_per_char: int = 100):
         super().__init__("fake", FAKE_RATE, ("a", "b"), "cpu")
         self.infer_s = infer_s
         self.fail_on = fail_on
+        self.oom_on = oom_on
+        self.hang_on = hang_on
+        self.samples_per_char = samples_per_char
+        self.unhang = threading.Event()
         self._lock = threading.Lock()
         self.active = 0
         self.max_active = 0
@@ -40,16 +48,19 @@ class FakeEngine(Engine):
             time.sleep(self.infer_s)
             if self.fail_on and self.fail_on in prepared:
                 raise RuntimeError("simulated device fault")
-            return np.full(len(prepared) * 100, 0.1, dtype=np.float32)  # 100 samples a character
+            if self.oom_on and self.oom_on in prepared:
+                raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            if self.hang_on and self.hang_on in prepared:
+                self.unhang.wait(60)  # a call that does not come back
+            return np.full(len(prepared) * self.samples_per_char, 0.1, dtype=np.float32)
         finally:
             with self._lock:
                 self.active -= 1
 
 
 def fake_pipeline(engine: FakeEngine, **settings) -> Pipeline:
-    s = Settings(**settings)
     registry = Registry({engine.name: engine}, [LoadInfo(engine.name, "fake", "cpu", FAKE_RATE, 0, 0)])
-    return Pipeline(registry, GpuGate(s.queue_size, s.gate_timeout_s), RollingStats(s.stats_window), s)
+    return Pipeline.around(registry, Settings(**settings))
 
 
 class BatchingFakeEngine(FakeEngine):

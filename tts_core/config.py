@@ -118,6 +118,9 @@ class Settings:
     batch_wait_ms: float = 2.0
     queue_size: int = 16
     gate_timeout_s: float = 120.0
+    infer_timeout_s: float = 120.0  # one device call past this is given up on
+    stream_stall_s: float = 30.0  # an HTTP stream whose client stops reading is ended after this
+    cache_ttl_s: int = 3600  # Gradio's cached audio files are deleted after this
     stats_window: int = 100
     cpu_threads: int | None = None
     warmup_text: str = "Warming up the voice, one two three."
@@ -176,6 +179,9 @@ class Settings:
             queue_size=_int(env, "TTS_QUEUE_SIZE", cls.queue_size, minimum=1),
             gate_timeout_s=_float(env, "TTS_GATE_TIMEOUT", cls.gate_timeout_s, minimum=0.1),
             stats_window=_int(env, "TTS_STATS_WINDOW", cls.stats_window, minimum=1),
+            infer_timeout_s=_float(env, "TTS_INFER_TIMEOUT", cls.infer_timeout_s, minimum=0.1),
+            stream_stall_s=_float(env, "TTS_STREAM_STALL", cls.stream_stall_s, minimum=0.1),
+            cache_ttl_s=_int(env, "TTS_CACHE_TTL", cls.cache_ttl_s, minimum=1),
             cpu_threads=_int(env, "TTS_CPU_THREADS", 0, minimum=1) if threads else None,
             warmup_text=env.get("TTS_WARMUP_TEXT", cls.warmup_text).strip() or cls.warmup_text,
             log_level=log_level,

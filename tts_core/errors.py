@@ -49,3 +49,11 @@ class GateTimeoutError(TTSError):
 
 class SynthesisError(TTSError):
     """The engine failed while making audio for an accepted request."""
+
+
+class InferenceTimeoutError(SynthesisError):
+    """One inference ran past TTS_INFER_TIMEOUT; its request was stopped and the gate moved on."""
+
+
+class OutOfMemoryError(SynthesisError):
+    """The device ran out of memory for this request; what could be freed was freed."""

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
 
-from .errors import GateBusyError, GateTimeoutError
+from .errors import GateBusyError, GateTimeoutError, InferenceTimeoutError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,9 +55,11 @@ class GpuGate:
     """Serializes device work; see the module docstring."""
 
     def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0,
-                 max_batch: int = 1, batch_wait_s: float = 0.0):
+                 max_batch: int = 1, batch_wait_s: float = 0.0, infer_timeout_s: float | None = None):
         self.max_requests = max_requests
         self.timeout_s = timeout_s
+        self.infer_timeout_s = infer_timeout_s
+        self.stuck_calls = 0
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
         self._cond = threading.Condition()
@@ -175,8 +177,10 @@ class GpuGate:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             try:
-                results = batch[0].run_batch([t.item for t in batch])
+                results = self._call(batch[0].run_batch, [t.item for t in batch])
                 outcomes = [(r, None) for r in results]
+            except InferenceTimeoutError as e:
+                outcomes = [(None, e)] * len(batch)  # not retried one by one: it would hang again
             except Exception as e:
                 if len(batch) == 1:
                     outcomes = [(None, e)]
@@ -201,9 +205,40 @@ class GpuGate:
                 self._mean_hold_s += _EWMA_ALPHA * (held - self._mean_hold_s)
                 self._cond.notify_all()
 
-    @staticmethod
-    def _alone(ticket: _Ticket) -> tuple[Any, Exception | None]:
+    def _alone(self, ticket: _Ticket) -> tuple[Any, Exception | None]:
         try:
-            return ticket.run_batch([ticket.item])[0], None
+            return self._call(ticket.run_batch, [ticket.item])[0], None
         except Exception as e:
             return None, e
+
+    def _call(self, fn: Callable[[list], Sequence[Any]], items: list) -> Sequence[Any]:
+        """`fn(items)`, given up on after `infer_timeout_s` so a hung call cannot hold the gate.
+
+        A thread cannot be killed: a call past its deadline is left to finish in the
+        background (logged, counted in `stuck_calls`), its requests fail with a clear
+        error, and the device is handed on.
+        """
+        if not self.infer_timeout_s:
+            return fn(items)
+        box: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def target():
+            try:
+                box["result"] = fn(items)
+            except BaseException as e:  # handed to the waiting caller below
+                box["error"] = e
+            finally:
+                finished.set()
+
+        threading.Thread(target=target, name="tts-inference", daemon=True).start()
+        if not finished.wait(self.infer_timeout_s):
+            self.stuck_calls += 1
+            logger.error("an inference ran past %.0f s; giving up on it and moving on",
+                         self.infer_timeout_s)
+            raise InferenceTimeoutError(
+                f"The model did not finish within {self.infer_timeout_s:.0f} s "
+                "(TTS_INFER_TIMEOUT); the request was stopped. Try a shorter text.")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]

@@ -7,6 +7,7 @@ are JSON in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -184,30 +185,63 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
             raise from_tts_error(e) from e
         rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
         headers = {"X-Model": model, "X-Device": synthesis.engine.device, "X-Sample-Rate": str(rate)}
-        return StreamingResponse(_stream_body(request, synthesis, chunks, first),
+        return StreamingResponse(_stream_body(request, synthesis, chunks, first,
+                                              settings.stream_stall_s),
                                  media_type=audio_io.MEDIA_TYPES[synthesis.format], headers=headers)
 
     return api
 
 
-async def _stream_body(request: Request, synthesis, chunks, first) -> AsyncIterator[bytes]:
-    """Send each chunk as it is made; stop making them as soon as the client is gone."""
+# Chunks made ahead of a slow reader; past this the producer waits for the client.
+STREAM_AHEAD_CHUNKS = 4
+
+
+async def _stream_body(request: Request, synthesis, chunks, first,
+                       stall_s: float) -> AsyncIterator[bytes]:
+    """Send chunks as they are made, from a producer that runs ahead of the network.
+
+    The producer stops making chunks (and frees the request's place at the gate) when the
+    client goes away, or when it has not taken a chunk for `stall_s` seconds: a client
+    that never reads cannot hold a place forever.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    space = asyncio.Semaphore(STREAM_AHEAD_CHUNKS - 1)
+    queue.put_nowait(first.data)
+
+    async def produce():
+        pending = None
+        try:
+            while True:
+                await asyncio.wait_for(space.acquire(), stall_s)
+                pending = loop.run_in_executor(None, next, chunks, None)
+                # Shielded: a chunk being made holds the device; let it finish, then stop.
+                chunk = await asyncio.shield(pending)
+                pending = None
+                if chunk is None:
+                    return
+                queue.put_nowait(chunk.data)
+        except asyncio.TimeoutError:
+            logger.warning("client read nothing for %.0f s; ending its stream", stall_s)
+        except TTSError as e:
+            logger.warning("stream ended early: %s", e)  # headers are sent: all we can do is stop
+        finally:
+            if pending is not None:
+                await asyncio.wait([pending])
+            await loop.run_in_executor(None, synthesis.close)
+            queue.put_nowait(None)
+
+    producer = asyncio.create_task(produce())
     try:
-        chunk = first
-        while chunk is not None:
-            yield chunk.data
+        while (data := await queue.get()) is not None:
+            yield data
+            space.release()
             if await request.is_disconnected():  # the server may not tell us through send()
-                logger.info("client went away mid-stream; stopping after %d chunk(s)", chunk.index + 1)
+                logger.info("client went away mid-stream")
                 return
-            # Shielded: a disconnect during a chunk lets that chunk finish (it holds the
-            # device), then the cancellation lands here and no further chunk is made.
-            with anyio.CancelScope(shield=True):
-                chunk = await anyio.to_thread.run_sync(next, chunks, None)
-    except TTSError as e:
-        logger.warning("stream ended early: %s", e)  # headers are sent: all we can do is stop
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(synthesis.close)
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
 
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from . import audio as audio_io
 from . import text as textproc
 from .config import MAX_SEED, MAX_SPEED, MIN_SPEED, Settings
 from .engines import Engine, SynthesisParams
-from .errors import (GateBusyError, GateTimeoutError, InputError, SynthesisError, TTSError,
-                     UnknownVoiceError)
+from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
+                     TTSError, UnknownVoiceError)
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
@@ -118,11 +118,16 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Pipeline":
         """Warm-load every configured model, then build the gate and the stats around them."""
-        registry = warm_load(settings)
+        return cls.around(warm_load(settings), settings)
+
+    @classmethod
+    def around(cls, registry: Registry, settings: Settings) -> "Pipeline":
+        """A pipeline over already-warm engines, with the gate and stats `settings` ask for."""
         max_batch = settings.max_batch or (
             DEFAULT_CUDA_BATCH if any(e.device == "cuda" for e in registry.engines.values()) else 1)
         gate = GpuGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
-                       batch_wait_s=settings.batch_wait_ms / MS)
+                       batch_wait_s=settings.batch_wait_ms / MS,
+                       infer_timeout_s=settings.infer_timeout_s)
         return cls(registry, gate, RollingStats(settings.stats_window), settings)
 
     # --- what callers use ---------------------------------------------------------------
@@ -207,6 +212,10 @@ class Pipeline:
         if engine.language == "en":
             # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
             cleaned = textproc.expand(cleaned)
+            if len(cleaned) > limit:  # "7" * 3000 would otherwise be twenty minutes of "seven"
+                raise InputError(f"Spelled out (numbers as words), the text is {len(cleaned)} "
+                                 f"characters long; the limit is {limit}. Shorten it.",
+                                 param="input")
         chunks = textproc.chunk(cleaned, self.settings.chunk_chars, self.settings.first_chunk_chars)
         return _Plan(engine, params, chunks, len(text), fmt, route, started,
                      time.perf_counter() - started)
@@ -243,6 +252,11 @@ class Pipeline:
                     except TTSError:
                         raise
                     except Exception as e:
+                        if _is_out_of_memory(e):
+                            _free_device_memory()
+                            raise OutOfMemoryError(
+                                f"Model {engine.name!r} ran out of memory on chunk {index + 1}; what "
+                                "could be freed was freed. Try again, or with a shorter text.") from e
                         raise SynthesisError(f"Model {engine.name!r} failed while speaking chunk "
                                              f"{index + 1} of {len(plan.chunks)}: {e}") from e
                     audio = audio_io.fade_edges(audio, engine.sample_rate)
@@ -317,6 +331,21 @@ _ENGINES: dict[int, Engine] = {}
 
 def _infer(engine_key: int, prepared: list, params: SynthesisParams) -> list[np.ndarray]:
     return _ENGINES[engine_key].infer_batch(prepared, params)
+
+
+def _is_out_of_memory(e: Exception) -> bool:
+    """torch.cuda.OutOfMemoryError, ONNX Runtime's allocation failures, or a plain MemoryError."""
+    text = str(e).lower()
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "out of memory" in text or "failed to allocate memory" in text)
+
+
+def _free_device_memory() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _speed(speed) -> float:

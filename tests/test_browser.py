@@ -1,0 +1,88 @@
+"""The real UI in a real browser: Debian's Chromium driven by Playwright.
+
+Chromium comes from Debian (`apt-get install chromium`; scripts/install-test-deps.sh does
+it); Playwright's own browser download is never used.
+"""
+
+import io
+import re
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import soundfile as sf
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+SENTENCE = "Hello there. This page was served by a warm studio, and it speaks at once."
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ui(studio):
+    from playwright.sync_api import sync_playwright
+
+    assert shutil.which("chromium") or Path(CHROMIUM).exists(), \
+        "Debian's chromium is missing: run scripts/install-test-deps.sh"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--autoplay-policy=no-user-gesture-required"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(studio.url)
+        page.wait_for_selector("#text textarea", timeout=30_000)
+        yield page
+        browser.close()
+
+
+def served_count(page) -> int:
+    return int(re.search(r"served (\d+)", page.inner_text("#live-stats")).group(1))
+
+
+def test_generate_plays_real_audio_and_the_panels_show_numbers(ui, studio):
+    page = ui
+    before = served_count(page)
+    page.fill("#text textarea", SENTENCE)
+    assert page.inner_text("#char-count").startswith(f"{len(SENTENCE)} / 5000")
+    page.click("#generate")
+    link = page.wait_for_selector("#audio a[download]", timeout=30_000)
+    audio = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).content
+    info = sf.info(io.BytesIO(audio))
+    assert info.samplerate == 22050 and 3 < info.duration < 10
+    page.wait_for_function("() => /total_ms/.test(document.querySelector('#latency').innerText)",
+                           timeout=30_000)
+    latency = page.inner_text("#latency")
+    assert re.search(r"total_ms\W+\d", latency) and re.search(r"rtf\W+0\.\d", latency)
+    deadline = time.time() + 15  # the live panel refreshes on a timer
+    while served_count(page) <= before and time.time() < deadline:
+        time.sleep(0.5)
+    assert served_count(page) > before
+    assert re.search(r"\d+ ms", page.inner_text("#live-stats"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-after-generate.png"), full_page=True)
+
+
+def stream_once(page, previous_src: str = "") -> dict:
+    page.click("#stream")
+    page.wait_for_function(
+        "(old) => { const a = document.querySelector('#stream-audio audio');"
+        " return a && a.src && a.src !== old && isFinite(a.duration) && a.duration > 2"
+        " && a.currentTime > 1 }", arg=previous_src, timeout=60_000)
+    return page.evaluate("() => { const a = document.querySelector('#stream-audio audio');"
+                         " return {src: a.src, duration: a.duration, played: a.currentTime} }")
+
+
+def test_stream_plays_and_plays_again(ui):
+    page = ui
+    page.fill("#text textarea", SENTENCE)
+    first = stream_once(page)
+    second = stream_once(page, first["src"])  # the second clip must not be silent (gradio 13807)
+    print(f"\nstreamed twice: {first['duration']:.1f} s and {second['duration']:.1f} s of audio, "
+          f"played {first['played']:.1f} s and {second['played']:.1f} s")
+    assert second["src"] != first["src"]
+    for clip in (first, second):
+        assert 3 < clip["duration"] < 10 and clip["played"] > 1
+    page.screenshot(path=str(ARTIFACTS / "ui-after-stream.png"), full_page=True)
