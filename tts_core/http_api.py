@@ -180,7 +180,11 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                                 headers=latency_headers(result.record, rate))
             synthesis = pipeline.stream(**call, continuous=True)
             chunks = iter(synthesis)
-            first = await anyio.to_thread.run_sync(next, chunks, None)
+            try:  # anyio lets the thread finish even if the client leaves meanwhile
+                first = await anyio.to_thread.run_sync(next, chunks, None)
+            except BaseException:
+                synthesis.close()
+                raise
         except TTSError as e:
             raise from_tts_error(e) from e
         rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
@@ -194,26 +198,45 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
 
 # Chunks made ahead of a slow reader; past this the producer waits for the client.
 STREAM_AHEAD_CHUNKS = 4
+# Producer tasks outlive the response that started them (they clean up after a client that
+# went away), and asyncio keeps only weak references to tasks: these are the strong ones.
+_PRODUCERS: set[asyncio.Task] = set()
+# How often a waiting producer looks whether its client is still there.
+DISCONNECT_POLL_S = 0.5
 
 
 async def _stream_body(request: Request, synthesis, chunks, first,
                        stall_s: float) -> AsyncIterator[bytes]:
     """Send chunks as they are made, from a producer that runs ahead of the network.
 
-    The producer stops making chunks (and frees the request's place at the gate) when the
-    client goes away, or when it has not taken a chunk for `stall_s` seconds: a client
-    that never reads cannot hold a place forever.
+    The producer, not the response, watches the client: the response's own cleanup can
+    wait for the garbage collector after a disconnect. It stops making chunks (and frees
+    the request's place at the gate) when the client goes away, or when the client has
+    not taken a chunk for `stall_s` seconds: a client that never reads cannot hold a
+    place forever.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     space = asyncio.Semaphore(STREAM_AHEAD_CHUNKS - 1)
     queue.put_nowait(first.data)
 
+    async def room_for_a_chunk() -> bool:
+        """Wait until the client has taken a chunk; False once it has gone away."""
+        deadline = loop.time() + stall_s
+        while not await request.is_disconnected():
+            try:
+                await asyncio.wait_for(space.acquire(), max(0.0, min(DISCONNECT_POLL_S,
+                                                                     deadline - loop.time())))
+                return True
+            except asyncio.TimeoutError:
+                if loop.time() >= deadline:
+                    raise
+        return False
+
     async def produce():
         pending = None
         try:
-            while True:
-                await asyncio.wait_for(space.acquire(), stall_s)
+            while await room_for_a_chunk():
                 pending = loop.run_in_executor(None, next, chunks, None)
                 # Shielded: a chunk being made holds the device; let it finish, then stop.
                 chunk = await asyncio.shield(pending)
@@ -221,27 +244,30 @@ async def _stream_body(request: Request, synthesis, chunks, first,
                 if chunk is None:
                     return
                 queue.put_nowait(chunk.data)
+            logger.info("client went away mid-stream")
         except asyncio.TimeoutError:
             logger.warning("client read nothing for %.0f s; ending its stream", stall_s)
         except TTSError as e:
             logger.warning("stream ended early: %s", e)  # headers are sent: all we can do is stop
         finally:
             if pending is not None:
-                await asyncio.wait([pending])
-            await loop.run_in_executor(None, synthesis.close)
+                await asyncio.wait([pending])  # waits without cancelling it
+            # Synchronous, with no await: a cancel landing now cannot skip it. It only ends
+            # a generator paused between chunks (the gate place is freed), so it is quick.
+            synthesis.close()
             queue.put_nowait(None)
 
     producer = asyncio.create_task(produce())
+    _PRODUCERS.add(producer)
+    producer.add_done_callback(_PRODUCERS.discard)
     try:
         while (data := await queue.get()) is not None:
             yield data
             space.release()
-            if await request.is_disconnected():  # the server may not tell us through send()
-                logger.info("client went away mid-stream")
-                return
     finally:
+        # No await here: this may run inside a cancelled scope (the client left). The
+        # producer finishes the chunk in hand, closes the synthesis and frees its place.
         producer.cancel()
-        await asyncio.gather(producer, return_exceptions=True)
 
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
