@@ -43,3 +43,8 @@ def test_invalid_values_name_the_variable(env, variable, words):
         Settings.from_env(env)
     assert err.value.variable == variable
     assert str(err.value).startswith(variable) and words in str(err.value)
+
+
+def test_the_api_key_never_shows_in_the_settings_repr():
+    settings = Settings.from_env({"TTS_API_KEY": "s3cret-key"})
+    assert settings.api_key == "s3cret-key" and "s3cret-key" not in repr(settings)

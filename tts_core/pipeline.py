@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -76,14 +76,12 @@ class _Plan:
     samples: int = 0
     first_audio: float | None = None
     finished: float | None = None
-    produced: list[AudioChunk] = field(default_factory=list)
 
 
 class Synthesis:
     """An accepted request being synthesized: iterate for AudioChunks; `record` is set at the end."""
 
     def __init__(self, pipeline: "Pipeline", plan: _Plan, encoder: audio_io.ChunkEncoder | None):
-        self._plan = plan
         self.engine = plan.engine
         self.sample_rate = plan.engine.sample_rate
         self.chunks = plan.chunks
