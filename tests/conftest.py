@@ -85,3 +85,19 @@ def client(studio):
 
 def embedded_spec() -> ModelSpec:
     return ModelSpec.parse("joe")
+
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figure():
+    """Report a measured figure: it is printed in the run's summary, passed or not."""
+    return FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures measured by this run")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

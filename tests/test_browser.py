@@ -75,13 +75,13 @@ def stream_once(page, previous_src: str = "") -> dict:
                          " return {src: a.src, duration: a.duration, played: a.currentTime} }")
 
 
-def test_stream_plays_and_plays_again(ui):
+def test_stream_plays_and_plays_again(ui, figure):
     page = ui
     page.fill("#text textarea", SENTENCE)
     first = stream_once(page)
     second = stream_once(page, first["src"])  # the second clip must not be silent (gradio 13807)
-    print(f"\nstreamed twice: {first['duration']:.1f} s and {second['duration']:.1f} s of audio, "
-          f"played {first['played']:.1f} s and {second['played']:.1f} s")
+    figure(f"browser: streamed twice: {first['duration']:.1f} s and {second['duration']:.1f} s of "
+           f"audio, played {first['played']:.1f} s and {second['played']:.1f} s")
     assert second["src"] != first["src"]
     for clip in (first, second):
         assert 3 < clip["duration"] < 10 and clip["played"] > 1

@@ -99,7 +99,7 @@ def test_sdk_streaming_response(sdk, wav_seconds, fmt, rate):
         assert_speech(*decode(data, fmt), rate, wav_seconds, fmt)
 
 
-def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio):
+def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio, figure):
     start = time.perf_counter()
     first = None
     with httpx.stream("POST", f"{studio.url}/v1/audio/speech", timeout=60, json={
@@ -111,8 +111,8 @@ def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio):
                 first = time.perf_counter() - start
             size += len(part)
     total = time.perf_counter() - start
-    print(f"\nfirst audio bytes after {first * 1000:.0f} ms, whole response {total * 1000:.0f} ms, "
-          f"{size / 2 / PCM_RATE:.1f} s of audio")
+    figure(f"stream: ten sentences: first audio bytes after {first * 1000:.0f} ms, whole response "
+           f"{total * 1000:.0f} ms, {size / 2 / PCM_RATE:.1f} s of audio")
     assert first < total / 3
 
 
@@ -187,7 +187,7 @@ def test_malformed_and_huge_bodies(studio, raw, status):
     assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": "ok"}, timeout=30).status_code == 200
 
 
-def test_waiting_room_of_two_with_ten_at_once(serve):
+def test_waiting_room_of_two_with_ten_at_once(serve, figure):
     """Every request is served or told to come back (429 + Retry-After); none is a 5xx."""
     small = fake_pipeline(FakeEngine(infer_s=0.3), queue_size=2)
     url = serve(small)
@@ -206,7 +206,8 @@ def test_waiting_room_of_two_with_ten_at_once(serve):
     for t in threads:
         t.join()
     statuses = sorted(r.status_code for r in results)
-    print(f"\n10 at once, waiting room 2: {statuses.count(200)} served, {statuses.count(429)} refused")
+    figure(f"back-pressure: 10 at once, waiting room 2: {statuses.count(200)} served, "
+           f"{statuses.count(429)} refused with 429")
     assert set(statuses) <= {200, 429} and 200 in statuses and 429 in statuses
     for r in results:
         if r.status_code == 429:

@@ -32,10 +32,10 @@ def whisper():
     return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
 
 
-def test_default_voice_is_understood_by_whisper(pipeline, whisper):
+def test_default_voice_is_understood_by_whisper(pipeline, whisper, figure):
     result = pipeline.synthesize(SENTENCES)
     segments, _ = whisper.transcribe(io.BytesIO(result.data), language="en", beam_size=5)
     heard = " ".join(s.text for s in segments)
     wer = jiwer.wer(normalize(SENTENCES), normalize(heard))
-    print(f"\nsaid:  {normalize(SENTENCES)}\nheard: {normalize(heard)}\nWER {wer:.1%}")
+    figure(f"intelligibility: WER {wer:.1%}; heard: {normalize(heard)}")
     assert wer < MAX_WER, heard

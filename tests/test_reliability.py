@@ -46,7 +46,7 @@ def open_fds() -> int:
 
 
 @pytest.mark.slow
-def test_64_concurrent_clients_across_gradio_and_http(steady, serve):
+def test_64_concurrent_clients_across_gradio_and_http(steady, serve, figure):
     url = serve(steady)
     texts = [f"Client number {i} asks for {'a longer sentence, with more words in it' if i % 3 else 'this'}."
              for i in range(64)]
@@ -90,8 +90,8 @@ def test_64_concurrent_clients_across_gradio_and_http(steady, serve):
     refused = [i for i, o in outcomes.items() if o[0] == "refused"]
     broken = {i: o for i, o in outcomes.items() if o[0] == "broken"}
     p95 = statistics.quantiles(latencies, n=20)[18] * 1000 if len(latencies) > 1 else float("nan")
-    print(f"\n64 concurrent (32 Gradio, 32 HTTP): {len(served)} served, {len(refused)} refused, "
-          f"p95 {p95:.0f} ms")
+    figure(f"load: 64 concurrent (32 Gradio, 32 HTTP): {len(served)} served, {len(refused)} "
+           f"refused, {len(broken)} broken, served p95 {p95:.0f} ms")
     assert len(outcomes) == 64 and not broken, broken
     assert served, "nothing was served"
     for i in served:  # nobody got somebody else's audio
@@ -106,7 +106,7 @@ def test_64_concurrent_clients_across_gradio_and_http(steady, serve):
 
 
 @pytest.mark.slow
-def test_500_sequential_requests_hold_memory_and_file_descriptors(steady, serve):
+def test_500_sequential_requests_hold_memory_and_file_descriptors(steady, serve, figure):
     url = serve(steady)
     client = Client(url, verbose=False)
     with httpx.Client(base_url=url, timeout=60) as http:
@@ -126,8 +126,8 @@ def test_500_sequential_requests_hold_memory_and_file_descriptors(steady, serve)
             one(i)
         elapsed = time.perf_counter() - start
         growth, fd_growth = rss_mb() - rss, open_fds() - fds
-    print(f"\n500 sequential requests in {elapsed:.0f} s: resident memory {growth:+.1f} MB, "
-          f"file descriptors {fd_growth:+d}")
+    figure(f"soak: 500 sequential requests in {elapsed:.0f} s: resident memory {growth:+.1f} MB, "
+           f"file descriptors {fd_growth:+d}")
     assert growth < 50
     assert fd_growth <= 4  # a keep-alive connection or two may come and go; a leak grows by 500
 
