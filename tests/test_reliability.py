@@ -5,7 +5,6 @@ The slow ones are marked `slow` (deselect locally with `-m "not slow"`); CI runs
 
 import io
 import json
-import math
 import os
 import socket
 import statistics
@@ -14,14 +13,13 @@ import time
 import unicodedata
 
 import httpx
-import numpy as np
 import pytest
 import soundfile as sf
 from gradio_client import Client
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from fakes import FakeEngine, fake_pipeline
-from tts_core import InputError, Pipeline, Settings, TTSError
+from tts_core import InputError, Pipeline, Settings
 from tts_core.text import chunk, clean
 
 DETERMINISTIC = "joe?noise_scale=0&noise_w=0"  # noise off: one text, one exact length
@@ -133,7 +131,7 @@ def test_500_sequential_requests_hold_memory_and_file_descriptors(steady, serve,
 
 
 @pytest.mark.slow
-def test_gradio_cache_files_are_deleted_after_their_ttl(serve, tmp_path, monkeypatch):
+def test_gradio_cache_files_are_deleted_after_their_ttl(serve):
     pipeline = fake_pipeline(FakeEngine(infer_s=0), cache_ttl_s=2)
     url = serve(pipeline)
     client = Client(url, verbose=False, download_files=False)

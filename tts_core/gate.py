@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
 
 from .errors import GateBusyError, GateTimeoutError, InferenceTimeoutError
