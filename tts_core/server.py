@@ -26,9 +26,9 @@ STARTING_RETRY_AFTER_S = 5
 
 @dataclass
 class Readiness:
-    """Shared by the probes: ready once warm, not ready again once stopping."""
+    """Shared by the probes. Ready is implied by the real app being attached (before that
+    the StagedApp answers 503); once `stopping`, /ready is 503 again."""
 
-    ready: bool = False
     stopping: bool = False
 
 
@@ -55,7 +55,6 @@ class StagedApp:
         self._lifespan = app.router.lifespan_context(app)
         await self._lifespan.__aenter__()
         self.app = app
-        self.readiness.ready = True
 
     async def _serve_lifespan(self, receive, send):
         while True:
@@ -120,9 +119,13 @@ class StudioServer:
         asyncio.run_coroutine_threadsafe(self.staged.attach(app), self.staged.loop).result(timeout=60)
         logger.info("Ready: serving on %s", self.url)
 
-    def stop(self) -> None:
+    def _begin_stop(self) -> None:
+        """/ready turns 503 first; then uvicorn stops accepting, drains and exits."""
         self.readiness.stopping = True
         self.server.should_exit = True
+
+    def stop(self) -> None:
+        self._begin_stop()
         self._thread.join(timeout=30)
 
     def serve_until_signal(self) -> None:
@@ -131,8 +134,7 @@ class StudioServer:
 
         def handle(signum, frame):
             logger.info("Signal %s: no longer ready, draining", signum)
-            self.readiness.stopping = True
-            self.server.should_exit = True
+            self._begin_stop()
             done.set()
 
         signal.signal(signal.SIGINT, handle)

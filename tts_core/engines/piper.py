@@ -58,7 +58,7 @@ def session_options(cpu_threads: int | None) -> onnxruntime.SessionOptions:
 
 class PiperEngine(Engine):
     family = "piper"
-    supports_batching = True  # set per voice in __init__: only with durations exposed
+    # supports_batching is set per voice in __init__: only when durations are exposed.
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         if spec.source == EMBEDDED_VOICE_ALIAS:
@@ -77,7 +77,8 @@ class PiperEngine(Engine):
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else [
             "CPUExecutionProvider"]
         with open(config_path, encoding="utf-8") as f:
-            config = PiperConfig.from_dict(json.load(f))
+            raw_config = json.load(f)
+        config = PiperConfig.from_dict(raw_config)
         source, self.supports_batching = _session_source(model_path)
         session = onnxruntime.InferenceSession(
             source, sess_options=session_options(cpu_threads), providers=providers
@@ -89,8 +90,7 @@ class PiperEngine(Engine):
         if config.num_speakers > 1 and config.speaker_id_map:
             voices = tuple(config.speaker_id_map)
         else:
-            with open(config_path, encoding="utf-8") as f:
-                voices = (json.load(f).get("dataset") or "default",)
+            voices = (raw_config.get("dataset") or "default",)
         super().__init__(spec.name, config.sample_rate, voices, device,
                          language_code(config.espeak_voice))
 
