@@ -18,7 +18,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError, selfcheck
-from tts_core.config import MAX_SPEED, MIN_SPEED
+from tts_core.config import MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from tts_core.ffmpeg import ensure_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
@@ -27,12 +27,39 @@ logger = logging.getLogger("tts_studio")
 
 LIVE_REFRESH_S = 2.0  # how often the live latency panel polls the rolling stats
 RANDOM_SEED = -1  # the seed box's "no seed": a fresh random voice every time
-EXAMPLES = Path(__file__).parent / "assets" / "examples.txt"  # one example text a line
+EXAMPLES = Path(__file__).parent / "assets" / "examples"  # <language>.txt, one text a line
+ALL_LANGUAGES = ""  # the language filter's "show every model"
 
 
-def load_examples() -> list[list[str]]:
-    lines = EXAMPLES.read_text(encoding="utf-8").splitlines() if EXAMPLES.is_file() else []
+def load_examples(language: str | None) -> list[list[str]]:
+    """Example texts for a language (ISO 639-1 'de', else the model's own tag), English if none."""
+    path = EXAMPLES / f"{language}.txt"
+    if not path.is_file():
+        path = EXAMPLES / "en.txt"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     return [[line.strip()] for line in lines if line.strip()]
+
+
+def _language(engine) -> str:
+    return engine.describe()["language_name"] or "unknown language"
+
+
+def _model_choices(pipeline: Pipeline, language: str = ALL_LANGUAGES) -> list[tuple[str, str]]:
+    """(label, name) for the model picker: 'mms-tts-deu: German, vits', filtered by language."""
+    return [(f"{name}: {_language(e)}, {e.family}", name)
+            for name, e in pipeline.registry.engines.items()
+            if language == ALL_LANGUAGES or _language(e) == language]
+
+
+def _model_note(pipeline: Pipeline, model: str | None) -> str:
+    engine = pipeline.registry.get(model)
+    d = engine.describe()
+    info = next(i for i in pipeline.registry.load_info if i.model == engine.name)
+    voices = len(engine.voices)
+    line = (f"**{engine.name}**: {engine.family}, {_language(engine)}, {engine.sample_rate} Hz, "
+            f"{voices} voice{'s' if voices != 1 else ''}, {d['dtype']} on {engine.device}, "
+            f"{d['memory_mb']} MB; warm-up ran at RTF {info.warmup_rtf:.2f}.")
+    return f"{line}\n\n{engine.note}" if engine.note else line
 
 
 def _fail(message: str) -> None:
@@ -64,11 +91,12 @@ def _live_markdown(pipeline: Pipeline) -> str:
         "",
         "**Warm-loaded models**",
         "",
-        "| model | family | device | sample rate | load | warm-up |",
-        "|---|---|---|---|---|---|",
+        "| model | family | device | dtype | memory | sample rate | load | warm-up | warm-up RTF |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {i.model} | {i.family} | {i.device} | {i.sample_rate} Hz | {i.load_s:.2f} s "
-              f"| {i.warmup_s:.2f} s |" for i in pipeline.registry.load_info]
+    lines += [f"| {i.model} | {i.family} | {i.device} | {i.dtype} | {i.memory_mb:.1f} MB "
+              f"| {i.sample_rate} Hz | {i.load_s:.2f} s | {i.warmup_s:.2f} s | {i.warmup_rtf:.2f} |"
+              for i in pipeline.registry.load_info]
     return "\n".join(lines)
 
 
@@ -90,18 +118,27 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     # bounded; one more than the gate admits, so the overflow gets the gate's busy message.
     gpu = {"concurrency_id": "gpu", "concurrency_limit": settings.queue_size + 1}
 
-    def synthesize(text, model, voice, speed, seed):
+    def request(text, model, voice, speed, seed, temperature, xvector) -> dict:
+        return dict(text=text, model=model or None, voice=voice or None, speed=speed,
+                    seed=_seed(seed), temperature=temperature, speaker_embedding=xvector or None,
+                    route="gradio")
+
+    def synthesize(text, model, voice, speed, seed, temperature=None, xvector=None,
+                   progress=gr.Progress()):
+        def on_chunk(done, total):
+            progress((done, total), desc=f"chunk {done} of {total}", unit="chunks")
+
         try:
-            result = pipeline.synthesize(text, model=model or None, voice=voice or None,
-                                         speed=speed, seed=_seed(seed), route="gradio")
+            result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
+                                                   xvector), on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
         return result.data, result.record.to_dict()
 
-    def stream(text, model, voice, speed, seed):
+    def stream(text, model, voice, speed, seed, temperature=None, xvector=None):
         try:
-            synthesis = pipeline.stream(text, model=model or None, voice=voice or None,
-                                        speed=speed, seed=_seed(seed), route="gradio")
+            synthesis = pipeline.stream(**request(text, model, voice, speed, seed, temperature,
+                                                  xvector))
             try:
                 for chunk in synthesis:
                     yield chunk.data, gr.skip()
@@ -111,20 +148,33 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             raise _gr_error(e) from e
         yield gr.skip(), synthesis.record.to_dict()
 
-    def stream_fallback(text, model, voice, speed, seed):
+    def stream_fallback(text, model, voice, speed, seed, temperature=None, xvector=None,
+                        progress=gr.Progress()):
         gr.Warning("Streaming needs ffmpeg, which is not installed here; "
                    "playing the whole file instead.")
-        return synthesize(text, model, voice, speed, seed)
+        return synthesize(text, model, voice, speed, seed, temperature, xvector, progress)
 
     def models() -> list[dict]:
-        """Loaded models with their voices, sample rates and devices."""
+        """Loaded models with their voices, sample rates, devices and what each supports."""
         return pipeline.models()
 
-    def voices_for(model: str):
+    def model_changed(model: str):
+        """The voice list, the controls the model uses, its note and its language's examples."""
         try:
-            return gr.update(choices=_voice_choices(pipeline, model), value="")
+            engine = pipeline.registry.get(model)
         except TTSError as e:
             raise _gr_error(e) from e
+        return (gr.update(choices=_voice_choices(pipeline, model), value=""),
+                gr.update(value=1.0, interactive=engine.supports_speed,
+                          info=None if engine.supports_speed else "this model has no speed control"),
+                gr.update(visible=engine.supports_temperature),
+                gr.update(visible=engine.embedding_dim is not None, value=None),
+                _model_note(pipeline, model),
+                gr.update(samples=load_examples(engine.language or engine.language_tag)))
+
+    def language_changed(language: str):
+        choices = _model_choices(pipeline, language or ALL_LANGUAGES)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     # Gradio keeps each returned audio file in its cache; delete them after TTS_CACHE_TTL.
     ttl = settings.cache_ttl_s
@@ -136,21 +186,34 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 text = gr.Textbox(label="Text", lines=6, elem_id="text",
                                   placeholder="Type or paste what should be spoken.")
                 count = gr.Markdown(f"0 / {settings.max_chars} characters", elem_id="char-count")
+                languages = sorted({_language(e) for e in pipeline.registry.engines.values()})
                 with gr.Row():
-                    model = gr.Dropdown(pipeline.registry.available_models(), value=default.name,
+                    language = gr.Dropdown([("All languages", ALL_LANGUAGES)] + languages,
+                                           value=ALL_LANGUAGES, label="Language",
+                                           elem_id="language")
+                    model = gr.Dropdown(_model_choices(pipeline), value=default.name,
                                         label="Model", elem_id="model", allow_custom_value=True)
                     voice = gr.Dropdown(_voice_choices(pipeline, None), value="", label="Voice",
                                         elem_id="voice", allow_custom_value=True)
+                note = gr.Markdown(_model_note(pipeline, None), elem_id="model-note")
                 with gr.Row():
                     speed = gr.Slider(MIN_SPEED, MAX_SPEED, value=1.0, step=0.05, label="Speed",
-                                      elem_id="speed")
+                                      elem_id="speed", interactive=default.supports_speed)
                     seed = gr.Number(RANDOM_SEED, label=f"Seed ({RANDOM_SEED}: random)",
                                      minimum=RANDOM_SEED, precision=0, elem_id="seed")
+                    temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE, value=0.7, step=0.05,
+                                            label="Temperature (sampling models such as Bark)",
+                                            elem_id="temperature",
+                                            visible=default.supports_temperature)
+                xvector = gr.File(label="Your own speaker embedding (.npy x-vector, SpeechT5)",
+                                  file_types=[".npy"], type="filepath", elem_id="xvector",
+                                  visible=default.embedding_dim is not None)
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     stream_btn = gr.Button("Stream" if streaming else "Stream (needs ffmpeg)",
                                            elem_id="stream")
-                gr.Examples(load_examples(), inputs=[text], label="Examples")
+                examples = gr.Dataset(components=[text], label="Examples", elem_id="examples",
+                                      samples=load_examples(default.language or default.language_tag))
             with gr.Column(scale=2):
                 audio = gr.Audio(label="Audio", interactive=False, elem_id="audio")
                 stream_audio = gr.Audio(label="Streamed audio", interactive=False, autoplay=True,
@@ -158,7 +221,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 latency = gr.JSON(label="This request's latency", elem_id="latency")
         live = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
 
-        inputs = [text, model, voice, speed, seed]
+        inputs = [text, model, voice, speed, seed, temperature, xvector]
         generate_btn.click(synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
         if streaming:
             stream_btn.click(stream, inputs, [stream_audio, latency], api_visibility="private",
@@ -169,7 +232,11 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         gr.api(models, api_name="models")
         text.change(None, text, count,
                     js=f"(t) => `${{[...(t || '')].length}} / {settings.max_chars} characters`")
-        model.change(voices_for, model, voice, api_visibility="private", queue=False)
+        model.change(model_changed, model, [voice, speed, temperature, xvector, note, examples],
+                     api_visibility="private", queue=False)
+        language.change(language_changed, language, model, api_visibility="private", queue=False)
+        examples.click(lambda sample: sample[0], examples, text, api_visibility="private",
+                       queue=False)
         gr.Timer(LIVE_REFRESH_S).tick(lambda: _live_markdown(pipeline), None, live,
                                       api_visibility="private", queue=False)
 

@@ -12,7 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny_models import make_tiny_vits  # noqa: E402
+from tiny_models import (make_tiny_bark, make_tiny_speecht5, make_tiny_text_to_audio,  # noqa: E402
+                         make_tiny_vits)
 
 from tts_core import Pipeline, Settings  # noqa: E402
 from tts_core.config import ModelSpec  # noqa: E402
@@ -27,6 +28,42 @@ def tiny_vits_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vits_multi_dir(tmp_path_factory) -> Path:
     return make_tiny_vits(tmp_path_factory.mktemp("models") / "tiny-vctk", num_speakers=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_speecht5_dir(tmp_path_factory) -> Path:
+    return make_tiny_speecht5(tmp_path_factory.mktemp("models") / "tiny-speecht5")
+
+
+@pytest.fixture(scope="session")
+def xvector_dir(tmp_path_factory) -> Path:
+    """Two SpeechT5 voices: 512-value x-vectors as .npy files, like assets/voices/speecht5/."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("xvectors")
+    rng = np.random.default_rng(0)
+    for name in ("alice", "bob"):
+        np.save(folder / f"{name}.npy", (rng.standard_normal(512) * 0.05).astype(np.float32))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bark_dir(tmp_path_factory) -> Path:
+    return make_tiny_bark(tmp_path_factory.mktemp("models") / "tiny-bark")
+
+
+@pytest.fixture(scope="session")
+def tiny_csm_dir(tmp_path_factory) -> Path:
+    return make_tiny_text_to_audio(tmp_path_factory.mktemp("models") / "tiny-csm")
+
+
+@pytest.fixture(scope="session")
+def family_specs(tiny_vits_dir, tiny_speecht5_dir, xvector_dir, tiny_bark_dir, tiny_csm_dir) -> str:
+    """TTS_MODELS naming one tiny model of each transformers family, as a person would write it."""
+    return (f"vits:{tiny_vits_dir}?name=tiny-vits,"
+            f"speecht5:{tiny_speecht5_dir}?name=tiny-speecht5&voices={xvector_dir},"
+            f"bark:{tiny_bark_dir}?name=tiny-bark,"
+            f"transformers:{tiny_csm_dir}?name=tiny-csm")
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, args, word
 def test_nan_speed_sent_as_raw_json_is_refused(studio):
     """A browser cannot send NaN, but a hand-written client can: the pipeline still says no."""
     fn_index = next(i for i, fn in studio.demo.fns.items() if fn.api_name == "synthesize")
-    body = ('{"data": ["hi", "en_US-joe-medium", "", NaN, -1], "fn_index": %d, '
+    body = ('{"data": ["hi", "en_US-joe-medium", "", NaN, -1, 0.7, null], "fn_index": %d, '
             '"session_hash": "nan-test", "event_data": null, "trigger_id": null}' % fn_index)
     join = httpx.post(f"{studio.url}/gradio_api/queue/join", content=body,
                       headers={"Content-Type": "application/json"}, timeout=10)

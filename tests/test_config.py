@@ -19,6 +19,9 @@ def test_defaults_are_the_embedded_voice():
      "vctk", "cpu"),
     ("piper:/x/y.onnx?name=mine", "piper", "/x/y.onnx", "mine", None),
     ("vits:/models/mms-deu/", "vits", "/models/mms-deu/", "mms-deu", None),
+    ("speecht5:microsoft/speecht5_tts", "speecht5", "microsoft/speecht5_tts", "speecht5_tts", None),
+    ("bark:suno/bark-small?dtype=float16&device=cuda", "bark", "suno/bark-small", "bark-small", "cuda"),
+    ("transformers:sesame/csm-1b?name=csm", "transformers", "sesame/csm-1b", "csm", None),
 ])
 def test_model_spec(raw, family, source, name, device):
     spec = ModelSpec.parse(raw)
@@ -31,8 +34,11 @@ def test_model_spec(raw, family, source, name, device):
     ({"TTS_QUEUE_SIZE": "-3"}, "TTS_QUEUE_SIZE", "below the minimum"),
     ({"TTS_DEVICE": "tpu"}, "TTS_DEVICE", "not one of auto, cpu, cuda"),
     ({"TTS_MODELS": " , "}, "TTS_MODELS", "names no model"),
-    ({"TTS_MODELS": "bark:suno/bark"}, "TTS_MODELS", "unknown model family 'bark'"),
+    ({"TTS_MODELS": "whisper:openai/whisper-tiny"}, "TTS_MODELS", "unknown model family 'whisper'"),
     ({"TTS_MODELS": "joe?speed=2"}, "TTS_MODELS", "unknown option 'speed'"),
+    ({"TTS_MODELS": "joe?dtype=float16"}, "TTS_MODELS", "unknown option 'dtype' for a piper model"),
+    ({"TTS_MODELS": "bark:suno/bark?vocoder=x"}, "TTS_MODELS", "its options: name, device, dtype, voices"),
+    ({"TTS_MODELS": "bark:suno/bark?dtype=half"}, "TTS_MODELS", "dtype 'half'"),
     ({"TTS_MODELS": "vits:a/b?device=gpu"}, "TTS_MODELS", "device 'gpu'"),
     ({"TTS_MODELS": "joe,joe"}, "TTS_MODELS", "share the name"),
     ({"TTS_GATE_TIMEOUT": "nan"}, "TTS_GATE_TIMEOUT", "finite number"),
@@ -48,3 +54,11 @@ def test_invalid_values_name_the_variable(env, variable, words):
 def test_the_api_key_never_shows_in_the_settings_repr():
     settings = Settings.from_env({"TTS_API_KEY": "s3cret-key"})
     assert settings.api_key == "s3cret-key" and "s3cret-key" not in repr(settings)
+
+
+def test_family_options_are_parsed():
+    spec = ModelSpec.parse("speecht5:microsoft/speecht5_tts?voices=/data/xv&vocoder=/m/hifigan"
+                           "&dtype=bfloat16")
+    assert (spec.voices, spec.vocoder, spec.dtype) == ("/data/xv", "/m/hifigan", "bfloat16")
+    assert ModelSpec.parse("bark:suno/bark").dtype == "auto"
+    assert ModelSpec.parse("transformers:facebook/seamless-m4t-v2-large?lang=deu").lang == "deu"

@@ -17,10 +17,19 @@ logger = logging.getLogger(__name__)
 EMBEDDED_VOICE_ALIAS = "joe"
 DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
 
-FAMILIES = ("piper", "vits")
+FAMILIES = ("piper", "vits", "speecht5", "bark", "transformers")
 DEVICES = ("auto", "cpu", "cuda")
-# Per-model options a spec may carry after "?": `vits:facebook/mms-tts-eng?name=eng&device=cpu`.
-SPEC_OPTIONS = ("name", "device", "noise_scale", "noise_w")
+# auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+# Per-model options a spec may carry after "?", e.g. `bark:suno/bark-small?dtype=float16`.
+COMMON_OPTIONS = ("name", "device")
+FAMILY_OPTIONS = {
+    "piper": ("noise_scale", "noise_w"),
+    "vits": ("dtype", "noise_scale", "noise_w"),
+    "speecht5": ("dtype", "voices", "vocoder"),
+    "bark": ("dtype", "voices"),
+    "transformers": ("dtype", "lang"),
+}
 
 # OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -29,6 +38,8 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
 
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
+MIN_TEMPERATURE = 0.05  # Bark's sampling temperature; near 0 is nearly greedy
+MAX_TEMPERATURE = 2.0
 MAX_SEED = 2**32 - 1  # torch.manual_seed and numpy both accept 32-bit seeds everywhere
 
 
@@ -44,6 +55,10 @@ class ModelSpec:
     # Sampling noise (None: the model's own). 0 and 0 make a model deterministic.
     noise_scale: float | None = None  # of the audio (VITS/Piper "noise_scale")
     noise_w: float | None = None  # of phoneme durations (Piper "noise_w", VITS "noise_scale_duration")
+    dtype: str = "auto"  # one of DTYPES
+    voices: str | None = None  # a folder of voices (SpeechT5 .npy x-vectors, Bark .npz presets)
+    vocoder: str | None = None  # SpeechT5's HiFi-GAN: hub id or folder
+    lang: str | None = None  # the language a multilingual model speaks (SeamlessM4T's tgt_lang)
 
     @classmethod
     def parse(cls, raw: str) -> "ModelSpec":
@@ -51,6 +66,7 @@ class ModelSpec:
 
         Without a family, a path ending in `.onnx` (or the alias `joe`) is a Piper
         voice and anything else is a transformers VITS model (hub id or folder).
+        Which options a family takes is in FAMILY_OPTIONS.
         """
         text = raw.strip()
         source, _, query = text.partition("?")
@@ -69,12 +85,14 @@ class ModelSpec:
         if not family:
             family = "piper" if source == EMBEDDED_VOICE_ALIAS or source.endswith(".onnx") else "vits"
 
+        allowed = COMMON_OPTIONS + FAMILY_OPTIONS[family]
         options: dict[str, str] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
-            if key not in SPEC_OPTIONS:
+            if key not in allowed:
                 raise ConfigError(
                     "TTS_MODELS",
-                    f"unknown option {key!r} in {raw!r}; options: {', '.join(SPEC_OPTIONS)}",
+                    f"unknown option {key!r} for a {family} model in {raw!r}; its options: "
+                    f"{', '.join(allowed)}",
                 )
             options[key] = value.strip()
         device = options.get("device") or None
@@ -93,7 +111,14 @@ class ModelSpec:
                 if not 0 <= noise[key] <= 10:
                     raise ConfigError("TTS_MODELS", f"{key}={options[key]!r} in {raw!r} must be a "
                                                     "number from 0 to 10")
-        return cls(family=family, source=source, name=name, device=device, raw=text, **noise)
+        dtype = options.get("dtype") or "auto"
+        if dtype not in DTYPES:
+            raise ConfigError("TTS_MODELS", f"dtype {dtype!r} in {raw!r} is not one of "
+                                            f"{', '.join(DTYPES)}")
+        return cls(family=family, source=source, name=name, device=device, raw=text, dtype=dtype,
+                   voices=options.get("voices") or None, vocoder=options.get("vocoder") or None,
+                   lang=options.get("lang") or None,
+                   **noise)
 
 
 def _default_name(family: str, source: str) -> str:

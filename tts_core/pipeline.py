@@ -12,19 +12,22 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
 from . import audio as audio_io
 from . import text as textproc
-from .config import MAX_SEED, MAX_SPEED, MIN_SPEED, Settings
+from .config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE, Settings
+from .device import free_device_memory, is_out_of_memory
 from .engines import Engine, SynthesisParams
 from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
                      TTSError, UnknownVoiceError)
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
+from .voices import read_xvector
 from .zerogpu import device_call
 
 logger = logging.getLogger(__name__)
@@ -132,14 +135,17 @@ class Pipeline:
 
     def stream(self, text: str, model: str | None = None, voice: str | None = None,
                speed: float = 1.0, seed: int | float | None = None, fmt: str = "wav",
-               continuous: bool = False, route: str = "python") -> Synthesis:
+               continuous: bool = False, route: str = "python",
+               temperature: float | None = None,
+               speaker_embedding: np.ndarray | bytes | str | Path | None = None) -> Synthesis:
         """Validate now; return the request's chunks with `data` encoded in `fmt`.
 
         `continuous=False`: every chunk is a complete file (what Gradio's streaming audio
         wants). `continuous=True`: the chunks' bytes concatenate into one stream (one WAV
         header, then samples; what an HTTP response body wants).
         """
-        plan = self._plan(text, model, voice, speed, seed, fmt, route)
+        plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
+                          speaker_embedding)
         if continuous and fmt not in audio_io.STREAMABLE:
             raise InputError(f"{fmt} cannot be streamed; stream one of "
                              f"{', '.join(sorted(audio_io.STREAMABLE))}, or ask for the whole file.",
@@ -148,10 +154,20 @@ class Pipeline:
 
     def synthesize(self, text: str, model: str | None = None, voice: str | None = None,
                    speed: float = 1.0, seed: int | float | None = None,
-                   fmt: str = "wav", route: str = "python") -> SynthesisResult:
-        """The whole text as one encoded file: a thin wrapper over the chunk generator."""
-        plan = self._plan(text, model, voice, speed, seed, fmt, route)
-        pieces = [c.audio for c in Synthesis(self, plan, encoder=None)]
+                   fmt: str = "wav", route: str = "python", temperature: float | None = None,
+                   speaker_embedding: np.ndarray | bytes | str | Path | None = None,
+                   on_chunk: Callable[[int, int], None] | None = None) -> SynthesisResult:
+        """The whole text as one encoded file: a thin wrapper over the chunk generator.
+
+        `on_chunk(done, total)` is told after each chunk (the UI's progress bar).
+        """
+        plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
+                          speaker_embedding)
+        pieces = []
+        for chunk in Synthesis(self, plan, encoder=None):
+            pieces.append(chunk.audio)
+            if on_chunk is not None:
+                on_chunk(chunk.index + 1, len(plan.chunks))
         try:
             start = time.perf_counter()
             joined = np.concatenate(pieces)
@@ -176,19 +192,24 @@ class Pipeline:
 
     # --- inside -------------------------------------------------------------------------
 
-    def _plan(self, text, model, voice, speed, seed, fmt, route) -> _Plan:
+    def _plan(self, text, model, voice, speed, seed, fmt, route, temperature=None,
+              speaker_embedding=None) -> _Plan:
         try:
-            return self._validate(text, model, voice, speed, seed, fmt, route)
+            return self._validate(text, model, voice, speed, seed, fmt, route, temperature,
+                                  speaker_embedding)
         except InputError:
             known = model if isinstance(model, str) and model in self.registry.engines else None
             self._failed(known or (self.registry.default.name if not model else "unknown"),
                          route, "bad_request")
             raise
 
-    def _validate(self, text, model, voice, speed, seed, fmt, route) -> _Plan:
+    def _validate(self, text, model, voice, speed, seed, fmt, route, temperature,
+                  speaker_embedding) -> _Plan:
         started = time.perf_counter()
         engine = self.registry.get(model)
-        params = SynthesisParams(voice=self._voice(engine, voice), speed=_speed(speed), seed=_seed(seed))
+        params = SynthesisParams(voice=self._voice(engine, voice), speed=_speed(engine, speed),
+                                 seed=_seed(seed), temperature=_temperature(engine, temperature),
+                                 speaker_embedding=_embedding(engine, speaker_embedding))
         if fmt not in audio_io.ALL_FORMATS:
             raise InputError(f"Unknown audio format {fmt!r}; choose one of "
                              f"{', '.join(audio_io.ALL_FORMATS)}.", param="response_format")
@@ -214,7 +235,8 @@ class Pipeline:
                 raise InputError(f"Spelled out (numbers as words), the text is {len(cleaned)} "
                                  f"characters long; the limit is {limit}. Shorten it.",
                                  param="input")
-        chunks = textproc.chunk(cleaned, self.settings.chunk_chars, self.settings.first_chunk_chars)
+        longest = min(self.settings.chunk_chars, engine.max_chunk_chars or self.settings.chunk_chars)
+        chunks = textproc.chunk(cleaned, longest, min(self.settings.first_chunk_chars, longest))
         return _Plan(engine, params, chunks, len(text), fmt, route, started,
                      time.perf_counter() - started)
 
@@ -242,16 +264,17 @@ class Pipeline:
                         continue  # nothing this model can pronounce in this chunk
                     # Requests for the same engine, voice and speed can share a device turn;
                     # seeded ones run alone, so that a seed gives the same audio every time.
-                    key = ((id(engine), params.voice, params.speed)
-                           if engine.supports_batching and params.seed is None else None)
+                    key = ((id(engine), params.voice, params.speed, params.temperature)
+                           if engine.supports_batching and params.seed is None
+                           and params.speaker_embedding is None else None)
                     try:
                         audio, waited, held, _ = self.gate.run_item(
                             key, prepared, lambda items: self._infer(id(engine), items, params))
                     except TTSError:
                         raise
                     except Exception as e:
-                        if _is_out_of_memory(e):
-                            _free_device_memory()
+                        if is_out_of_memory(e):
+                            free_device_memory()
                             raise OutOfMemoryError(
                                 f"Model {engine.name!r} ran out of memory on chunk {index + 1}; what "
                                 "could be freed was freed. Try again, or with a shorter text.") from e
@@ -331,29 +354,37 @@ def _infer(engine_key: int, prepared: list, params: SynthesisParams) -> list[np.
     return _ENGINES[engine_key].infer_batch(prepared, params)
 
 
-def _is_out_of_memory(e: Exception) -> bool:
-    """torch.cuda.OutOfMemoryError, ONNX Runtime's allocation failures, or a plain MemoryError."""
-    text = str(e).lower()
-    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-            or "out of memory" in text or "failed to allocate memory" in text)
-
-
-def _free_device_memory() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _speed(speed) -> float:
+def _speed(engine: Engine, speed) -> float:
     if isinstance(speed, bool) or not isinstance(speed, (int, float)):
         raise InputError(f"Speed must be a number between {MIN_SPEED} and {MAX_SPEED}, "
                          f"not {speed!r}.", param="speed")
     if not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
         raise InputError(f"Speed must be between {MIN_SPEED} and {MAX_SPEED}; got {speed}.",
                          param="speed")
+    if speed != 1.0 and not engine.supports_speed:
+        raise InputError(f"Model {engine.name!r} ({engine.family}) has no speed control; "
+                         "leave the speed at 1.0.", param="speed")
     return float(speed)
+
+
+def _temperature(engine: Engine, temperature) -> float | None:
+    if temperature is None:
+        return None
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        raise InputError(f"Temperature must be a number between {MIN_TEMPERATURE} and "
+                         f"{MAX_TEMPERATURE}, not {temperature!r}.", param="temperature")
+    # Models without sampling take no temperature: the UI sends its slider's value regardless.
+    return float(temperature) if engine.supports_temperature else None
+
+
+def _embedding(engine: Engine, embedding) -> np.ndarray | None:
+    if embedding is None:
+        return None
+    if engine.embedding_dim is None:
+        raise InputError(f"Model {engine.name!r} ({engine.family}) takes no speaker embedding; "
+                         "only SpeechT5 models do.", param="speaker_embedding")
+    return read_xvector(embedding, engine.embedding_dim)
 
 
 def _seed(seed) -> int | None:

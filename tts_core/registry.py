@@ -6,7 +6,8 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-from .config import Settings
+from .config import ModelSpec, Settings
+from .device import cuda_allocated, cuda_free, free_device_memory, is_out_of_memory
 from .engines import Engine, SynthesisParams, load_engine
 from .errors import ModelLoadError, TTSError, UnknownModelError
 
@@ -23,6 +24,9 @@ class LoadInfo:
     sample_rate: int
     load_s: float
     warmup_s: float
+    dtype: str = "float32"
+    memory_mb: float = 0.0  # weights on the device (on CUDA: what loading allocated)
+    warmup_rtf: float = 0.0  # warm-up compute seconds per second of audio
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,40 +61,68 @@ class Registry:
 
 
 def warm_load(settings: Settings) -> Registry:
-    """Load every model in `settings.models` and synthesize the warm-up text once with each.
+    """Load every model in `settings.models`, then synthesize the warm-up text once with each.
 
+    The warm-ups run with every model already resident, so a model that does not fit on
+    the device beside the others is refused here, at startup, not at its first request.
     Any failure raises ModelLoadError naming the model: the app never serves half-loaded.
     """
     if settings.cpu_threads:
         _set_torch_threads(settings)
-    engines: dict[str, Engine] = {}
-    info: list[LoadInfo] = []
+    loaded: list[tuple[ModelSpec, Engine, float, int]] = []
     for spec in settings.models:
-        start = time.perf_counter()
+        start, before = time.perf_counter(), cuda_allocated()
         try:
             engine = load_engine(spec, spec.device or settings.device, settings.cpu_threads)
         except TTSError:
             raise
         except Exception as e:
+            if is_out_of_memory(e):
+                free_device_memory()
+                raise ModelLoadError(_does_not_fit(spec, "load", e)) from e
             raise ModelLoadError(f"Model {spec.raw!r} ({spec.family}) failed to load: {e}") from e
-        loaded = time.perf_counter()
-        try:
-            params = SynthesisParams(voice=engine.default_voice)
-            prepared = engine.prepare(settings.warmup_text, params)
-            if prepared is None:
-                raise ModelLoadError(f"the warm-up text {settings.warmup_text!r} has nothing it can say")
-            audio = engine.infer(prepared, params)
-            if audio.size == 0:
-                raise ModelLoadError("the warm-up produced no audio")
-        except Exception as e:
-            raise ModelLoadError(f"Model {spec.raw!r} loaded but failed its warm-up: {e}") from e
-        warm = time.perf_counter()
+        on_device = cuda_allocated() - before if engine.device == "cuda" else 0
+        loaded.append((spec, engine, time.perf_counter() - start, on_device or engine.memory_bytes))
+    engines: dict[str, Engine] = {}
+    info: list[LoadInfo] = []
+    for spec, engine, load_s, memory in loaded:
+        start = time.perf_counter()
+        audio_s = _warm_up(spec, engine, settings.warmup_text)
+        warm_s = time.perf_counter() - start
         engines[engine.name] = engine
         info.append(LoadInfo(engine.name, engine.family, engine.device, engine.sample_rate,
-                             round(loaded - start, 3), round(warm - loaded, 3)))
-        logger.info("Warm: %s (%s) on %s, load %.2f s, warm-up %.2f s",
-                    engine.name, engine.family, engine.device, loaded - start, warm - loaded)
+                             round(load_s, 3), round(warm_s, 3), engine.dtype,
+                             round(memory / 2**20, 1), round(warm_s / audio_s, 3)))
+        logger.info("Warm: %s (%s, %s) on %s, %.1f MB, load %.2f s, warm-up %.2f s",
+                    engine.name, engine.family, engine.dtype, engine.device, memory / 2**20,
+                    load_s, warm_s)
     return Registry(engines, info)
+
+
+def _warm_up(spec: ModelSpec, engine: Engine, text: str) -> float:
+    """Speak `text` once; the seconds of audio it made."""
+    try:
+        params = SynthesisParams(voice=engine.default_voice)
+        prepared = engine.prepare(text, params)
+        if prepared is None:
+            raise ModelLoadError(f"the warm-up text {text!r} has nothing it can say")
+        audio = engine.infer(prepared, params)
+        if audio.size == 0:
+            raise ModelLoadError("the warm-up produced no audio")
+    except Exception as e:
+        if is_out_of_memory(e):
+            free_device_memory()
+            raise ModelLoadError(_does_not_fit(spec, "warm-up", e)) from e
+        raise ModelLoadError(f"Model {spec.raw!r} loaded but failed its warm-up: {e}") from e
+    return audio.shape[0] / engine.sample_rate
+
+
+def _does_not_fit(spec: ModelSpec, stage: str, e: Exception) -> str:
+    free = cuda_free()
+    room = f" ({free[0] / 2**30:.1f} of {free[1] / 2**30:.1f} GiB free)" if free else ""
+    return (f"Model {spec.raw!r} does not fit in device memory beside the models before it "
+            f"(out of memory during its {stage}{room}: {e}). Use dtype=float16 or bfloat16, "
+            "load fewer models, or put this one on the CPU with ?device=cpu.")
 
 
 def _set_torch_threads(settings: Settings) -> None:

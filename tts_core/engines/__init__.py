@@ -14,6 +14,9 @@ from .base import Engine, SynthesisParams, resolve_device
 LOADERS = {
     "piper": ("tts_core.engines.piper", "PiperEngine"),
     "vits": ("tts_core.engines.vits", "VitsEngine"),
+    "speecht5": ("tts_core.engines.speecht5", "SpeechT5Engine"),
+    "bark": ("tts_core.engines.bark", "BarkEngine"),
+    "transformers": ("tts_core.engines.generic", "TransformersEngine"),
 }
 
 

@@ -13,7 +13,7 @@ from piper.config import PiperConfig
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
 from ..errors import ModelLoadError
-from .base import Engine, SynthesisParams, language_code, resolve_device
+from .base import Engine, SynthesisParams, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class PiperEngine(Engine):
         else:
             voices = (raw_config.get("dataset") or "default",)
         super().__init__(spec.name, config.sample_rate, voices, device,
-                         language_code(config.espeak_voice))
+                         config.espeak_voice)
 
     def prepare(self, text: str, params: SynthesisParams) -> list[list[int]] | None:
         sentences = [self.voice.phonemes_to_ids(p) for p in self.voice.phonemize(text) if p]

@@ -10,7 +10,8 @@ from transformers import AutoTokenizer, VitsModel
 
 from ..config import ModelSpec
 from ..errors import ModelLoadError
-from .base import Engine, SynthesisParams, language_code, resolve_device
+from .base import Engine, SynthesisParams, resolve_device
+from .torch_util import dtype_name, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +23,10 @@ class VitsEngine(Engine):
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         device = resolve_device(device, torch.cuda.is_available())
+        dtype = pick_dtype(spec.dtype, device)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(spec.source)
-            self.model = VitsModel.from_pretrained(spec.source).to(device).eval()
+            self.model = VitsModel.from_pretrained(spec.source, dtype=dtype).to(device).eval()
         except (OSError, ValueError) as e:
             raise ModelLoadError(
                 f"VITS model {spec.raw!r} could not be loaded from {spec.source!r}: {e}. "
@@ -38,9 +40,18 @@ class VitsEngine(Engine):
         speakers = self.model.config.num_speakers
         voices = tuple(f"speaker_{i}" for i in range(speakers)) if speakers > 1 else ("default",)
         super().__init__(spec.name, self.model.config.sampling_rate, voices, device,
-                         language_code(getattr(self.tokenizer, "language", None)))
+                         getattr(self.tokenizer, "language", None))
+        self.dtype, self.memory_bytes = dtype_name(dtype), weights_bytes(self.model)
+        # MMS checkpoints for non-Latin scripts are trained on romanized text (uroman). The
+        # tokenizer would build a new Uroman (seconds) per call; one warm instance serves all.
+        self.romanizer = _uroman() if getattr(self.tokenizer, "is_uroman", False) else None
+        if self.romanizer is not None:
+            self.note = ("Text in other scripts is romanized with uroman before it is spoken, "
+                         "as this model was trained.")
 
     def prepare(self, text: str, params: SynthesisParams) -> dict | None:
+        if self.romanizer is not None:
+            text = self.romanizer.romanize_string(text)
         inputs = self.tokenizer(text, return_tensors="pt")
         ids = inputs["input_ids"]
         pad = self.tokenizer.pad_token_id
@@ -66,8 +77,16 @@ class VitsEngine(Engine):
         if len(self.voices) > 1:
             kwargs["speaker_id"] = self.voices.index(params.voice)
         with torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
+            seed_all(params.seed)
             out = self.model(**kwargs)
         waveform = out.waveform.float().cpu().numpy()
         return [waveform[row, :int(n)].copy() for row, n in enumerate(out.sequence_lengths.cpu())]
+
+
+def _uroman():
+    try:
+        import uroman
+    except ImportError as e:
+        raise ModelLoadError("This MMS model reads romanized text and needs the uroman package: "
+                             "pip install uroman") from e
+    return uroman.Uroman()

@@ -1,0 +1,36 @@
+"""Device memory: recognizing out-of-memory errors, freeing what can be freed, measuring use."""
+
+from __future__ import annotations
+
+import sys
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError, ONNX Runtime's allocation failures, or a plain MemoryError."""
+    text = str(e).lower()
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "out of memory" in text or "failed to allocate memory" in text)
+
+
+def _cuda():
+    torch = sys.modules.get("torch")  # never import torch for a Piper-only deployment
+    return torch if torch is not None and torch.cuda.is_available() else None
+
+
+def free_device_memory() -> None:
+    """Return cached CUDA blocks to the device after an out-of-memory error."""
+    torch = _cuda()
+    if torch is not None:
+        torch.cuda.empty_cache()
+
+
+def cuda_allocated() -> int:
+    """Bytes torch has allocated on the current CUDA device (0 without CUDA)."""
+    torch = _cuda()
+    return torch.cuda.memory_allocated() if torch is not None else 0
+
+
+def cuda_free() -> tuple[int, int] | None:
+    """(free, total) bytes on the current CUDA device, or None without CUDA."""
+    torch = _cuda()
+    return torch.cuda.mem_get_info() if torch is not None else None

@@ -1,0 +1,33 @@
+"""What the torch-based families share: choosing a dtype, measuring weights, seeding."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def pick_dtype(requested: str, device: str, cuda_default: str = "float32") -> torch.dtype:
+    """`auto` is float32 on CPU (half precision is slow there) and `cuda_default` on CUDA."""
+    name = requested if requested != "auto" else (cuda_default if device == "cuda" else "float32")
+    if name == "bfloat16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("TTS_MODELS", "bfloat16 is not supported by this GPU; use dtype=float16")
+    return DTYPES[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def weights_bytes(*modules: torch.nn.Module) -> int:
+    """Bytes held by the parameters and buffers of `modules` (what they occupy on their device)."""
+    return sum(t.numel() * t.element_size()
+               for m in modules for t in list(m.parameters()) + list(m.buffers()))
+
+
+def seed_all(seed: int | None) -> None:
+    """Seed torch's CPU and CUDA generators, so that a seed gives the same audio every time."""
+    if seed is not None:
+        torch.manual_seed(seed)  # seeds every CUDA device too
