@@ -12,6 +12,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
+
+# The tiny test models are too small to gain from a second thread, and on a shared 2-core
+# machine torch's thread hand-offs made them 20-50x slower. (The app's TTS_CPU_THREADS.)
+torch.set_num_threads(1)
+
 from tiny_models import (make_tiny_bark, make_tiny_speecht5, make_tiny_text_to_audio,  # noqa: E402
                          make_tiny_vits)
 

@@ -149,6 +149,10 @@ def make_tiny_bark(folder: Path, presets: bool = True, seed: int = 0) -> Path:
     # EnCodec codebooks init to zeros (audio would ignore the codes) and decoder biases give a DC offset:
     # randomise codebooks (std 100) and zero biases -> zero-mean audio, std ~0.05, peaks ~0.3, code-dependent.
     with torch.no_grad():
+        # Random output heads give near-uniform logits, where temperature changes nothing;
+        # peaked logits, like a trained model's, make it matter.
+        for sub in (model.semantic, model.coarse_acoustics):
+            sub.lm_head.weight.normal_(0.0, 1.0)
         for layer in model.codec_model.quantizer.layers:
             layer.codebook.embed.normal_(0.0, 100.0)
             layer.codebook.embed_avg.copy_(layer.codebook.embed)

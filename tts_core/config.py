@@ -24,11 +24,17 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 # Per-model options a spec may carry after "?", e.g. `bark:suno/bark-small?dtype=float16`.
 COMMON_OPTIONS = ("name", "device")
 FAMILY_OPTIONS = {
-    "piper": ("noise_scale", "noise_w"),
+    "piper": ("dtype", "noise_scale", "noise_w"),
     "vits": ("dtype", "noise_scale", "noise_w"),
     "speecht5": ("dtype", "voices", "vocoder"),
     "bark": ("dtype", "voices"),
     "transformers": ("dtype", "lang"),
+}
+# Families that run in float32 only, and why.
+FULL_PRECISION_ONLY = {
+    "piper": "Piper voices are float32 ONNX models",
+    "vits": "VITS's duration flow overflows to NaN in float16, and in bfloat16 its phoneme "
+            "durations shift (measured on a tiny model in tests/test_families.py)",
 }
 
 # OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
@@ -115,6 +121,9 @@ class ModelSpec:
         if dtype not in DTYPES:
             raise ConfigError("TTS_MODELS", f"dtype {dtype!r} in {raw!r} is not one of "
                                             f"{', '.join(DTYPES)}")
+        if family in FULL_PRECISION_ONLY and dtype not in ("auto", "float32"):
+            raise ConfigError("TTS_MODELS", f"dtype {dtype!r} in {raw!r}: {family} runs in float32 "
+                                            f"only ({FULL_PRECISION_ONLY[family]})")
         return cls(family=family, source=source, name=name, device=device, raw=text, dtype=dtype,
                    voices=options.get("voices") or None, vocoder=options.get("vocoder") or None,
                    lang=options.get("lang") or None,

@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 import torch
-from transformers import pipeline
+from transformers import AutoConfig, pipeline
 
 from ..config import ModelSpec
 from ..errors import ModelLoadError
@@ -39,17 +39,21 @@ class TransformersEngine(Engine):
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         device = resolve_device(device, torch.cuda.is_available())
-        dtype = pick_dtype(spec.dtype, device)
-        try:
+        try:  # the config first: what a model needs is known before its weights are fetched
+            config = AutoConfig.from_pretrained(spec.source)
+            model_type = config.model_type
+            # Unknown architectures keep float32 on CUDA unless their checkpoint is half precision.
+            saved = dtype_name(getattr(config, "dtype", None) or torch.float32)
+            dtype = pick_dtype(spec.dtype, device,
+                               cuda_default=saved if saved in ("float16", "bfloat16") else "float32")
+            if model_type in NEEDS:
+                raise ModelLoadError(f"Model {spec.raw!r} ({model_type}) needs {NEEDS[model_type]}.")
             self.pipe = pipeline("text-to-audio", model=spec.source, device=device, dtype=dtype)
         except (OSError, ValueError, KeyError, ImportError) as e:
             raise ModelLoadError(
                 f"Model {spec.raw!r} could not be loaded by transformers' text-to-audio pipeline: "
                 f"{e}. Give a hub id or a save_pretrained folder of a model that "
                 "AutoModelForTextToWaveform (or text-to-spectrogram) knows.") from e
-        model_type = self.pipe.model.config.model_type
-        if model_type in NEEDS:
-            raise ModelLoadError(f"Model {spec.raw!r} ({model_type}) needs {NEEDS[model_type]}.")
         self.forward_params: dict = {}
         if model_type in NEEDS_LANG:
             if not spec.lang:

@@ -10,11 +10,18 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def pick_dtype(requested: str, device: str, cuda_default: str = "float32") -> torch.dtype:
-    """`auto` is float32 on CPU (half precision is slow there) and `cuda_default` on CUDA."""
-    name = requested if requested != "auto" else (cuda_default if device == "cuda" else "float32")
-    if name == "bfloat16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+    """`auto` is float32 on CPU (half precision is slow there) and `cuda_default` on CUDA.
+
+    Each family's `cuda_default` is the half precision its output was measured to survive
+    (tests/test_families.py::test_half_precision_where_it_is_the_cuda_default).
+    """
+    bf16_ok = device != "cuda" or torch.cuda.is_bf16_supported()
+    if requested == "auto":
+        name = cuda_default if device == "cuda" else "float32"
+        return DTYPES["float32" if name == "bfloat16" and not bf16_ok else name]
+    if requested == "bfloat16" and not bf16_ok:
         raise ConfigError("TTS_MODELS", "bfloat16 is not supported by this GPU; use dtype=float16")
-    return DTYPES[name]
+    return DTYPES[requested]
 
 
 def dtype_name(dtype: torch.dtype) -> str:
