@@ -2,8 +2,8 @@
 
 Run at image build time (the Dockerfile does) so a pod or serverless worker never
 downloads on start. Hub models go into the Hugging Face cache (`HF_HOME`) through the
-same `from_pretrained` calls the app makes; local files and the embedded voice are only
-checked. Exits 1 with the failing model named.
+same loading code the app runs (on the CPU, without the warm-up); local files and the
+embedded voice are only checked. Exits 1 with the failing model named.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ def prefetch(spec: ModelSpec) -> str:
         if missing:
             raise TTSError(f"{missing[0]} does not exist; copy the voice into the image first")
         return f"local file {model}"
-    from transformers import AutoTokenizer, VitsModel
+    from .engines import load_engine
 
-    AutoTokenizer.from_pretrained(spec.source)
-    VitsModel.from_pretrained(spec.source)
+    load_engine(spec, "cpu")  # the app's own loading code: weights, tokenizer, vocoder, presets
     where = "local folder" if Path(spec.source).expanduser().is_dir() else "downloaded to the HF cache"
     return f"{where}: {spec.source}"
 

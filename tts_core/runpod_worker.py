@@ -8,7 +8,7 @@ start, never per request (lazy loading cost 10 to 30 s per cold request). So `ma
 warm-loads every model in TTS_MODELS before `runpod.serverless.start`, and the handler
 only ever uses that warm pipeline.
 
-Job input: `{"text", "model", "voice", "speed", "seed", "format", "stream"}`, all but
+Job input: `{"text", "model", "voice", "speed", "seed", "temperature", "format", "stream"}`, all but
 `text` optional (format: wav, mp3, opus, flac, ogg, pcm; default wav). Output: base64
 audio with the latency record; with `stream: true`, one partial per sentence and a last
 one with the record. Bad input returns `{"error": "..."}` and the worker carries on.
@@ -29,7 +29,7 @@ from .pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
-INPUT_KEYS = ("text", "model", "voice", "speed", "seed", "format", "stream")
+INPUT_KEYS = ("text", "model", "voice", "speed", "seed", "temperature", "format", "stream")
 DEFAULT_FORMAT = "wav"
 
 
@@ -54,7 +54,8 @@ def parse_input(job: Any) -> dict:
         raise JobError("aac is not offered by the worker; use wav, mp3, opus, flac, ogg or pcm.")
     return {"text": payload["text"], "model": payload.get("model") or None,
             "voice": payload.get("voice") or None, "speed": payload.get("speed", 1.0),
-            "seed": payload.get("seed"), "fmt": fmt, "stream": stream}
+            "seed": payload.get("seed"), "temperature": payload.get("temperature"), "fmt": fmt,
+            "stream": stream}
 
 
 def _b64(data: bytes) -> str:
