@@ -41,7 +41,7 @@ def load_examples(language: str | None) -> list[list[str]]:
 
 
 def _language(engine) -> str:
-    return engine.describe()["language_name"] or "unknown language"
+    return engine.describe()["language_name"] or "language not stated"
 
 
 def _model_choices(pipeline: Pipeline, language: str = ALL_LANGUAGES) -> list[tuple[str, str]]:

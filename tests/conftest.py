@@ -19,7 +19,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from tiny_models import (make_tiny_bark, make_tiny_speecht5, make_tiny_text_to_audio,  # noqa: E402
-                         make_tiny_vits)
+                         make_tiny_vits, write_xvectors)
 
 from tts_core import Pipeline, Settings  # noqa: E402
 from tts_core.config import ModelSpec  # noqa: E402
@@ -44,13 +44,7 @@ def tiny_speecht5_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def xvector_dir(tmp_path_factory) -> Path:
     """Two SpeechT5 voices: 512-value x-vectors as .npy files, like assets/voices/speecht5/."""
-    import numpy as np
-
-    folder = tmp_path_factory.mktemp("xvectors")
-    rng = np.random.default_rng(0)
-    for name in ("alice", "bob"):
-        np.save(folder / f"{name}.npy", (rng.standard_normal(512) * 0.05).astype(np.float32))
-    return folder
+    return write_xvectors(tmp_path_factory.mktemp("xvectors"))
 
 
 @pytest.fixture(scope="session")

@@ -86,3 +86,30 @@ def test_stream_plays_and_plays_again(ui, figure):
     for clip in (first, second):
         assert 3 < clip["duration"] < 10 and clip["played"] > 1
     page.screenshot(path=str(ARTIFACTS / "ui-after-stream.png"), full_page=True)
+
+
+def pick(page, dropdown: str, label: str) -> None:
+    """Choose an option of a Gradio dropdown the way a person does: open it, click the option."""
+    page.click(f"{dropdown} input")
+    page.click(f"{dropdown} ul[role='listbox'] li:has-text('{label}')")
+
+
+def test_switching_model_switches_voices_controls_and_note_at_once(ui, studio):
+    page = ui
+    pick(page, "#model", "tiny-vctk")
+    page.wait_for_function("() => document.querySelector('#model-note').innerText"
+                           ".includes('tiny-vctk')", timeout=10_000)
+    page.click("#voice input")
+    voices = page.inner_text("#voice ul[role='listbox']")
+    assert all(f"speaker_{i}" in voices for i in range(3)) and "joe" not in voices
+    page.click("#voice ul[role='listbox'] li:has-text('speaker_1')")
+    page.fill("#text textarea", "hello from another model")
+    page.click("#generate")
+    page.wait_for_function("() => /tiny-vctk/.test(document.querySelector('#latency').innerText)",
+                           timeout=30_000)
+    link = page.wait_for_selector("#audio a[download]", timeout=30_000)
+    audio = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).content
+    assert sf.info(io.BytesIO(audio)).samplerate == 16000
+    pick(page, "#model", "en_US-joe-medium")  # back to the default for the other tests
+    page.wait_for_function("() => document.querySelector('#model-note').innerText"
+                           ".includes('en_US-joe-medium')", timeout=10_000)

@@ -347,3 +347,16 @@ def test_through_the_api_bark_temperature_and_speecht5_upload(four_family_app, x
     np.testing.assert_array_equal(sf.read(uploaded)[0], sf.read(bob)[0])
     with pytest.raises(AppError, match="Unknown voice 'v2/fr_speaker_9' for model 'tiny-bark'"):
         client.predict("Hello.", "tiny-bark", "v2/fr_speaker_9", api_name="/synthesize")
+
+
+def test_the_language_picker_lists_models_by_language_and_examples_follow(studio, families,
+                                                                          uroman_vits):
+    assert studio._model_choices(families, "English") == [
+        ("tiny-vits: English, vits", "tiny-vits"), ("tiny-speecht5: English, speecht5", "tiny-speecht5")]
+    assert studio._model_choices(families, "Multiple languages") == [
+        ("tiny-bark: Multiple languages, bark", "tiny-bark")]
+    assert len(studio._model_choices(families)) == 4
+    german = studio.load_examples("de")
+    assert german and german[0][0].startswith("Guten Tag")
+    assert studio.load_examples("hin") == studio.load_examples("en")  # none for 'hin': English
+    assert studio.load_examples(uroman_vits.language)[0][0].startswith("नमस्ते")

@@ -276,3 +276,33 @@ def make_tiny_text_to_audio(folder: Path, seed: int = 0) -> Path:
     feature_extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=TINY_TEXT_TO_AUDIO_SAMPLE_RATE)
     CsmProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def write_xvectors(folder: Path, names=("alice", "bob")) -> Path:
+    """SpeechT5 voices as a person keeps them: one 512-value x-vector .npy file per voice."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in names:
+        np.save(folder / f"{name}.npy", (rng.standard_normal(512) * 0.05).astype(np.float32))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python tests/tiny_models.py DIR`: build one tiny model of each transformers family in DIR
+    (with two x-vector voices for SpeechT5) and print the TTS_MODELS line that loads them."""
+    import sys
+
+    root = Path((argv or sys.argv[1:] or ["tiny-models"])[0]).resolve()
+    voices = write_xvectors(root / "xvectors")
+    specs = [f"vits:{make_tiny_vits(root / 'tiny-vits')}?name=tiny-vits",
+             f"speecht5:{make_tiny_speecht5(root / 'tiny-speecht5')}?name=tiny-speecht5"
+             f"&voices={voices}",
+             f"bark:{make_tiny_bark(root / 'tiny-bark')}?name=tiny-bark",
+             f"transformers:{make_tiny_text_to_audio(root / 'tiny-csm')}?name=tiny-csm"]
+    print(",".join(specs))
+
+
+if __name__ == "__main__":
+    main()

@@ -56,8 +56,9 @@ class BarkEngine(Engine):
         if spec.voices and not folder.is_dir():
             raise ModelLoadError(f"Bark model {spec.raw!r}: voices folder {folder} does not exist.")
         self.presets.update(load_bark_presets(folder))
+        # "mul" (ISO 639-3: multiple languages): Bark speaks the language of the text and preset.
         super().__init__(spec.name, int(self.model.generation_config.sample_rate),
-                         tuple(self.presets) + (NO_PRESET,), device)
+                         tuple(self.presets) + (NO_PRESET,), device, "mul")
         self.dtype, self.memory_bytes = dtype_name(dtype), weights_bytes(self.model)
         semantic = getattr(self.model.generation_config, "semantic_config", {})
         self.max_semantic_tokens = int(semantic.get("max_new_tokens", 768) if isinstance(semantic, dict)
