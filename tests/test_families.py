@@ -319,17 +319,28 @@ def test_the_app_starts_with_all_four_families_warm(four_family_app):
     assert all(m["warmup_s"] > 0 for m in models.values())
 
 
+HELLO = "Hello there."
+# The longest each family may answer HELLO with, in samples (see the engine tests above):
+# SpeechT5 20 frames of 256 per input id (its characters, a word-start mark and </s>),
+# Bark the checkpoint's semantic-token limit, CSM its generation limit of Mimi frames.
+MOST_SAMPLES = {"tiny-speecht5": (len(HELLO) + 2) * 20 * SPEECHT5_HOP,
+                "tiny-bark": math.ceil(TINY_BARK_SEMANTIC_TOKENS * 75 / 49.9) * BARK_HOP,
+                "tiny-csm": TINY_TEXT_TO_AUDIO_MAX_NEW_TOKENS * CSM_FRAME}
+
+
 @pytest.mark.parametrize("model, rate", [
     ("tiny-vits", TINY_VITS_RATE), ("tiny-speecht5", TINY_SPEECHT5_RATE),
     ("tiny-bark", TINY_BARK_RATE), ("tiny-csm", TINY_TEXT_TO_AUDIO_SAMPLE_RATE)])
 def test_each_family_answers_synthesize_at_its_own_rate(four_family_app, model, rate):
     _, client = four_family_app
-    path, record = client.predict("Hello there.", model, "", 1.0, 7, api_name="/synthesize")
+    path, record = client.predict(HELLO, model, "", 1.0, 7, api_name="/synthesize")
     audio, got = sf.read(path, dtype="float32")
     assert got == rate and audio.shape[0] > 0 and np.abs(audio).max() > 0.001
+    if model in MOST_SAMPLES:  # (VITS's length is whatever its duration predictor says)
+        assert audio.shape[0] <= MOST_SAMPLES[model]
     assert record["model"] == model and record["audio_seconds"] == pytest.approx(
         audio.shape[0] / rate, abs=0.01)
-    again, _ = client.predict("Hello there.", model, "", 1.0, 7, api_name="/synthesize")
+    again, _ = client.predict(HELLO, model, "", 1.0, 7, api_name="/synthesize")
     np.testing.assert_array_equal(sf.read(again, dtype="float32")[0], audio)  # same seed
 
 

@@ -119,7 +119,9 @@ def run(settings: Settings) -> tuple[list[Check], str | None]:
             params = SynthesisParams(voice=engine.default_voice)
             engine.infer(engine.prepare(settings.warmup_text, params), params)
             checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: loads and speaks on "
-                                                      f"{engine.device} ({time.perf_counter() - start:.1f} s)"))
+                                                      f"{engine.device} in {engine.dtype}, "
+                                                      f"{engine.memory_bytes / 2**20:.1f} MB "
+                                                      f"({time.perf_counter() - start:.1f} s)"))
         except Exception as e:
             checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: FAILS: {e}", ok=False))
     problem = next((f"{c.name}: {c.value}" for c in checks if not c.ok), None)

@@ -57,8 +57,9 @@ class BarkEngine(Engine):
             raise ModelLoadError(f"Bark model {spec.raw!r}: voices folder {folder} does not exist.")
         self.presets.update(load_bark_presets(folder))
         # "mul" (ISO 639-3: multiple languages): Bark speaks the language of the text and preset.
-        super().__init__(spec.name, int(self.model.generation_config.sample_rate),
-                         tuple(self.presets) + (NO_PRESET,), device, "mul")
+        rate = (getattr(self.model.generation_config, "sample_rate", None)
+                or self.model.config.codec_config.sampling_rate)
+        super().__init__(spec.name, int(rate), tuple(self.presets) + (NO_PRESET,), device, "mul")
         self.dtype, self.memory_bytes = dtype_name(dtype), weights_bytes(self.model)
         semantic = getattr(self.model.generation_config, "semantic_config", {})
         self.max_semantic_tokens = int(semantic.get("max_new_tokens", 768) if isinstance(semantic, dict)
@@ -97,6 +98,8 @@ class BarkEngine(Engine):
         inputs = dict(prepared)
         tokens = inputs.pop("semantic_max_new_tokens")
         history = inputs.pop("history_prompt", None)
+        if history is not None:  # Bark's generate does not move the prompt to the model's device
+            history = {key: value.to(self.device) for key, value in history.items()}
         temperature = params.temperature if params.temperature is not None else DEFAULT_TEMPERATURE
         with torch.inference_mode():
             seed_all(params.seed)

@@ -93,6 +93,7 @@ class PiperEngine(Engine):
             voices = (raw_config.get("dataset") or "default",)
         super().__init__(spec.name, config.sample_rate, voices, device,
                          config.espeak_voice)
+        self.memory_bytes = model_path.stat().st_size  # ONNX Runtime holds the weights as stored
 
     def prepare(self, text: str, params: SynthesisParams) -> list[list[int]] | None:
         sentences = [self.voice.phonemes_to_ids(p) for p in self.voice.phonemize(text) if p]
