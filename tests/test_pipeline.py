@@ -93,3 +93,28 @@ def test_rolling_stats_follow_requests():
     s = pipeline.snapshot()
     assert (s["count"], s["served"], s["failed"], s["queue_depth"]) == (3, 5, 0, 0)
     assert s["p50_total_ms"] <= s["p95_total_ms"] and s["mean_rtf"] > 0
+
+
+def test_a_progress_callback_that_fails_still_frees_the_gate():
+    pipe = fake_pipeline(FakeEngine(infer_s=0.0), queue_size=1)
+
+    def broken(done, total):
+        raise RuntimeError("the browser tab went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        pipe.synthesize("One sentence. Another sentence.", on_chunk=broken)
+    assert pipe.gate.queue_depth == 0
+    assert pipe.synthesize("The gate is free.").audio.size > 0  # queue_size=1: it must be
+
+
+def test_a_model_that_cannot_read_a_chunk_is_a_clear_error():
+    class Unreadable(FakeEngine):
+        def prepare(self, text, params):
+            raise ValueError("a character outside the vocabulary")
+
+    from tts_core.errors import SynthesisError
+
+    pipe = fake_pipeline(Unreadable())
+    with pytest.raises(SynthesisError, match="could not read chunk 1 of 1: a character outside"):
+        pipe.synthesize("Hello.")
+    assert pipe.gate.queue_depth == 0

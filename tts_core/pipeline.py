@@ -164,10 +164,14 @@ class Pipeline:
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
                           speaker_embedding)
         pieces = []
-        for chunk in Synthesis(self, plan, encoder=None):
-            pieces.append(chunk.audio)
-            if on_chunk is not None:
-                on_chunk(chunk.index + 1, len(plan.chunks))
+        synthesis = Synthesis(self, plan, encoder=None)
+        try:
+            for chunk in synthesis:
+                pieces.append(chunk.audio)
+                if on_chunk is not None:
+                    on_chunk(chunk.index + 1, len(plan.chunks))
+        finally:
+            synthesis.close()  # frees the gate place at once, whatever `on_chunk` did
         try:
             start = time.perf_counter()
             joined = np.concatenate(pieces)
@@ -258,7 +262,13 @@ class Pipeline:
             with self.gate.admit():
                 for index, chunk_text in enumerate(plan.chunks):
                     start = time.perf_counter()
-                    prepared = engine.prepare(chunk_text, params)
+                    try:
+                        prepared = engine.prepare(chunk_text, params)
+                    except TTSError:
+                        raise
+                    except Exception as e:
+                        raise SynthesisError(f"Model {engine.name!r} could not read chunk "
+                                             f"{index + 1} of {len(plan.chunks)}: {e}") from e
                     plan.text_s += time.perf_counter() - start
                     if prepared is None:
                         continue  # nothing this model can pronounce in this chunk

@@ -28,9 +28,9 @@ def prefetch(spec: ModelSpec) -> str:
         if missing:
             raise TTSError(f"{missing[0]} does not exist; copy the voice into the image first")
         return f"local file {model}"
-    from .engines import load_engine
+    from .engines import engine_class
 
-    load_engine(spec, "cpu")  # the app's own loading code: weights, tokenizer, vocoder, presets
+    engine_class(spec).fetch(spec)  # the family's own loading code: weights, tokenizer, presets
     where = "local folder" if Path(spec.source).expanduser().is_dir() else "downloaded to the HF cache"
     return f"{where}: {spec.source}"
 

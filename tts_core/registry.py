@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-from .config import ModelSpec, Settings
+from .config import FULL_PRECISION_ONLY, ModelSpec, Settings
 from .device import cuda_allocated, cuda_free, free_device_memory, is_out_of_memory
 from .engines import Engine, SynthesisParams, load_engine
 from .errors import ModelLoadError, TTSError, UnknownModelError
@@ -96,6 +96,7 @@ def warm_load(settings: Settings) -> Registry:
         logger.info("Warm: %s (%s, %s) on %s, %.1f MB, load %.2f s, warm-up %.2f s",
                     engine.name, engine.family, engine.dtype, engine.device, memory / 2**20,
                     load_s, warm_s)
+        _warn_if_a_chunk_may_time_out(engine, warm_s / audio_s, settings)
     return Registry(engines, info)
 
 
@@ -117,12 +118,29 @@ def _warm_up(spec: ModelSpec, engine: Engine, text: str) -> float:
     return audio.shape[0] / engine.sample_rate
 
 
+SPOKEN_CHARS_PER_S = 15  # about how fast speech goes, to turn a chunk's length into seconds
+
+
+def _warn_if_a_chunk_may_time_out(engine: Engine, rtf: float, settings: Settings) -> None:
+    """A model this slow here (Bark on a CPU) can spend longer on one chunk than an inference
+    may take; say so at startup rather than let the longest chunks fail."""
+    longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
+    expected = rtf * longest / SPOKEN_CHARS_PER_S
+    if expected > settings.infer_timeout_s:
+        logger.warning("%s on %s ran its warm-up at RTF %.1f: a %d-character chunk may take about "
+                       "%.0f s, past TTS_INFER_TIMEOUT=%.0f s. Raise TTS_INFER_TIMEOUT, lower "
+                       "TTS_CHUNK_CHARS, or run it on a GPU.", engine.name, engine.device, rtf,
+                       longest, expected, settings.infer_timeout_s)
+
+
 def _does_not_fit(spec: ModelSpec, stage: str, e: Exception) -> str:
     free = cuda_free()
     room = f" ({free[0] / 2**30:.1f} of {free[1] / 2**30:.1f} GiB free)" if free else ""
+    advice = "load fewer models, or put this one on the CPU with ?device=cpu."
+    if spec.family not in FULL_PRECISION_ONLY:
+        advice = f"use dtype=float16 or bfloat16, {advice}"
     return (f"Model {spec.raw!r} does not fit in device memory beside the models before it "
-            f"(out of memory during its {stage}{room}: {e}). Use dtype=float16 or bfloat16, "
-            "load fewer models, or put this one on the CPU with ?device=cpu.")
+            f"(out of memory during its {stage}{room}: {e}). {advice[0].upper()}{advice[1:]}")
 
 
 def _set_torch_threads(settings: Settings) -> None:

@@ -67,5 +67,12 @@ def load_bark_presets(folder: Path) -> dict[str, dict[str, np.ndarray]]:
             if missing:
                 raise ModelLoadError(f"Bark preset {path} lacks {', '.join(missing)}; a preset is "
                                      f"an .npz with {', '.join(BARK_PROMPTS)}.")
-            presets[path.stem] = {key: npz[key] for key in BARK_PROMPTS}
+            prompt = {key: npz[key] for key in BARK_PROMPTS}
+        shapes = {key: prompt[key].ndim for key in BARK_PROMPTS}
+        if shapes != {"semantic_prompt": 1, "coarse_prompt": 2, "fine_prompt": 2} or any(
+                prompt[key].dtype.kind not in "iu" for key in BARK_PROMPTS):
+            raise ModelLoadError(f"Bark preset {path}: semantic_prompt must be a 1-D and "
+                                 "coarse_prompt and fine_prompt 2-D arrays of token ids (integers); "
+                                 f"its dimensions are {shapes}.")
+        presets[path.stem] = prompt
     return presets

@@ -20,9 +20,13 @@ LOADERS = {
 }
 
 
-def load_engine(spec: ModelSpec, device: str, cpu_threads: int | None = None) -> Engine:
+def engine_class(spec: ModelSpec) -> type[Engine]:
     module, cls = LOADERS[spec.family]
-    return getattr(importlib.import_module(module), cls)(spec, device, cpu_threads)
+    return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["Engine", "SynthesisParams", "resolve_device", "load_engine", "LOADERS"]
+def load_engine(spec: ModelSpec, device: str, cpu_threads: int | None = None) -> Engine:
+    return engine_class(spec)(spec, device, cpu_threads)
+
+
+__all__ = ["Engine", "SynthesisParams", "resolve_device", "load_engine", "engine_class", "LOADERS"]

@@ -55,7 +55,11 @@ class BarkEngine(Engine):
         folder = voices_folder(spec.voices, self.family)
         if spec.voices and not folder.is_dir():
             raise ModelLoadError(f"Bark model {spec.raw!r}: voices folder {folder} does not exist.")
-        self.presets.update(load_bark_presets(folder))
+        from_folder = load_bark_presets(folder)
+        if NO_PRESET in from_folder:
+            raise ModelLoadError(f"Bark model {spec.raw!r}: {folder}/{NO_PRESET}.npz takes the name "
+                                 f"of the built-in '{NO_PRESET}' voice (no prompt); rename it.")
+        self.presets.update(from_folder)
         # "mul" (ISO 639-3: multiple languages): Bark speaks the language of the text and preset.
         rate = (getattr(self.model.generation_config, "sample_rate", None)
                 or self.model.config.codec_config.sampling_rate)
@@ -66,8 +70,9 @@ class BarkEngine(Engine):
                                        else getattr(semantic, "max_new_tokens", 768))
         self.note = ("Bark is slow: three models write each chunk token by token, so expect "
                      "seconds per sentence even on a GPU; progress is shown per chunk. It has no "
-                     "speed control; temperature and seed shape the voice. The 'random' voice is "
-                     "a new speaker each time unless a seed is set.")
+                     "speed control; temperature and seed shape the voice. A preset keeps one "
+                     "speaker throughout; 'random' (no prompt) lets Bark invent a speaker for "
+                     "every chunk. With a seed, the same text gives the same audio.")
 
     def _own_presets(self, spec: ModelSpec) -> dict[str, dict[str, np.ndarray]]:
         """Every preset the model's speaker-embeddings file lists, loaded now (warm)."""

@@ -63,6 +63,12 @@ class Engine(ABC):
         #: ISO 639-1 code when known; English text gets numbers and abbreviations spelled out.
         self.language = language_code(language)
 
+    @classmethod
+    def fetch(cls, spec) -> None:
+        """Download what `spec` needs into the local caches (image build time): by default,
+        load it once on the CPU with the family's own code."""
+        cls(spec, "cpu")
+
     @property
     def default_voice(self) -> str:
         return self.voices[0]

@@ -36,19 +36,7 @@ class SpeechT5Engine(Engine):
         # float16 on CUDA: a tiny SpeechT5's output stays within 58 dB of float32's.
         dtype = pick_dtype(spec.dtype, device, cuda_default="float16")
         folder = voices_folder(spec.voices, self.family)
-        local_vocoder = Path(spec.source) / "vocoder"
-        vocoder = spec.vocoder or (str(local_vocoder) if local_vocoder.is_dir() else DEFAULT_VOCODER)
-        try:
-            self.processor = SpeechT5Processor.from_pretrained(spec.source)
-            self.model = SpeechT5ForTextToSpeech.from_pretrained(spec.source, dtype=dtype)
-            self.vocoder = SpeechT5HifiGan.from_pretrained(vocoder, dtype=dtype)
-        except (OSError, ValueError, ImportError) as e:
-            raise ModelLoadError(
-                f"SpeechT5 model {spec.raw!r} could not be loaded (model {spec.source!r}, vocoder "
-                f"{vocoder!r}): {e}. Give a hub id such as microsoft/speecht5_tts or a folder made "
-                "by save_pretrained with the processor files; the HiFi-GAN vocoder comes from "
-                "?vocoder=..., else a 'vocoder' folder inside the model's, else "
-                f"{DEFAULT_VOCODER}.") from e
+        self.processor, self.model, self.vocoder = self._load(spec, dtype)
         self.model.to(device).eval()
         self.vocoder.to(device).eval()
         self.embedding_dim = int(self.model.config.speaker_embedding_dim)
@@ -66,6 +54,27 @@ class SpeechT5Engine(Engine):
         self.note = ("SpeechT5 speaks English only, has no speed control, and its voice is a "
                      "speaker embedding: pick one, or upload your own x-vector (.npy, "
                      f"{self.embedding_dim} numbers).")
+
+    @staticmethod
+    def _load(spec: ModelSpec, dtype: torch.dtype = torch.float32):
+        local_vocoder = Path(spec.source) / "vocoder"
+        vocoder = spec.vocoder or (str(local_vocoder) if local_vocoder.is_dir() else DEFAULT_VOCODER)
+        try:
+            return (SpeechT5Processor.from_pretrained(spec.source),
+                    SpeechT5ForTextToSpeech.from_pretrained(spec.source, dtype=dtype),
+                    SpeechT5HifiGan.from_pretrained(vocoder, dtype=dtype))
+        except (OSError, ValueError, ImportError) as e:
+            raise ModelLoadError(
+                f"SpeechT5 model {spec.raw!r} could not be loaded (model {spec.source!r}, vocoder "
+                f"{vocoder!r}): {e}. Give a hub id such as microsoft/speecht5_tts or a folder made "
+                "by save_pretrained with the processor files; the HiFi-GAN vocoder comes from "
+                "?vocoder=..., else a 'vocoder' folder inside the model's, else "
+                f"{DEFAULT_VOCODER}.") from e
+
+    @classmethod
+    def fetch(cls, spec: ModelSpec) -> None:
+        """Weights, processor and vocoder only: the x-vector voices may be mounted at run time."""
+        cls._load(spec)
 
     def prepare(self, text: str, params: SynthesisParams) -> torch.Tensor | None:
         ids = self.processor(text=text, return_tensors="pt")["input_ids"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -15,12 +19,16 @@ def pick_dtype(requested: str, device: str, cuda_default: str = "float32") -> to
     Each family's `cuda_default` is the half precision its output was measured to survive
     (tests/test_families.py::test_half_precision_where_it_is_the_cuda_default).
     """
-    bf16_ok = device != "cuda" or torch.cuda.is_bf16_supported()
+    # Older GPUs (T4, V100) only emulate bfloat16, slowly: they count as without it.
+    bf16_ok = device != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False)
     if requested == "auto":
         name = cuda_default if device == "cuda" else "float32"
         return DTYPES["float32" if name == "bfloat16" and not bf16_ok else name]
     if requested == "bfloat16" and not bf16_ok:
         raise ConfigError("TTS_MODELS", "bfloat16 is not supported by this GPU; use dtype=float16")
+    if device == "cpu" and requested != "float32":
+        logger.warning("dtype=%s on the CPU: half precision saves memory there but is usually "
+                       "slower than float32", requested)
     return DTYPES[requested]
 
 

@@ -46,6 +46,9 @@ class VitsEngine(Engine):
         # tokenizer would build a new Uroman (seconds) per call; one warm instance serves all.
         self.romanizer = _uroman() if getattr(self.tokenizer, "is_uroman", False) else None
         if self.romanizer is not None:
+            # uroman leaves some punctuation (— “ ”) outside ASCII; the tokenizer would then
+            # romanize again with a Uroman of its own, per call.
+            self.tokenizer.is_uroman = False
             self.note = ("Text in other scripts is romanized with uroman before it is spoken, "
                          "as this model was trained.")
 
