@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,36 @@ def model_specs(tiny_vits_dir, tiny_vits_multi_dir) -> str:
 @pytest.fixture(scope="session")
 def pipeline(model_specs) -> Pipeline:
     return Pipeline.from_settings(Settings.from_env({"TTS_MODELS": model_specs}))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def speak(engine, text, **kw):
+    """One engine call as the pipeline makes it: prepare, then infer (voice: its default)."""
+    from tts_core.engines import SynthesisParams
+
+    params = SynthesisParams(voice=kw.pop("voice", engine.default_voice), **kw)
+    return engine.infer(engine.prepare(text, params), params)
+
+
+def start_app(env: dict, timeout: float = 300) -> tuple[subprocess.Popen, str]:
+    """`python app.py` with `env` (GRADIO_SERVER_PORT set), returned once /ready says 200."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"app.py was not ready within {timeout} s: {proc.stderr.read()[-2000:]}")
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import free_port
+from conftest import free_port, start_app
 from fakes import FakeEngine, fake_pipeline
 from tts_core import RECORD_KEYS, Settings
 from tts_core import registry as registry_module
@@ -77,18 +76,8 @@ def test_the_containers_start_command_serves_with_the_dockerfiles_env(tmp_path):
     env = clean_env(**dockerfile_env())
     env |= {"HF_HOME": str(tmp_path / "hf"), "GRADIO_SERVER_PORT": str(free_port()),
             "PATH": os.environ["PATH"], "VIRTUAL_ENV": os.environ.get("VIRTUAL_ENV", "")}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}"
+    proc, url = start_app(env, timeout=120)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
         ready = httpx.get(f"{url}/ready", timeout=5)
         assert ready.status_code == 200 and ready.json()["models"][0]["model"] == "en_US-joe-medium"
         speech = httpx.post(f"{url}/v1/audio/speech", json={"input": "Hello from the container."},

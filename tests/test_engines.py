@@ -3,15 +3,11 @@
 import numpy as np
 import pytest
 
+from conftest import speak
 from tts_core import ModelLoadError, ModelSpec, Settings
 from tts_core.engines import SynthesisParams, load_engine, resolve_device
 from tts_core.errors import ConfigError
 from tts_core.registry import warm_load
-
-
-def speak(engine, text, **kw):
-    params = SynthesisParams(voice=kw.pop("voice", engine.default_voice), **kw)
-    return engine.infer(engine.prepare(text, params), params)
 
 
 def test_embedded_piper_voice_speaks_offline():

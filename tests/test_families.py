@@ -7,10 +7,6 @@ real app and called through gradio_client, as a person's code would call it.
 
 import math
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -20,7 +16,7 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from conftest import free_port
+from conftest import free_port, speak, start_app
 from fakes import FakeEngine
 from tiny_models import (TINY_BARK_PRESETS, TINY_BARK_RATE, TINY_BARK_SEMANTIC_TOKENS,
                          TINY_SPEECHT5_RATE, TINY_TEXT_TO_AUDIO_MAX_NEW_TOKENS,
@@ -31,15 +27,9 @@ from tts_core import registry as registry_module
 from tts_core.engines import SynthesisParams, load_engine
 from tts_core.errors import UnknownVoiceError
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEECHT5_HOP = 256  # samples per mel frame of SpeechT5's HiFi-GAN
 BARK_HOP = 320  # samples per EnCodec frame at 24 kHz
 CSM_FRAME = 1920  # samples per Mimi frame at 24 kHz
-
-
-def speak(engine, text, **kw):
-    params = SynthesisParams(voice=kw.pop("voice", engine.default_voice), **kw)
-    return engine.infer(engine.prepare(text, params), params)
 
 
 @pytest.fixture(scope="module")
@@ -287,21 +277,10 @@ def test_oom_in_one_request_fails_it_and_the_next_succeeds(families, serve, monk
 
 @pytest.fixture(scope="module")
 def four_family_app(family_specs):
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TTS_", "GRADIO_"))}
-    env |= {"TTS_MODELS": family_specs, "GRADIO_SERVER_PORT": str(port), "TTS_CPU_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    assert proc.poll() is None, proc.stderr.read()
+    env |= {"TTS_MODELS": family_specs, "GRADIO_SERVER_PORT": str(free_port()),
+            "TTS_CPU_THREADS": "1"}
+    proc, url = start_app(env)
     yield url, Client(url, verbose=False)
     proc.terminate()
     proc.wait(timeout=30)
