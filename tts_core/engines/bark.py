@@ -18,7 +18,7 @@ from ..config import ModelSpec
 from ..errors import ModelLoadError
 from ..voices import load_bark_presets, voices_folder
 from .base import Engine, SynthesisParams, resolve_device
-from .torch_util import dtype_name, pick_dtype, seed_all, weights_bytes
+from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +43,12 @@ class BarkEngine(Engine):
         # bfloat16 on CUDA: a tiny Bark's output stays within 38 dB of float32's, where float16
         # drifted to 16 dB (its EnCodec decoder); float32 where the GPU has no bfloat16.
         dtype = pick_dtype(spec.dtype, device, cuda_default="bfloat16")
-        try:
+        with load_errors(f"Bark model {spec.raw!r} could not be loaded from {spec.source!r}",
+                         "Give a hub id such as suno/bark-small or a folder made by save_pretrained "
+                         "(model and BarkProcessor, with speaker_embeddings_path.json for its "
+                         "presets)."):
             self.processor = BarkProcessor.from_pretrained(spec.source)
             self.model = BarkModel.from_pretrained(spec.source, dtype=dtype).to(device).eval()
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(
-                f"Bark model {spec.raw!r} could not be loaded from {spec.source!r}: {e}. Give a "
-                "hub id such as suno/bark-small or a folder made by save_pretrained (model and "
-                "BarkProcessor, with speaker_embeddings_path.json for its presets).") from e
         self.presets = self._own_presets(spec)
         folder = voices_folder(spec.voices, self.family)
         if spec.voices and not folder.is_dir():

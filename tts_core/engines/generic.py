@@ -16,7 +16,7 @@ from transformers import AutoConfig, pipeline
 from ..config import ModelSpec
 from ..errors import ModelLoadError
 from .base import Engine, SynthesisParams, resolve_device
-from .torch_util import dtype_name, pick_dtype, seed_all, weights_bytes
+from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,11 @@ class TransformersEngine(Engine):
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         device = resolve_device(device, torch.cuda.is_available())
-        try:  # the config first: what a model needs is known before its weights are fetched
+        # The config first: what a model needs is known before its weights are fetched.
+        with load_errors(f"Model {spec.raw!r} could not be loaded by transformers' text-to-audio "
+                         "pipeline", "Give a hub id or a save_pretrained folder of a model that "
+                         "AutoModelForTextToWaveform (or text-to-spectrogram) knows.",
+                         errors=(OSError, ValueError, KeyError, ImportError)):
             config = AutoConfig.from_pretrained(spec.source)
             model_type = config.model_type
             # Unknown architectures keep float32 on CUDA unless their checkpoint is half precision.
@@ -49,11 +53,6 @@ class TransformersEngine(Engine):
             if model_type in NEEDS:
                 raise ModelLoadError(f"Model {spec.raw!r} ({model_type}) needs {NEEDS[model_type]}.")
             self.pipe = pipeline("text-to-audio", model=spec.source, device=device, dtype=dtype)
-        except (OSError, ValueError, KeyError, ImportError) as e:
-            raise ModelLoadError(
-                f"Model {spec.raw!r} could not be loaded by transformers' text-to-audio pipeline: "
-                f"{e}. Give a hub id or a save_pretrained folder of a model that "
-                "AutoModelForTextToWaveform (or text-to-spectrogram) knows.") from e
         self.forward_params: dict = {}
         if model_type in NEEDS_LANG:
             if not spec.lang:

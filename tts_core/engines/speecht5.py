@@ -17,7 +17,7 @@ from ..config import ModelSpec
 from ..errors import ModelLoadError
 from ..voices import XVECTOR_HOWTO, load_xvectors, voices_folder
 from .base import Engine, SynthesisParams, resolve_device
-from .torch_util import dtype_name, pick_dtype, seed_all, weights_bytes
+from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +59,15 @@ class SpeechT5Engine(Engine):
     def _load(spec: ModelSpec, dtype: torch.dtype = torch.float32):
         local_vocoder = Path(spec.source) / "vocoder"
         vocoder = spec.vocoder or (str(local_vocoder) if local_vocoder.is_dir() else DEFAULT_VOCODER)
-        try:
+        with load_errors(f"SpeechT5 model {spec.raw!r} could not be loaded (model {spec.source!r}, "
+                         f"vocoder {vocoder!r})",
+                         "Give a hub id such as microsoft/speecht5_tts or a folder made by "
+                         "save_pretrained with the processor files; the HiFi-GAN vocoder comes from "
+                         "?vocoder=..., else a 'vocoder' folder inside the model's, else "
+                         f"{DEFAULT_VOCODER}.", errors=(OSError, ValueError, ImportError)):
             return (SpeechT5Processor.from_pretrained(spec.source),
                     SpeechT5ForTextToSpeech.from_pretrained(spec.source, dtype=dtype),
                     SpeechT5HifiGan.from_pretrained(vocoder, dtype=dtype))
-        except (OSError, ValueError, ImportError) as e:
-            raise ModelLoadError(
-                f"SpeechT5 model {spec.raw!r} could not be loaded (model {spec.source!r}, vocoder "
-                f"{vocoder!r}): {e}. Give a hub id such as microsoft/speecht5_tts or a folder made "
-                "by save_pretrained with the processor files; the HiFi-GAN vocoder comes from "
-                "?vocoder=..., else a 'vocoder' folder inside the model's, else "
-                f"{DEFAULT_VOCODER}.") from e
 
     @classmethod
     def fetch(cls, spec: ModelSpec) -> None:

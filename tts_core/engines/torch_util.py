@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +47,12 @@ def seed_all(seed: int | None) -> None:
     """Seed torch's CPU and CUDA generators, so that a seed gives the same audio every time."""
     if seed is not None:
         torch.manual_seed(seed)  # seeds every CUDA device too
+
+
+@contextmanager
+def load_errors(failure: str, hint: str, errors: tuple[type[Exception], ...] = (OSError, ValueError)):
+    """`from_pretrained` failures as one ModelLoadError: `failure`, the cause, then `hint`."""
+    try:
+        yield
+    except errors as e:
+        raise ModelLoadError(f"{failure}: {e}. {hint}") from e

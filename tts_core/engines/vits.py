@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, VitsModel
 from ..config import ModelSpec
 from ..errors import ModelLoadError
 from .base import Engine, SynthesisParams, resolve_device
-from .torch_util import dtype_name, pick_dtype, seed_all, weights_bytes
+from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +24,11 @@ class VitsEngine(Engine):
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         device = resolve_device(device, torch.cuda.is_available())
         dtype = pick_dtype(spec.dtype, device)
-        try:
+        with load_errors(f"VITS model {spec.raw!r} could not be loaded from {spec.source!r}",
+                         "Give a Hugging Face hub id (e.g. facebook/mms-tts-eng) or a folder made "
+                         "by save_pretrained, with its tokenizer files."):
             self.tokenizer = AutoTokenizer.from_pretrained(spec.source)
             self.model = VitsModel.from_pretrained(spec.source, dtype=dtype).to(device).eval()
-        except (OSError, ValueError) as e:
-            raise ModelLoadError(
-                f"VITS model {spec.raw!r} could not be loaded from {spec.source!r}: {e}. "
-                "Give a Hugging Face hub id (e.g. facebook/mms-tts-eng) or a folder made by "
-                "save_pretrained, with its tokenizer files."
-            ) from e
         if spec.noise_scale is not None:
             self.model.noise_scale = spec.noise_scale
         if spec.noise_w is not None:
