@@ -27,7 +27,7 @@ from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryErr
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
-from .windows import window_plan
+from .windows import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, window_plan
 from .voices import read_xvector
 from .zerogpu import device_call
 
@@ -332,14 +332,19 @@ class Pipeline:
     def _windows(self, plan: _Plan, key, prepared,
                  where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
         """A chunk in two stages: its latents in one turn (batched like any inference), then
-        each sentence's decoder windows, each a turn of its own, so the first audio needs
-        only the first stage and one small window, and other requests interleave.
+        decoder windows, each a turn of its own. The request's first sentence starts with a
+        small window, so its first audio needs only the first stage and one small decode;
+        the sentences after it, heard while they are made, are decoded in the largest
+        windows (fewer turns, less context re-read), which still let other requests'
+        first windows in between.
 
         Yields (audio, is the chunk's first piece, is its last piece).
         """
         latents = self._turn(plan, key, prepared, "encode_batch", where)
-        windows = [(latent, start, stop) for latent in latents
-                   for start, stop in window_plan(latent.frames)]
+        windows = [(latent, start, stop) for n, latent in enumerate(latents)
+                   for start, stop in window_plan(
+                       latent.frames, FIRST_WINDOW_FRAMES if n == 0 and plan.first_audio is None
+                       else MAX_WINDOW_FRAMES)]
         for n, window in enumerate(windows):
             yield (self._turn(plan, None, window, "decode", where), n == 0,
                    n == len(windows) - 1)

@@ -4,9 +4,11 @@ A two-stage engine (Piper, transformers VITS) makes a sentence's whole latent in
 cheap pass, then its HiFi-GAN decoder turns frames of latent into audio. The decoder is
 convolutional, so it can run on any window of frames (reading a few frames of context on
 each side) and the windows join into the same audio as one decode of the whole sentence.
-A stream decodes the first window small, so the listener hears the sentence begin after
-the first pass and one small decode, and lets the windows grow, so the rest of the
-sentence costs little more than one decode (each window re-reads its context frames).
+A stream decodes its first sentence's first window small, so the listener hears the
+sentence begin after the first pass and one small decode, and lets the windows grow, so
+the rest of the sentence costs little more than one decode (each window re-reads its
+context frames). Later sentences, made while the first is heard, start at the largest
+window.
 """
 
 from __future__ import annotations
