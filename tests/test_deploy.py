@@ -241,8 +241,10 @@ def test_worker_streams_chunk_by_chunk_then_the_record(worker):
     parts = list(worker.stream({"input": {"text": "First part. Second part. Third part.",
                                           "stream": True, "format": "wav"}}))
     chunks, last = parts[:-1], parts[-1]
-    assert [c["chunk"] for c in chunks] == [0, 1]
-    assert [c["text"] for c in chunks] == ["First part.", "Second part. Third part."]
+    assert [c["chunk"] for c in chunks] == list(range(len(chunks)))
+    texts = {c["sentence"]: c["text"] for c in chunks}
+    assert texts == {0: "First part.", 1: "Second part.", 2: "Third part."}
+    assert [c["sentence"] for c in chunks] == sorted(c["sentence"] for c in chunks)
     for c in chunks:
         audio, rate = decode_b64(c["audio_base64"])
         assert rate == 22050 and audio.shape[0] > 0
