@@ -105,3 +105,18 @@ def test_a_bad_call_is_an_error_the_agent_can_read_and_the_app_keeps_serving(stu
     bad, good = run(mcp_call(studio.url, calls))
     assert bad.isError and "nobody" in bad.content[0].text
     assert not good.isError and ast.literal_eval(good.content[0].text)[0]["url"].endswith(".wav")
+
+
+def test_behind_the_ui_login_tools_are_listed_but_calls_refused(serve):
+    """Gradio's MCP server calls the app through its own client, which cannot log in."""
+    from fakes import FakeEngine, fake_pipeline
+
+    url = serve(fake_pipeline(FakeEngine(infer_s=0.001), api_key="s3cret", ui_auth=True))
+
+    async def calls(session):
+        return (await session.list_tools()).tools, await session.call_tool(
+            "synthesize", {"text": "hi", "model": "fake", "voice": "a"})
+
+    tools, result = run(mcp_call(url, calls))
+    assert {t.name for t in tools} == {"synthesize", "models"}
+    assert result.isError and "login" in result.content[0].text
