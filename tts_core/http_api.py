@@ -133,11 +133,31 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
             for n in names + aliases]}
 
     @api.get("/v1/audio/voices", dependencies=guarded)
-    def list_voices():
+    def list_voices(available: bool = False, language: str | None = None):
         data = [{"id": voice, "object": "voice", "model": engine.name,
                  "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]}
                 for engine in pipeline.registry.engines.values() for voice in engine.voices]
-        return {"object": "list", "data": data, "voices": sorted({d["id"] for d in data})}
+        listing = {"object": "list", "data": data, "voices": sorted({d["id"] for d in data})}
+        if available:  # the Piper catalogue too, under its own key (the keys above unchanged)
+            listing["available"] = _catalogue_listing(language)
+        return listing
+
+    def _catalogue_listing(language: str | None) -> dict:
+        """The Piper catalogue's voices by language and quality, the loaded ones marked."""
+        from .catalog import PIPER_VOICES_REPO, CatalogueError, load_catalogue, sorted_voices
+
+        revision = settings.piper_voices_revision
+        try:
+            catalogue = load_catalogue(revision)
+        except CatalogueError as e:
+            raise ApiError(503, str(e), type_="server_error", code="catalogue_unavailable") from e
+        loaded = {getattr(e, "catalog_key", None): e.name for e in pipeline.registry.engines.values()}
+        voices = [dict(v.to_dict(), loaded=v.key in loaded, model=loaded.get(v.key),
+                       spec=f"piper:{v.key}")
+                  for v in sorted_voices(catalogue) if not language or v.language == language
+                  or v.language.split("_")[0] == language]
+        return {"repository": PIPER_VOICES_REPO, "revision": revision, "count": len(voices),
+                "voices": voices}
 
     def _voice_for(engine, requested: str) -> str:
         """This app's voice for a requested name: its own, a configured alias, or an OpenAI name."""
