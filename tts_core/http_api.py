@@ -213,6 +213,9 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                                               settings.stream_stall_s),
                                  media_type=audio_io.MEDIA_TYPES[synthesis.format], headers=headers)
 
+    from .operator_api import add_operator_routes  # here: it reuses ApiError from this module
+
+    api.state.models = add_operator_routes(api, pipeline, guarded, _read_json)
     return api
 
 

@@ -259,7 +259,7 @@ class Pipeline:
         engine, params = plan.engine, plan.params
         status = "error"
         try:
-            with self.gate.admit():
+            with self.gate.admit(), self.registry.in_use(engine):
                 for index, chunk_text in enumerate(plan.chunks):
                     start = time.perf_counter()
                     try:
