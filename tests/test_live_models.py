@@ -195,3 +195,51 @@ def test_adding_and_removing_a_voice_while_serving_never_makes_a_listener_wait(t
     assert during, "no request was served while the voice loaded"
     # Nobody waited for the load: the longest wait is a fraction of the time the load took.
     assert max(during) < load_s * 1000
+
+
+@pytest.mark.slow
+def test_the_operator_panel_browses_adds_and_removes_behind_the_login(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    hub = FakeHub(keys=("en_US-joe-medium", "en_US-joey-medium")).start()
+    env = hub_env(hub.url, tmp_path, TTS_API_KEY=KEY, TTS_UI_AUTH="true", TTS_MODELS="joe",
+                  GRADIO_SERVER_PORT=str(free_port()))
+    proc, url = start_app(env, timeout=120)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                        args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url)
+            page.wait_for_selector("input[type=password]", timeout=30_000)
+            page.locator("input").first.fill("operator")
+            page.fill("input[type=password]", KEY)
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#text textarea", timeout=30_000)
+            page.click("#operator button")
+            page.click("#catalogue-browse")
+            cell = page.locator("#catalogue >> text=piper:en_US-joey-medium >> visible=true").first
+            cell.wait_for(timeout=20_000)
+            cell.click()
+            page.wait_for_function(
+                "() => document.querySelector('#add-spec textarea').value.includes('joey')")
+            page.click("#add-model")
+            page.wait_for_function("() => /is warm/.test(document.querySelector("
+                                   "'#operator-status').innerText)", timeout=60_000)
+            models = [m["id"] for m in httpx.get(f"{url}/v1/models", headers=AUTH).json()["data"]]
+            assert "en_US-joey-medium" in models
+            page.click("#model input")
+            assert page.locator("ul[role=listbox] >> text=en_US-joey-medium").count() == 1
+            page.keyboard.press("Escape")
+            page.click("#remove-name input")
+            page.locator("ul[role=listbox] >> text=en_US-joey-medium").first.click()
+            page.click("#remove-model")
+            page.wait_for_function("() => /removed/.test(document.querySelector("
+                                   "'#operator-status').innerText)", timeout=60_000)
+            browser.close()
+        models = [m["id"] for m in httpx.get(f"{url}/v1/models", headers=AUTH).json()["data"]]
+        assert "en_US-joey-medium" not in models
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        hub.stop()

@@ -70,6 +70,14 @@ class CatalogVoice:
         return d
 
 
+def loaded_keys(engines) -> dict[str, str]:
+    """Catalogue key -> the loaded model speaking that voice (by key, or a Piper model so named:
+    the embedded joe is the catalogue's en_US-joe-medium)."""
+    keys = {e.name: e.name for e in engines if e.family == "piper"}
+    keys |= {e.catalog_key: e.name for e in engines if getattr(e, "catalog_key", None)}
+    return keys
+
+
 def is_voice_key(source: str) -> bool:
     """True for a catalogue name such as en_US-lessac-medium (not a path, not an alias)."""
     return bool(VOICE_KEY.match(source))

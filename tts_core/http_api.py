@@ -144,14 +144,15 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
 
     def _catalogue_listing(language: str | None) -> dict:
         """The Piper catalogue's voices by language and quality, the loaded ones marked."""
-        from .catalog import PIPER_VOICES_REPO, CatalogueError, load_catalogue, sorted_voices
+        from .catalog import (PIPER_VOICES_REPO, CatalogueError, load_catalogue, loaded_keys,
+                              sorted_voices)
 
         revision = settings.piper_voices_revision
         try:
             catalogue = load_catalogue(revision)
         except CatalogueError as e:
             raise ApiError(503, str(e), type_="server_error", code="catalogue_unavailable") from e
-        loaded = {getattr(e, "catalog_key", None): e.name for e in pipeline.registry.engines.values()}
+        loaded = loaded_keys(pipeline.registry.engines.values())
         voices = [dict(v.to_dict(), loaded=v.key in loaded, model=loaded.get(v.key),
                        spec=f"piper:{v.key}")
                   for v in sorted_voices(catalogue) if not language or v.language == language

@@ -144,3 +144,11 @@ class ModelManager:
         free_device_memory()
         state.status, state.since = REMOVED, time.time()
         logger.info("Removed model %s", state.name)
+
+
+def manager_for(pipeline: Pipeline) -> ModelManager:
+    """The one manager of `pipeline`'s models (shared by the HTTP routes and the UI panel)."""
+    manager = getattr(pipeline, "_model_manager", None)
+    if manager is None:
+        manager = pipeline._model_manager = ModelManager(pipeline)
+    return manager

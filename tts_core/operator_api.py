@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from .errors import ConfigError, InputError
-from .live_models import ModelConflictError, ModelManager
+from .live_models import ModelConflictError, ModelManager, manager_for
 from .pipeline import Pipeline
 
 MODELS_ROUTE = "/v1/models"
@@ -21,7 +21,7 @@ def add_operator_routes(api: FastAPI, pipeline: Pipeline, guarded: list, read_js
     from .http_api import ApiError, from_tts_error
 
     settings = pipeline.settings
-    manager = ModelManager(pipeline)
+    manager = manager_for(pipeline)
 
     def operator_only() -> None:
         if settings.api_key is None:
