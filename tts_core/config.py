@@ -183,6 +183,7 @@ class Settings:
     openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
     openai_voices: dict[str, str] = field(default_factory=dict)
     piper_voices_revision: str = DEFAULT_REVISION  # rhasspy/piper-voices revision for named voices
+    baked_hf_cache: str | None = None  # an image's own hub cache, merged into HF_HOME's at start
 
     def parse_spec(self, raw: str) -> ModelSpec:
         """A spec as TTS_MODELS would take it, with this app's defaults filled in."""
@@ -248,6 +249,7 @@ class Settings:
             openai_models=openai_models,
             openai_voices=_mapping(env, "TTS_OPENAI_VOICES"),
             piper_voices_revision=revision,
+            baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
         )
 
 

@@ -15,6 +15,7 @@ from .config import FULL_PRECISION_ONLY, ModelSpec, Settings
 from .device import cuda_allocated, cuda_free, free_device_memory, is_out_of_memory
 from .engines import Engine, SynthesisParams, load_engine
 from .errors import InputError, ModelLoadError, TTSError, UnknownModelError
+from .model_cache import use_baked_cache
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def warm_load(settings: Settings) -> Registry:
     """
     if settings.cpu_threads:
         _set_torch_threads(settings)
+    use_baked_cache(settings.baked_hf_cache)
     loaded = [load_one(spec, settings) for spec in settings.models]
     engines: dict[str, Engine] = {}
     info: list[LoadInfo] = []
