@@ -181,6 +181,8 @@ def voice_files(key: str, revision: str = DEFAULT_REVISION) -> tuple[Path, Path]
                                  f"{_endpoint()} failed: {e}") from e
         _verify(key, file, path)
         paths[file.path] = path
+    logger.info("Piper voice %s (%s): %d files, MD5 verified, in %s", key, _where(revision),
+                len(paths), next(iter(paths.values())).parent)
     onnx = [p for name, p in paths.items() if name.endswith(".onnx")]
     config = [p for name, p in paths.items() if name.endswith(".onnx.json")]
     if len(onnx) != 1 or len(config) != 1:
