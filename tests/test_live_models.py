@@ -82,6 +82,28 @@ def test_a_failing_add_leaves_the_app_as_it_was():
                        headers=AUTH).status_code == 202
 
 
+def test_a_model_that_does_not_fit_fails_its_add_with_the_startup_advice(monkeypatch):
+    from fakes import OutOfMemoryError
+    from tts_core import registry
+
+    def no_room(spec, device, cpu_threads=None):
+        raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(registry, "load_engine", no_room)
+    client = api_for(fake_pipeline(FakeEngine(), api_key=KEY))
+    ready = client.get("/ready").json()
+    assert client.post("/v1/models", json={"spec": "bark:suno/bark?name=big"},
+                       headers=AUTH).status_code == 202
+    state = wait_for(client, "big", ("failed", "warm"))
+    assert state["status"] == "failed"
+    assert "does not fit in device memory beside the models before it" in state["error"]
+    assert "Use dtype=float16 or bfloat16, load fewer models" in state["error"]
+    assert client.get("/ready").json() == ready
+    r = client.post("/v1/audio/speech", json={"input": "Still here.", "response_format": "wav"},
+                    headers=AUTH)
+    assert r.status_code == 200
+
+
 def test_a_removed_model_refuses_new_requests_and_finishes_admitted_ones():
     pipeline = fake_pipeline(FakeEngine(), api_key=KEY)
     slow = FakeEngine(infer_s=1.0)

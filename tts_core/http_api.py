@@ -190,7 +190,10 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         except ApiError as e:
             pipeline.prometheus.count(SPEECH_ROUTE, "unknown", "bad_request")
             raise e
-        voice = _voice_for(pipeline.registry.engines[model], fields["voice"])
+        try:  # the model may have been removed a moment ago
+            voice = _voice_for(pipeline.registry.get(model), fields["voice"])
+        except TTSError as e:
+            raise from_tts_error(e) from e
         call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
                     fmt=fields["response_format"], route=SPEECH_ROUTE)
         try:

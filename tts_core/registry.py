@@ -58,8 +58,9 @@ class Registry:
         with self._lock:
             if engine.name in self.engines:
                 raise ModelLoadError(f"A model called {engine.name!r} is already loaded")
-            self.engines = {**self.engines, engine.name: engine}
+            # Its load info first: whoever sees the engine finds its info too.
             self.load_info = [*self.load_info, info]
+            self.engines = {**self.engines, engine.name: engine}
 
     def withdraw(self, name: str) -> Engine:
         """Take `name` out: new requests get 'unknown model' from now on; those already
