@@ -269,7 +269,7 @@ class Pipeline:
         status = "error"
         pieces_made = 0
         try:
-            with self.gate.admit():
+            with self.gate.admit(), self.registry.in_use(engine):
                 for index, chunk_text in enumerate(plan.chunks):
                     start = time.perf_counter()
                     try:
