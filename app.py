@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import html
 import logging
 import sys
+import time
+import urllib.parse
+from collections import deque
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
+import pandas as pd
 from fastapi import FastAPI
 
 from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError, selfcheck
-from tts_core.config import MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
+from tts_core import audio as audio_io
+from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
+from tts_core.text import foreign_letters
 from tts_core.ffmpeg import ensure_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
@@ -29,6 +37,26 @@ LIVE_REFRESH_S = 2.0  # how often the live latency panel polls the rolling stats
 RANDOM_SEED = -1  # the seed box's "no seed": a fresh random voice every time
 EXAMPLES = Path(__file__).parent / "assets" / "examples"  # <language>.txt, one text a line
 ALL_LANGUAGES = ""  # the language filter's "show every model"
+UI_ASSETS = Path(__file__).parent / "assets" / "ui"  # the page's own CSS and script
+LIVE_SAMPLES = 150  # points kept for the live charts: five minutes at one per LIVE_REFRESH_S
+HISTORY_SIZE = 5  # this browser session's last generations, newest first
+HISTORY_TEXT = 160  # characters of each one's text shown
+TIMING_PARTS = ("queue", "text", "inference", "encode")  # the timing bar's segments, in order
+
+
+class Picker(gr.Dropdown):
+    """A dropdown that offers only its choices in the browser (typed text that matches none is
+    dropped on blur) but passes any value an API caller sends on to the pipeline, whose
+    "Unknown model/voice" error lists the valid ones (the voice list depends on the model)."""
+
+    is_template = True  # drawn by Gradio's own Dropdown (its props come from Dropdown's __init__)
+
+    def preprocess(self, payload):
+        return payload
+
+    def api_info(self) -> dict:
+        # No enum: the voices depend on the model, and models come and go while serving.
+        return {"type": "string"}
 
 
 def load_examples(language: str | None) -> list[list[str]]:
@@ -45,8 +73,9 @@ def _language(engine) -> str:
 
 
 def _model_choices(pipeline: Pipeline, language: str = ALL_LANGUAGES) -> list[tuple[str, str]]:
-    """(label, name) for the model picker: 'mms-tts-deu: German, vits', filtered by language."""
-    return [(f"{name}: {_language(e)}, {e.family}", name)
+    """(label, name) for the model picker: 'mms-tts-deu (vits)', filtered by language (the
+    language is in the filter and the note; in the label it ran under the arrow)."""
+    return [(f"{name} ({e.family})", name)
             for name, e in pipeline.registry.engines.items()
             if language == ALL_LANGUAGES or _language(e) == language]
 
@@ -69,8 +98,12 @@ def _fail(message: str) -> None:
 
 
 def _voice_choices(pipeline: Pipeline, model: str | None) -> list[tuple[str, str]]:
+    """The model's voices, its default first as "" ('joe (default)'; a lone voice called
+    'default' is just 'default')."""
     engine = pipeline.registry.get(model)
-    return [(f"default ({engine.default_voice})", "")] + [(v, v) for v in engine.voices]
+    default = engine.default_voice
+    first = default if default == "default" else f"{default} (default)"
+    return [(first, "")] + [(v, v) for v in engine.voices if v != default]
 
 
 def _live_markdown(pipeline: Pipeline) -> str:
@@ -100,6 +133,52 @@ def _live_markdown(pipeline: Pipeline) -> str:
     return "\n".join(lines)
 
 
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:.0f} ms"
+
+
+def _per_model_markdown(pipeline: Pipeline) -> str:
+    """Rolling p50/p95 per model: a Bark and a VITS request mixed into one p50 mean nothing."""
+    models = sorted({r.model for r in pipeline.stats.records()})
+    if not models:
+        return "**Per model**: no requests yet."
+    rows = ["**Per model** (the same window)", "",
+            "| model | requests | total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
+            "|---|---|---|---|---|---|---|"]
+    for name in models:
+        s = pipeline.stats.snapshot(model=name)
+        rows.append(f"| {name} | {s['count']} | {_ms(s['p50_total_ms'])} | {_ms(s['p95_total_ms'])} "
+                    f"| {_ms(s['p50_first_audio_ms'])} | {_ms(s['p95_first_audio_ms'])} "
+                    f"| {s['mean_rtf']:.3f} |")
+    return "\n".join(rows)
+
+
+def _timing_html(record: dict | None, heard_ms: float | None = None) -> str:
+    """This request as a bar: queue, text, inference and encode in proportion to its total,
+    the rest (joining, the hand-over) grey, and a red mark where its first audio was ready."""
+    if not record:
+        return "<div class='empty'>The timing of your next request shows here.</div>"
+    total = max(record["total_ms"], 1e-6)
+    parts = [(name, record[f"{name}_ms"]) for name in TIMING_PARTS]
+    other = max(0.0, total - sum(ms for _, ms in parts))
+    segments = "".join(
+        f"<div class='seg {name}' style='width:{100 * ms / total:.2f}%' title='{name} {ms:.0f} ms'"
+        f" data-ms='{ms:.1f}'>{ms:.0f}</div>" for name, ms in parts + [("other", other)])
+    first = record["first_audio_ms"]
+    mark = (f"<div class='first' style='left:calc({100 * min(first / total, 1):.2f}% - 2px)' "
+            f"title='first audio {first:.0f} ms'></div>")
+    legend = "".join(f"<span><i class='{name}'></i>{name} "
+                     f"<b data-part='{name}'>{ms:.0f} ms</b></span>" for name, ms in parts)
+    heard = ("" if heard_ms is None else
+             f"<span>heard in the browser <b data-part='heard'>{heard_ms:.0f} ms</b></span>")
+    return (f"<div class='bar'>{segments}{mark}</div><div class='legend'>{legend}"
+            f"<span><i class='first-key' style='background:#dc2626'></i>first audio "
+            f"<b data-part='first_audio'>{first:.0f} ms</b></span>"
+            f"<span>total <b data-part='total'>{record['total_ms']:.0f} ms</b></span>{heard}"
+            f"<span>{record['audio_seconds']:.1f} s of audio, {html.escape(record['model'])}</span>"
+            "</div>")
+
+
 def _seed(seed):
     """The UI's seed box holds RANDOM_SEED for "no seed"; the pipeline's word for that is None."""
     return None if seed is None or seed == RANDOM_SEED else seed
@@ -117,11 +196,27 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     # Enough Gradio workers that waiting happens at the gate, where it is measured and
     # bounded; one more than the gate admits, so the overflow gets the gate's busy message.
     gpu = {"concurrency_id": "gpu", "concurrency_limit": settings.queue_size + 1}
+    engines = pipeline.registry.engines.values()
+    # Inputs only some families use are offered (in the page and in "Use via API") where a
+    # loaded model uses them.
+    any_temperature = any(e.supports_temperature for e in engines)
+    any_embedding = any(e.embedding_dim is not None for e in engines)
 
     def request(text, model, voice, speed, seed, temperature, xvector, route="gradio") -> dict:
         return dict(text=text, model=model or None, voice=voice or None, speed=speed,
                     seed=_seed(seed), temperature=temperature, speaker_embedding=xvector or None,
                     route=route)
+
+    def warn_foreign(text, model) -> None:
+        """Letters the model's alphabet lacks are spelled out as symbol names or dropped: say so."""
+        try:
+            engine = pipeline.registry.get(model or None)
+        except TTSError:
+            return  # the pipeline's own error says it better
+        foreign = foreign_letters(text or "", engine.language)
+        if foreign:
+            gr.Warning(f"{engine.name} speaks {_language(engine)}; it cannot pronounce these "
+                       f"letters, so they were not spoken as words: {foreign[:40]}")
 
     def synthesize(text, model, voice, speed, seed, temperature=None, xvector=None,
                    progress=gr.Progress(), call: gr.Request = None):
@@ -151,20 +246,27 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                                                    xvector, route), on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
+        warn_foreign(text, model)
         return result.data, result.record.to_dict()
 
     def stream(text, model, voice, speed, seed, temperature=None, xvector=None):
+        pieces = []
         try:
             synthesis = pipeline.stream(**request(text, model, voice, speed, seed, temperature,
                                                   xvector))
+            yield gr.skip(), None, gr.skip()  # one current result: the last whole file goes
             try:
                 for chunk in synthesis:
-                    yield chunk.data, gr.skip()
+                    pieces.append(chunk.audio)
+                    yield chunk.data, gr.skip(), gr.skip()
             finally:
                 synthesis.close()
         except TTSError as e:
             raise _gr_error(e) from e
-        yield gr.skip(), synthesis.record.to_dict()
+        warn_foreign(text, model)
+        # The whole file as well: its player shows the true length (the streamed one grows).
+        whole = audio_io.encode(np.concatenate(pieces), synthesis.sample_rate, "wav")
+        yield gr.skip(), whole, synthesis.record.to_dict()
 
     def stream_fallback(text, model, voice, speed, seed, temperature=None, xvector=None,
                         progress=gr.Progress()):
@@ -180,101 +282,211 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         """
         return pipeline.models()
 
+    models.__annotations__["return"] = list[dict]  # typed in "Use via API" (not the string)
+
     def model_changed(model: str):
         """The voice list, the controls the model uses, its note and its language's examples."""
         try:
-            engine = pipeline.registry.get(model)
-        except TTSError as e:
-            raise _gr_error(e) from e
-        return (gr.update(choices=_voice_choices(pipeline, model), value=""),
+            engine = pipeline.registry.get(model or None)
+        except TTSError as e:  # (the page only offers loaded models; a stale page may not)
+            gr.Warning(f"{e} Back to {pipeline.registry.default.name}.")
+            engine = pipeline.registry.default
+        return (gr.update(value=engine.name),
+                gr.update(choices=_voice_choices(pipeline, engine.name), value=""),
                 gr.update(value=1.0, interactive=engine.supports_speed,
                           info=None if engine.supports_speed else "this model has no speed control"),
                 gr.update(visible=engine.supports_temperature),
-                gr.update(visible=engine.embedding_dim is not None, value=None),
-                _model_note(pipeline, model),
+                gr.update(visible=engine.embedding_dim is not None),
+                gr.update(value=None),
+                _model_note(pipeline, engine.name),
                 gr.update(samples=load_examples(engine.language or engine.language_tag)))
 
     def language_changed(language: str):
         choices = _model_choices(pipeline, language or ALL_LANGUAGES)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
+    samples: deque[dict] = deque(maxlen=LIVE_SAMPLES)  # the live charts' points, for every page
+
+    def live():
+        """The live panel, per-model table and charts; a point is added at most once a refresh."""
+        now = time.time()
+        if not samples or now - samples[-1]["t"] >= LIVE_REFRESH_S / 2:
+            samples.append(dict(pipeline.snapshot(), t=now))
+        return (_live_markdown(pipeline), _per_model_markdown(pipeline),
+                _latency_frame(samples), _queue_frame(samples))
+
+    def remember(history, path, record, text, voice):
+        if not path or not record:
+            return history, gr.skip()
+        entry = dict(path=path, text=text, model=record["model"], voice=voice or "default",
+                     total_ms=record["total_ms"], first_audio_ms=record["first_audio_ms"],
+                     audio_seconds=record["audio_seconds"])
+        history = ([entry] + history)[:HISTORY_SIZE]
+        return history, _history_html(history)
+
     # Gradio keeps each returned audio file in its cache; delete them after TTS_CACHE_TTL.
     ttl = settings.cache_ttl_s
     with gr.Blocks(title="TTS Studio", delete_cache=(max(1, ttl // 4), ttl)) as demo:
         gr.Markdown("# TTS Studio\nWarm-loaded text to speech: every model below was loaded "
-                    "and run once before this page was served.")
-        with gr.Row():
-            with gr.Column(scale=3):
+                    "and run once before this page was served. **Ctrl+Enter** in the text "
+                    "generates. From code: the OpenAI-compatible HTTP API "
+                    "(`POST /v1/audio/speech`, [its docs](/docs)), or *Use via API* at the "
+                    "bottom of the page.", elem_id="intro")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, elem_id="input-column"):
                 text = gr.Textbox(label="Text", lines=6, elem_id="text",
                                   placeholder="Type or paste what should be spoken.")
-                count = gr.Markdown(f"0 / {settings.max_chars} characters", elem_id="char-count")
-                languages = sorted({_language(e) for e in pipeline.registry.engines.values()})
+                count = gr.HTML(_count_html(0, settings.max_chars), elem_id="char-count",
+                                padding=False)
+                languages = sorted({_language(e) for e in engines})
                 with gr.Row():
-                    language = gr.Dropdown([("All languages", ALL_LANGUAGES)] + languages,
-                                           value=ALL_LANGUAGES, label="Language",
-                                           elem_id="language")
-                    model = gr.Dropdown(_model_choices(pipeline), value=default.name,
-                                        label="Model", elem_id="model", allow_custom_value=True)
-                    voice = gr.Dropdown(_voice_choices(pipeline, None), value="", label="Voice",
-                                        elem_id="voice", allow_custom_value=True)
+                    language = Picker([("All languages", ALL_LANGUAGES)] + languages,
+                                      value=ALL_LANGUAGES, label="Language", elem_id="language",
+                                      scale=1, min_width=140, allow_custom_value=False)
+                    model = Picker(_model_choices(pipeline), value=default.name, label="Model",
+                                   elem_id="model", scale=2, min_width=200,
+                                   allow_custom_value=False)
+                    voice = Picker(_voice_choices(pipeline, None), value="", label="Voice",
+                                   elem_id="voice", scale=1, min_width=140,
+                                   allow_custom_value=False)
                 note = gr.Markdown(_model_note(pipeline, None), elem_id="model-note")
                 with gr.Row():
                     speed = gr.Slider(MIN_SPEED, MAX_SPEED, value=1.0, step=0.05, label="Speed",
-                                      elem_id="speed", interactive=default.supports_speed)
-                    seed = gr.Number(RANDOM_SEED, label=f"Seed ({RANDOM_SEED}: random)",
-                                     minimum=RANDOM_SEED, precision=0, elem_id="seed")
+                                      elem_id="speed", interactive=default.supports_speed,
+                                      min_width=140)
+                    seed = gr.Number(RANDOM_SEED, label="Seed", elem_id="seed",
+                                     info=f"{RANDOM_SEED}: random; 0 to {MAX_SEED}: the same "
+                                          "rendering again",
+                                     minimum=RANDOM_SEED, maximum=MAX_SEED, precision=0,
+                                     min_width=140)
                     temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE, value=0.7, step=0.05,
-                                            label="Temperature (sampling models such as Bark)",
-                                            elem_id="temperature",
+                                            label="Temperature", elem_id="temperature",
+                                            info="sampling models (Bark)", min_width=140,
                                             visible=default.supports_temperature)
-                xvector = gr.File(label="Your own speaker embedding (.npy x-vector, SpeechT5)",
-                                  file_types=[".npy"], type="filepath", elem_id="xvector",
-                                  visible=default.embedding_dim is not None)
+                with gr.Accordion("Your own speaker embedding (SpeechT5)", open=False,
+                                  elem_id="xvector-box",
+                                  visible=default.embedding_dim is not None) as xvector_box:
+                    xvector = gr.File(label=".npy x-vector", file_types=[".npy"], type="filepath",
+                                      elem_id="xvector", height=120)
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     stream_btn = gr.Button("Stream" if streaming else "Stream (needs ffmpeg)",
                                            elem_id="stream")
-                examples = gr.Dataset(components=[text], label="Examples", elem_id="examples",
-                                      samples=load_examples(default.language or default.language_tag))
-            with gr.Column(scale=2):
-                audio = gr.Audio(label="Audio", interactive=False, elem_id="audio")
-                stream_audio = gr.Audio(label="Streamed audio", interactive=False, autoplay=True,
-                                        streaming=streaming, elem_id="stream-audio")
-                latency = gr.JSON(label="This request's latency", elem_id="latency")
-        live = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
+            with gr.Column(scale=2, elem_id="result-column"):
+                audio = gr.Audio(label="Result (the whole file)", interactive=False,
+                                 type="filepath", elem_id="audio")
+                stream_audio = gr.Audio(label="Streamed (plays as it arrives)", interactive=False,
+                                        autoplay=True, streaming=streaming, elem_id="stream-audio")
+                timing = gr.HTML(_timing_html(None), elem_id="timing", label="Where the time went")
+                with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
+                    latency = gr.JSON(label="This request's latency", elem_id="latency")
+        examples = gr.Dataset(components=[text], label="Examples", elem_id="examples",
+                              samples=load_examples(default.language or default.language_tag))
+        history = gr.State([])
+
+        history_html = gr.HTML(_history_html([]), elem_id="history")
+
+        with gr.Group(elem_id="live"):
+            gr.Markdown("## Live: every request to this server")
+            live_md = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
+            with gr.Row():
+                latency_chart = gr.LinePlot(_latency_frame([]), x="seconds ago", y="ms", color="series",
+                                            title="Latency over the last requests (p50, p95)",
+                                            elem_id="latency-chart", height=260, min_width=300)
+                queue_chart = gr.LinePlot(_queue_frame([]), x="seconds ago", y="requests",
+                                          title="In the gate (waiting or running)",
+                                          elem_id="queue-chart", height=260, min_width=300)
+            per_model = gr.Markdown(_per_model_markdown(pipeline), elem_id="per-model")
 
         def pickers():  # models added or removed while serving: each page load sees the warm ones
             names = sorted({_language(e) for e in pipeline.registry.engines.values()})
             return (gr.update(choices=[("All languages", ALL_LANGUAGES)] + names),
                     gr.update(choices=_model_choices(pipeline)))
 
+        live_outputs = [live_md, per_model, latency_chart, queue_chart]
         demo.load(pickers, None, [language, model], api_visibility="private", queue=False)
+        demo.load(live, None, live_outputs, api_visibility="private", queue=False)
         if settings.ui_auth:  # the operator panel only behind the login
             from operator_panel import build_operator_panel
 
             build_operator_panel(pipeline, [language, model], pickers)
 
-        inputs = [text, model, voice, speed, seed, temperature, xvector]
-        generate_btn.click(synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
+        inputs = ([text, model, voice, speed, seed] + ([temperature] if any_temperature else [])
+                  + ([xvector] if any_embedding else []))
+        if any_embedding and not any_temperature:  # xvector is the seventh argument
+            inputs.insert(5, gr.State(None))
+        after = dict(fn=lambda r: _timing_html(r), inputs=latency, outputs=timing,
+                     api_visibility="private", queue=False)
+        keep = dict(fn=remember, inputs=[history, audio, latency, text, voice],
+                outputs=[history, history_html], api_visibility="private", queue=False)
+        generated = generate_btn.click(
+            synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
+        generate_btn.click(lambda: None, None, stream_audio, api_visibility="private", queue=False)
+        generated.success(**after).then(**keep)
         if streaming:
-            stream_btn.click(stream, inputs, [stream_audio, latency], api_visibility="private",
-                             **gpu)
+            streamed = stream_btn.click(stream, inputs, [stream_audio, audio, latency],
+                                        api_visibility="private", **gpu)
         else:
-            stream_btn.click(stream_fallback, inputs, [audio, latency], api_visibility="private",
-                             **gpu)
+            streamed = stream_btn.click(stream_fallback, inputs, [audio, latency],
+                                        api_visibility="private", **gpu)
+        streamed.success(**after).then(**keep)
         gr.api(models, api_name="models")
-        text.change(None, text, count,
-                    js=f"(t) => `${{[...(t || '')].length}} / {settings.max_chars} characters`")
-        model.change(model_changed, model, [voice, speed, temperature, xvector, note, examples],
+        text.change(None, text, count, js=_COUNT_JS.replace("LIMIT", str(settings.max_chars)))
+        model.change(model_changed, model,
+                     [model, voice, speed, temperature, xvector_box, xvector, note, examples],
                      api_visibility="private", queue=False)
         language.change(language_changed, language, model, api_visibility="private", queue=False)
         examples.click(lambda sample: sample[0], examples, text, api_visibility="private",
                        queue=False)
-        gr.Timer(LIVE_REFRESH_S).tick(lambda: _live_markdown(pipeline), None, live,
-                                      api_visibility="private", queue=False)
+        gr.Timer(LIVE_REFRESH_S).tick(live, None, live_outputs, api_visibility="private",
+                                      queue=False)
 
     demo.queue(max_size=settings.queue_size, api_open=False)
     return demo
+
+
+def _history_html(entries: list[dict]) -> str:
+    """This session's last generations, newest first, each playable and downloadable (the files
+    are Gradio's cached copies, served at gradio_api/file= until TTS_CACHE_TTL removes them)."""
+    if not entries:
+        return "<p class='empty'>Your generations in this session will be listed here.</p>"
+    items = []
+    for n, e in enumerate(entries):
+        url = "gradio_api/file=" + urllib.parse.quote(e["path"])
+        short = e["text"] if len(e["text"]) <= HISTORY_TEXT else e["text"][:HISTORY_TEXT] + "..."
+        items.append(
+            f"<li class='history-item' data-n='{n}'><audio controls preload='none' src='{url}'>"
+            f"</audio><a href='{url}' download>download</a> <b>{html.escape(e['model'])}</b>, "
+            f"{html.escape(e['voice'])}: {e['audio_seconds']:.1f} s of audio, first audio "
+            f"{e['first_audio_ms']:.0f} ms, total {e['total_ms']:.0f} ms"
+            f"<div class='said'>{html.escape(short)}</div></li>")
+    return f"<h3>This session's last {len(entries)}</h3><ol>{''.join(items)}</ol>"
+
+
+# The character count, counted in the browser: over the limit it turns red and says so.
+_COUNT_JS = """(t) => { const n = [...(t || '')].length, limit = LIMIT;
+  return n > limit ? `<span class='over'>${n} / ${limit} characters: ${n - limit} over the limit; shorten it</span>`
+                   : `<span>${n} / ${limit} characters</span>`; }"""
+
+
+def _count_html(n: int, limit: int) -> str:
+    return f"<span>{n} / {limit} characters</span>"
+
+
+def _latency_frame(samples) -> pd.DataFrame:
+    """The rolling p50/p95 of total and first-audio time at each live refresh."""
+    series = (("total p50", "p50_total_ms"), ("total p95", "p95_total_ms"),
+              ("first audio p50", "p50_first_audio_ms"), ("first audio p95", "p95_first_audio_ms"))
+    now = samples[-1]["t"] if samples else 0.0
+    rows = [(round(s["t"] - now, 1), name, s[key]) for s in samples
+            for name, key in series if s[key] is not None]
+    return pd.DataFrame(rows, columns=["seconds ago", "series", "ms"])
+
+
+def _queue_frame(samples) -> pd.DataFrame:
+    now = samples[-1]["t"] if samples else 0.0
+    return pd.DataFrame([(round(s["t"] - now, 1), s["queue_depth"]) for s in samples],
+                        columns=["seconds ago", "requests"])
 
 
 def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> FastAPI:
@@ -286,7 +498,9 @@ def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> F
         def auth(user: str, password: str) -> bool:
             return hmac.compare_digest(password.encode(), settings.api_key.encode())
     app = gr.mount_gradio_app(api, demo, path="/", auth=auth, mcp_server=True,
-                              auth_message="Sign in with any name and the studio's API key.")
+                              auth_message="Sign in with any name and the studio's API key.",
+                              css_paths=[UI_ASSETS / "studio.css"],
+                              head=f"<script>{(UI_ASSETS / 'studio.js').read_text()}</script>")
     if demo.mcp_server:  # Gradio's own MCP server: the `synthesize` and `models` events as tools
         logger.info("MCP tools at /gradio_api/mcp/ (streamable HTTP)")
     else:

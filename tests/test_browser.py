@@ -38,6 +38,13 @@ def ui(studio):
         browser.close()
 
 
+def open_record(page) -> None:
+    """The latency JSON is folded away under the timing bar: unfold it once."""
+    if page.query_selector("#latency") is None:
+        page.click("#latency-box button")
+        page.wait_for_selector("#latency", timeout=10_000)
+
+
 def served_count(page) -> int:
     return int(re.search(r"served (\d+)", page.inner_text("#live-stats")).group(1))
 
@@ -52,6 +59,7 @@ def test_generate_plays_real_audio_and_the_panels_show_numbers(ui, studio):
     audio = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).content
     info = sf.info(io.BytesIO(audio))
     assert info.samplerate == 22050 and 3 < info.duration < 10
+    open_record(page)
     page.wait_for_function("() => /total_ms/.test(document.querySelector('#latency').innerText)",
                            timeout=30_000)
     latency = page.inner_text("#latency")
@@ -105,6 +113,7 @@ def test_switching_model_switches_voices_controls_and_note_at_once(ui, studio):
     page.click("#voice ul[role='listbox'] li:has-text('speaker_1')")
     page.fill("#text textarea", "hello from another model")
     page.click("#generate")
+    open_record(page)
     page.wait_for_function("() => /tiny-vctk/.test(document.querySelector('#latency').innerText)",
                            timeout=30_000)
     link = page.wait_for_selector("#audio a[download]", timeout=30_000)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tts_core.text import chunk, clean, expand, has_speakable, split_sentences
+from tts_core.text import chunk, clean, expand, foreign_letters, has_speakable, split_sentences
 
 
 @pytest.mark.parametrize("raw, cleaned", [
@@ -117,3 +117,11 @@ def test_a_word_longer_than_a_chunk_is_cut_not_dropped():
     chunks = chunk(text, 120)
     assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
     assert all(0 < len(c) <= 120 for c in chunks)
+
+
+@pytest.mark.parametrize("text, language, foreign", [
+    ("Hello world", "en", ""), ("你好，世界", "en", "你好世界"), ("Hello 你好 Привет", "en", "你好Привет"),
+    ("Grüße, Œuvre", "de", ""), ("你好", "zh", ""), ("你好", None, ""),
+])
+def test_letters_outside_a_latin_language_are_named(text, language, foreign):
+    assert foreign_letters(text, language) == foreign

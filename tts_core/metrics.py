@@ -54,10 +54,16 @@ class RollingStats:
         with self._lock:
             self.failed += 1
 
-    def snapshot(self, queue_depth: int = 0) -> dict:
-        """count, p50/p95 of total_ms and first_audio_ms, mean rtf, queue depth."""
+    def records(self) -> list[LatencyRecord]:
+        """The window's records, oldest first (a copy)."""
         with self._lock:
-            records = list(self._records)
+            return list(self._records)
+
+    def snapshot(self, queue_depth: int = 0, model: str | None = None) -> dict:
+        """count, p50/p95 of total_ms and first_audio_ms, mean rtf, queue depth; `model`: its
+        requests only (the lifetime counters stay overall)."""
+        with self._lock:
+            records = [r for r in self._records if model is None or r.model == model]
             served, failed = self.served, self.failed
         stats = {"count": len(records), "served": served, "failed": failed, "queue_depth": queue_depth}
         for key in ("total_ms", "first_audio_ms"):

@@ -36,6 +36,7 @@ MS = 1000.0
 # Batch size when TTS_MAX_BATCH is unset and a model runs on CUDA. On CPU batching is off:
 # padded batches ran slower there than the same items one by one (see the benchmark).
 DEFAULT_CUDA_BATCH = 8
+FOREIGN_SHOWN = 12  # letters of another alphabet quoted back in the error
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,13 @@ class Pipeline:
         if not textproc.has_speakable(cleaned):
             raise InputError("The text has nothing to speak: no letters or digits are left "
                              "after removing symbols and control characters.", param="input")
+        foreign = textproc.foreign_letters(cleaned, engine.language)
+        if foreign and not textproc.has_speakable(cleaned.translate(dict.fromkeys(map(ord, foreign)))):
+            raise InputError(f"Model {engine.name!r} cannot pronounce any of this text: it speaks "
+                             f"{engine.language!r}, and none of the text is in that alphabet "
+                             f"({foreign[:FOREIGN_SHOWN]}"
+                             f"{' ...' if len(foreign) > FOREIGN_SHOWN else ''}). Choose a model "
+                             "for the text's language.", param="input")
         if engine.language == "en":
             # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
             cleaned = textproc.expand(cleaned)

@@ -65,6 +65,24 @@ def has_speakable(text: str) -> bool:
     return any(unicodedata.category(ch)[0] in "LN" for ch in text)
 
 
+# Languages written in the Latin alphabet (ISO 639-1): their models' text is checked for letters
+# of other scripts, which they can only spell out as symbol names ("Chinese letter ...") or drop.
+LATIN_LANGUAGES = frozenset({
+    "ca", "cs", "cy", "da", "de", "en", "es", "et", "fi", "fr", "hr", "hu", "id", "is", "it", "lb",
+    "lt", "lv", "nb", "nl", "no", "pl", "pt", "ro", "sk", "sl", "sv", "sw", "tr", "vi"})
+
+
+def foreign_letters(text: str, language: str | None) -> str:
+    """The letters of `text` outside the alphabet of `language`, once each, in order.
+
+    Empty when there are none, or when the language is not one known to use the Latin alphabet.
+    """
+    if language not in LATIN_LANGUAGES:
+        return ""
+    return "".join(dict.fromkeys(ch for ch in text if unicodedata.category(ch)[0] == "L"
+                                 and not unicodedata.name(ch, "").startswith("LATIN")))
+
+
 # --- numbers, money, times, dates, abbreviations -------------------------------------------
 
 

@@ -31,11 +31,16 @@ def read_xvector(data: np.ndarray | bytes | str | Path, dim: int,
     """An array, or a .npy file (path or bytes), of `dim` finite numbers -> float32 (dim,)."""
     if isinstance(data, np.ndarray):
         raw = data
+    elif not _is_npy(data):
+        raise InputError(f"{what} is not a readable .npy file: it does not start with the .npy "
+                         f"header (was another kind of file renamed?). {XVECTOR_HOWTO}", param="speaker_embedding")
     else:
         try:
             raw = np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
-            raise InputError(f"{what} is not a readable .npy file ({e}). {XVECTOR_HOWTO}",
+            # numpy's own words here advise allow_pickle=True: never the advice for an upload.
+            reason = "it holds Python objects, not numbers" if "pickle" in str(e) else str(e)
+            raise InputError(f"{what} is not a readable .npy array ({reason}). {XVECTOR_HOWTO}",
                              param="speaker_embedding") from e
     if not isinstance(raw, np.ndarray) or raw.dtype.kind not in "fiu" or raw.size != dim:
         shape = getattr(raw, "shape", "?")
@@ -45,6 +50,19 @@ def read_xvector(data: np.ndarray | bytes | str | Path, dim: int,
     if not np.isfinite(vector).all():
         raise InputError(f"{what} contains NaN or infinite values.", param="speaker_embedding")
     return vector
+
+
+NPY_MAGIC = b"\x93NUMPY"  # every .npy file starts with these six bytes
+
+
+def _is_npy(data: bytes | str | Path) -> bool:
+    if isinstance(data, bytes):
+        return data.startswith(NPY_MAGIC)
+    try:
+        with open(data, "rb") as f:
+            return f.read(len(NPY_MAGIC)) == NPY_MAGIC
+    except OSError:
+        return True  # let np.load say what is wrong with the path
 
 
 def load_xvectors(folder: Path, dim: int) -> dict[str, np.ndarray]:

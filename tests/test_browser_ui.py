@@ -1,0 +1,303 @@
+"""What a new user ran into in Chromium at 1280 and 390 px, each as a test that catches it.
+
+Debian's Chromium driven by Playwright, as in test_browser.py; one page per viewport.
+"""
+
+import io
+import re
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from test_browser import ARTIFACTS, CHROMIUM, SENTENCE, open_record, pick
+
+pytestmark = pytest.mark.slow
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--autoplay-policy=no-user-gesture-required"])
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url, viewport=None):
+    page = browser.new_page(viewport=viewport or {"width": 1280, "height": 1000})
+    failures = []
+    page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    page.failures = failures
+    page.goto(url)
+    page.wait_for_selector("#text textarea", timeout=30_000)
+    page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def desk(browser, studio):
+    page = open_page(browser, studio.url)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def families_url(family_specs):
+    """SpeechT5 and Bark beside VITS: the models with an upload box and a temperature."""
+    from conftest import free_port
+    import app
+    from tts_core import Pipeline, Settings
+    from tts_core.server import StudioServer
+
+    pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": family_specs}))
+    server = StudioServer("127.0.0.1", free_port()).start()
+    server.attach(app.build_server(pipeline, app.build_demo(pipeline, streaming=False),
+                                   server.readiness))
+    yield server.url
+    server.stop()
+
+
+def visible_lists(page) -> int:
+    return page.evaluate("() => [...document.querySelectorAll('ul[role=listbox]')]"
+                         ".filter(u => u.getBoundingClientRect().height > 0).length")
+
+
+def toast(page, words: str, timeout=30_000) -> str:
+    """The text of the page once a toast (gr.Warning / gr.Error) that says `words` shows."""
+    page.wait_for_function("(w) => document.body.innerText.includes(w)", arg=words,
+                           timeout=timeout)
+    return page.inner_text("body")
+
+
+def generate(page, text: str) -> None:
+    before = page.evaluate("() => document.querySelector('#timing').innerText")
+    page.fill("#text textarea", text)
+    page.click("#generate")
+    page.wait_for_function("(b) => { const t = document.querySelector('#timing').innerText;"
+                           " return t !== b && /total \\d+ ms/.test(t) }", arg=before,
+                           timeout=60_000)
+
+
+def test_typed_model_text_goes_back_to_a_valid_model_without_a_server_error(desk, studio):
+    page = desk
+    page.fill("#model input", "bark")  # filtering the list, then leaving with Tab
+    page.keyboard.press("Tab")
+    page.fill("#voice input", "nobody")
+    page.keyboard.press("Tab")
+    time.sleep(1)
+    assert page.input_value("#model input") == "en_US-joe-medium (piper)"
+    assert page.input_value("#voice input") == "joe (default)"
+    assert "Error" not in page.inner_text("#model-note") and page.is_visible("#speed")
+    generate(page, "Still speaking after the typing.")
+    assert "en_US-joe-medium" in page.inner_text("#timing")
+    assert page.failures == []
+
+
+def test_tabbing_through_the_pickers_leaves_no_list_open(desk):
+    page = desk
+    page.click("#language input")
+    assert visible_lists(page) == 1
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        time.sleep(0.3)
+    assert visible_lists(page) == 0
+
+
+def test_labels_fit_and_a_single_voice_reads_once(desk):
+    page = desk
+    for picker in ("#language", "#model", "#voice"):
+        fits = page.evaluate("(s) => { const i = document.querySelector(s + ' input');"
+                             " return i.scrollWidth <= i.clientWidth + 1 }", picker)
+        assert fits, f"{picker}: its text runs under the arrow"
+    pick(page, "#model", "tiny-vits")
+    page.wait_for_function("() => document.querySelector('#model-note').innerText"
+                           ".includes('tiny-vits')", timeout=10_000)
+    assert page.input_value("#voice input") == "default"
+    pick(page, "#model", "en_US-joe-medium")
+    page.wait_for_function("() => document.querySelector('#model-note').innerText"
+                           ".includes('en_US-joe-medium')", timeout=10_000)
+
+
+def test_over_the_limit_the_count_turns_red_and_says_so(desk):
+    page = desk
+    page.fill("#text textarea", "x" * 6000)
+    count = page.inner_text("#char-count")
+    assert count.startswith("6000 / 5000") and "1000 over the limit" in count
+    colour = page.evaluate("() => getComputedStyle(document.querySelector('#char-count .over')).color")
+    assert colour == "rgb(185, 28, 28)"
+    page.fill("#text textarea", "")
+
+
+def test_chinese_on_the_english_voice_says_what_it_could_not_speak(desk):
+    page = desk
+    page.fill("#text textarea", "你好，世界。")
+    page.click("#generate")
+    assert "cannot pronounce any of this text" in toast(page, "cannot pronounce any of this")
+    generate(page, "Hello 你好 world.")
+    assert "not spoken as words: 你好" in toast(page, "not spoken as words")
+
+
+def test_the_seed_says_its_range_and_a_huge_seed_is_refused_in_those_words(desk):
+    page = desk
+    assert "0 to 4294967295" in page.inner_text("#seed")
+    page.fill("#seed input", "1e20")
+    page.fill("#text textarea", "seeded")
+    page.click("#generate")
+    body = toast(page, "4294967295", timeout=15_000)
+    assert re.search(r"(maximum|between).*4294967295", body, re.S)
+    page.fill("#seed input", "-1")
+
+
+def test_ctrl_enter_generates_and_the_focus_outline_is_visible(desk, studio):
+    page = desk
+    served = studio.pipeline.stats.served
+    page.fill("#text textarea", "Control and enter.")
+    page.focus("#text textarea")
+    page.keyboard.press("Control+Enter")
+    deadline = time.time() + 30
+    while studio.pipeline.stats.served == served and time.time() < deadline:
+        time.sleep(0.2)
+    assert studio.pipeline.stats.records()[-1].chars == len("Control and enter.")
+    page.focus("#stream")
+    page.keyboard.press("Shift+Tab")  # keyboard focus: what :focus-visible draws for
+    outline = page.evaluate("() => { const s = getComputedStyle(document.activeElement);"
+                            " return [document.activeElement.id, s.outlineStyle, s.outlineWidth] }")
+    assert outline[0] == "generate" and outline[1] != "none" and float(outline[2][:-2]) >= 2
+
+
+def test_the_live_panel_is_filled_on_load_with_a_row_per_model(browser, studio):
+    for text in ("one", "two"):
+        studio.pipeline.synthesize(text)
+    studio.pipeline.synthesize("three", model="tiny-vits")
+    served = studio.pipeline.stats.served
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(studio.url)
+    shown = time.time()
+    page.wait_for_function("(n) => /served (\\d+)/.test(document.querySelector('#live-stats')"
+                           "?.innerText) && +/served (\\d+)/.exec(document.querySelector("
+                           "'#live-stats').innerText)[1] >= n", arg=served, timeout=30_000)
+    assert time.time() - shown < 30
+    rows = page.inner_text("#per-model")
+    for model in ("en_US-joe-medium", "tiny-vits"):
+        s = studio.pipeline.stats.snapshot(model=model)
+        assert re.search(rf"{model}\s+{s['count']}\s+\d+ ms", rows), rows
+    page.close()
+
+
+def test_the_page_asks_for_its_live_panel_at_load(studio):
+    """Not two seconds later on the timer: the load event itself fills it."""
+    config = httpx.get(f"{studio.url}/config", timeout=10).json()
+    live = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "live-stats")
+    on_load = [d for d in config["dependencies"]
+               if any(t[1] == "load" for t in d["targets"]) and live in d["outputs"]]
+    assert on_load
+
+
+def test_use_via_api_describes_its_endpoints_and_types_what_they_return(studio):
+    info = httpx.get(f"{studio.url}/gradio_api/info", timeout=10).json()["named_endpoints"]
+    synthesize, models = info["/synthesize"], info["/models"]
+    assert "Speak a text aloud" in synthesize["description"]
+    assert models["description"] and models["returns"][0]["python_type"]["type"] != "Any"
+    # This server has no Bark and no SpeechT5: no temperature, no speaker file.
+    assert [p["parameter_name"] for p in synthesize["parameters"]] == [
+        "text", "model", "voice", "speed", "seed"]
+
+
+def test_stream_then_generate_leaves_one_current_result_of_the_right_length(desk, studio):
+    page = desk
+    page.fill("#text textarea", SENTENCE)
+    old = page.evaluate("() => document.querySelector('#audio a[download]')?.href || ''")
+    served = studio.pipeline.stats.served
+    page.click("#stream")
+    page.wait_for_function("(old) => { const a = document.querySelector('#audio a[download]');"
+                           " return a && a.href !== old }", arg=old, timeout=60_000)
+    link = page.query_selector("#audio a[download]")
+    assert studio.pipeline.stats.served == served + 1
+    whole = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).content
+    record = studio.pipeline.stats.records()[-1]
+    assert abs(sf.info(io.BytesIO(whole)).duration - record.audio_seconds) < 0.05
+    assert page.query_selector("#stream-audio audio[src]") is not None
+    generate(page, "Now the whole file.")
+    page.wait_for_function("() => !document.querySelector('#stream-audio audio[src]')",
+                           timeout=10_000)  # the streamed clip is gone: one current result
+
+
+def test_the_timing_bar_and_the_live_charts_match_the_latency_record(desk, studio):
+    page = desk
+    generate(page, SENTENCE)
+    record = studio.pipeline.stats.records()[-1].to_dict()
+    for part in ("queue", "text", "inference", "encode", "first_audio", "total"):
+        shown = page.inner_text(f"#timing b[data-part='{part}']")
+        assert shown == f"{record[part + '_ms']:.0f} ms", part
+    open_record(page)
+    assert f"{record['total_ms']}" in page.inner_text("#latency").replace(",", "")
+    deadline = time.time() + 15
+    snapshot = studio.pipeline.snapshot()
+    while time.time() < deadline and not page.query_selector("#latency-chart canvas, #latency-chart svg"):
+        time.sleep(0.5)
+    assert page.query_selector("#latency-chart canvas, #latency-chart svg")
+    assert page.query_selector("#queue-chart canvas, #queue-chart svg")
+    time.sleep(2.5)  # one refresh
+    assert f"{snapshot['p50_total_ms']:.0f} ms" in page.inner_text("#live-stats")
+    history = page.inner_text("#history")
+    assert "Now the whole file." in history or SENTENCE[:40] in history
+    assert page.query_selector("#history audio[src]") and page.query_selector("#history a[download]")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-1280.png"), full_page=True)
+
+
+def test_on_a_phone_the_result_comes_into_view_and_no_table_wraps_letters(browser, studio):
+    page = open_page(browser, studio.url, PHONE)
+    page.fill("#text textarea", SENTENCE)
+    page.click("#generate")
+    page.wait_for_selector("#audio a[download]", timeout=60_000)
+    time.sleep(0.5)
+    box = page.locator("#audio").bounding_box()
+    assert box["y"] < PHONE["height"] and box["y"] + box["height"] > 0, box
+    narrowest = page.evaluate("() => Math.min(...[...document.querySelectorAll('#live td, #live th')]"
+                              ".map(c => c.getBoundingClientRect().width))")
+    tallest = page.evaluate("() => Math.max(...[...document.querySelectorAll('#live td, #live th')]"
+                            ".map(c => c.getBoundingClientRect().height))")
+    assert narrowest > 30 and tallest < 80, (narrowest, tallest)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-390.png"), full_page=True)
+    page.close()
+
+
+def test_speecht5_bark_upload_and_temperature_keep_the_form_compact(browser, families_url,
+                                                                     tmp_path):
+    page = open_page(browser, families_url)
+    top = page.locator("#generate").bounding_box()["y"]
+    pick(page, "#model", "tiny-speecht5")
+    page.wait_for_selector("#xvector-box", state="visible", timeout=10_000)
+    time.sleep(0.5)
+    moved = page.locator("#generate").bounding_box()["y"] - top
+    assert moved < 120, f"Generate moved down {moved:.0f} px"
+    page.click("#xvector-box button")
+    renamed = tmp_path / "voice.npy"
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(1600, dtype=np.float32), 16000, format="WAV")
+    renamed.write_bytes(buffer.getvalue())  # a recording renamed, not an x-vector
+    page.set_input_files("#xvector input[type=file]", str(renamed))
+    page.wait_for_selector("#xvector a, #xvector .file-name, #xvector table", timeout=15_000)
+    page.fill("#text textarea", "hello")
+    page.click("#generate")
+    body = toast(page, "not a readable .npy file")
+    assert "allow_pickle" not in body
+    pick(page, "#model", "tiny-bark")
+    page.wait_for_selector("#temperature", state="visible", timeout=10_000)
+    label = page.evaluate("() => { const l = document.querySelector('#temperature [data-testid=block-info]')"
+                          " || document.querySelector('#temperature label');"
+                          " return [l.getBoundingClientRect().height,"
+                          " parseFloat(getComputedStyle(l).lineHeight) || 20] }")
+    assert label[0] < 2 * label[1], f"the Temperature label takes {label[0]:.0f} px"
+    page.close()
