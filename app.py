@@ -41,6 +41,8 @@ UI_ASSETS = Path(__file__).parent / "assets" / "ui"  # the page's own CSS and sc
 LIVE_SAMPLES = 150  # points kept for the live charts: five minutes at one per LIVE_REFRESH_S
 HISTORY_SIZE = 5  # this browser session's last generations, newest first
 HISTORY_TEXT = 160  # characters of each one's text shown
+LATENCY_COLOURS = {"total p50": "#2563eb", "total p95": "#93c5fd",  # the live chart's lines
+                   "first audio p50": "#dc2626", "first audio p95": "#fca5a5"}
 TIMING_PARTS = ("queue", "text", "inference", "encode")  # the timing bar's segments, in order
 
 
@@ -175,7 +177,8 @@ def _timing_html(record: dict | None, heard_ms: float | None = None) -> str:
             f"<span><i class='first-key' style='background:#dc2626'></i>first audio "
             f"<b data-part='first_audio'>{first:.0f} ms</b></span>"
             f"<span>total <b data-part='total'>{record['total_ms']:.0f} ms</b></span>{heard}"
-            f"<span>{record['audio_seconds']:.1f} s of audio, {html.escape(record['model'])}</span>"
+            f"<span>{record['audio_seconds']:.1f} s of audio from <b data-part='chars'>"
+            f"{record['chars']}</b> characters, {html.escape(record['model'])}</span>"
             "</div>")
 
 
@@ -386,11 +389,12 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
 
         history_html = gr.HTML(_history_html([]), elem_id="history")
 
-        with gr.Group(elem_id="live"):
+        with gr.Column(elem_id="live"):
             gr.Markdown("## Live: every request to this server")
             live_md = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
             with gr.Row():
                 latency_chart = gr.LinePlot(_latency_frame([]), x="seconds ago", y="ms", color="series",
+                                            color_map=LATENCY_COLOURS,
                                             title="Latency over the last requests (p50, p95)",
                                             elem_id="latency-chart", height=260, min_width=300)
                 queue_chart = gr.LinePlot(_queue_frame([]), x="seconds ago", y="requests",
@@ -480,13 +484,18 @@ def _latency_frame(samples) -> pd.DataFrame:
     now = samples[-1]["t"] if samples else 0.0
     rows = [(round(s["t"] - now, 1), name, s[key]) for s in samples
             for name, key in series if s[key] is not None]
-    return pd.DataFrame(rows, columns=["seconds ago", "series", "ms"])
+    # Never empty: a LinePlot whose first value has no rows draws no lines after it (Gradio
+    # 6.31), so with no requests yet each line gets one blank (NaN) point.
+    rows = rows or [(0.0, name, float("nan")) for name, _ in series]
+    return pd.DataFrame(rows, columns=["seconds ago", "series", "ms"]).astype(
+        {"seconds ago": float, "series": str, "ms": float})
 
 
 def _queue_frame(samples) -> pd.DataFrame:
     now = samples[-1]["t"] if samples else 0.0
     return pd.DataFrame([(round(s["t"] - now, 1), s["queue_depth"]) for s in samples],
-                        columns=["seconds ago", "requests"])
+                        columns=["seconds ago", "requests"]).astype(
+        {"seconds ago": float, "requests": float})
 
 
 def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> FastAPI:
