@@ -267,9 +267,10 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         except TTSError as e:
             raise _gr_error(e) from e
         warn_foreign(text, model)
-        # The whole file as well: its player shows the true length (the streamed one grows).
+        # The whole file as well: its player shows the true length (the streamed one grows);
+        # it does not start playing over the stream.
         whole = audio_io.encode(np.concatenate(pieces), synthesis.sample_rate, "wav")
-        yield gr.skip(), whole, synthesis.record.to_dict()
+        yield gr.skip(), gr.update(value=whole, autoplay=False), synthesis.record.to_dict()
 
     def stream_fallback(text, model, voice, speed, seed, temperature=None, xvector=None,
                         progress=gr.Progress()):
@@ -377,7 +378,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                                            elem_id="stream")
             with gr.Column(scale=2, elem_id="result-column"):
                 audio = gr.Audio(label="Result (the whole file)", interactive=False,
-                                 type="filepath", elem_id="audio")
+                                 type="filepath", autoplay=True, elem_id="audio")
                 stream_audio = gr.Audio(label="Streamed (plays as it arrives)", interactive=False,
                                         autoplay=True, streaming=streaming, elem_id="stream-audio")
                 timing = gr.HTML(_timing_html(None), elem_id="timing", label="Where the time went")
@@ -425,7 +426,9 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 outputs=[history, history_html], api_visibility="private", queue=False)
         generated = generate_btn.click(
             synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
-        generate_btn.click(lambda: None, None, stream_audio, api_visibility="private", queue=False)
+        # One current result: the streamed clip goes, and the whole file plays when it comes.
+        generate_btn.click(lambda: (None, gr.update(autoplay=True)), None, [stream_audio, audio],
+                           api_visibility="private", queue=False)
         generated.success(**after).then(**keep)
         if streaming:
             streamed = stream_btn.click(stream, inputs, [stream_audio, audio, latency],

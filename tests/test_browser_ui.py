@@ -313,3 +313,64 @@ def test_speecht5_bark_upload_and_temperature_keep_the_form_compact(browser, fam
                           " parseFloat(getComputedStyle(l).lineHeight) || 20] }")
     assert label[0] < 2 * label[1], f"the Temperature label takes {label[0]:.0f} px"
     page.close()
+
+
+# Taps every <audio> of the page (and every media element that is played) into a Web Audio analyser and notes when one first plays a
+# non-silent block after a click on Generate or Stream: click-to-sound as a listener hears it.
+EAR = """
+window.__ear = {click: null, heard: null};
+document.addEventListener('pointerdown', (e) => {
+  if (e.target.closest && e.target.closest('#generate, #stream'))
+    window.__ear = {click: performance.now(), heard: null};
+}, true);
+const ctx = window.__ctx = new AudioContext();
+const tapped = new WeakSet();
+const block = new Float32Array(256);
+const played = window.__played = new Set();  // players outside the document too (Gradio's waveform player)
+const play = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function (...args) { played.add(this); return play.apply(this, args); };
+setInterval(() => {
+  for (const a of new Set([...document.querySelectorAll('audio'), ...played])) {
+    if (!tapped.has(a)) {
+      tapped.add(a);
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = block.length;
+      ctx.createMediaElementSource(a).connect(analyser);
+      analyser.connect(ctx.destination);
+      a.__analyser = analyser;
+    }
+    if (window.__ear.click && !window.__ear.heard && !a.paused && a.__analyser) {
+      a.__analyser.getFloatTimeDomainData(block);
+      if (block.some((v) => Math.abs(v) > SILENCE)) window.__ear.heard = performance.now();
+    }
+  }
+}, 5);
+"""
+SILENCE = 0.01  # peak of a block below this is silence (-40 dBFS)
+
+
+def click_to_sound(page, button: str, text: str) -> float:
+    page.fill("#text textarea", text)
+    page.evaluate("() => { window.__ear = {click: null, heard: null};"  # silence first
+                  " [...document.querySelectorAll('audio'), ...window.__played]"
+                  ".forEach((a) => a.pause()) }")
+    time.sleep(0.5)
+    page.click(button)
+    page.wait_for_function("() => window.__ear.heard", timeout=60_000)
+    return page.evaluate("() => window.__ear.heard - window.__ear.click")
+
+
+def test_click_to_sound_in_the_browser_beside_the_servers_first_audio(browser, studio, figure):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.add_init_script(EAR.replace("SILENCE", str(SILENCE)))
+    page.goto(studio.url)
+    page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
+    for button in ("#generate", "#stream"):
+        heard = click_to_sound(page, button, SENTENCE)
+        time.sleep(1)
+        record = studio.pipeline.stats.records()[-1]
+        figure(f"browser click-to-sound, {button[1:]}: {heard:.0f} ms heard; the server's "
+               f"first_audio_ms {record.first_audio_ms:.0f} ms, total_ms {record.total_ms:.0f} ms "
+               f"({len(SENTENCE)} characters, {record.model})")
+        assert heard > 0
+    page.close()
