@@ -27,6 +27,7 @@ from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryErr
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
+from .timings import SourceWord, WordTiming, WordTracker, chunk_timings, source_words, word_frames
 from .windows import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, window_plan
 from .voices import read_xvector
 from .zerogpu import device_call
@@ -53,6 +54,9 @@ class AudioChunk:
     sample_rate: int
     data: bytes | None = None
     sentence: int = 0  # which chunk of text (0-based) the piece belongs to
+    # Words that start in this piece, as typed, timed from the start of the whole audio
+    # (requests made with timings=True; a sentence's words come with its first pieces).
+    words: tuple[WordTiming, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class SynthesisResult:
     sample_rate: int
     format: str
     record: LatencyRecord
+    words: list[WordTiming] | None = None  # with timings=True: every word, in order
 
     @property
     def duration_s(self) -> float:
@@ -81,6 +86,10 @@ class _Plan:
     started: float
     text_s: float
     windowed: bool = False  # decode inside sentences (streams from two-stage engines)
+    # Word timings (timings=True): the typed words, and each chunk's first spoken word.
+    words: list[SourceWord] | None = None
+    chunk_words: list[int] | None = None
+    tracker: WordTracker | None = None
     queue_s: float = 0.0
     infer_s: float = 0.0
     encode_s: float = 0.0
@@ -145,15 +154,17 @@ class Pipeline:
                speed: float = 1.0, seed: int | float | None = None, fmt: str = "wav",
                continuous: bool = False, route: str = "python",
                temperature: float | None = None,
-               speaker_embedding: np.ndarray | bytes | str | Path | None = None) -> Synthesis:
+               speaker_embedding: np.ndarray | bytes | str | Path | None = None,
+               timings: bool = False) -> Synthesis:
         """Validate now; return the request's chunks with `data` encoded in `fmt`.
 
         `continuous=False`: every chunk is a complete file (what Gradio's streaming audio
         wants). `continuous=True`: the chunks' bytes concatenate into one stream (one WAV
-        header, then samples; what an HTTP response body wants).
+        header, then samples; what an HTTP response body wants). `timings=True`: each chunk
+        carries the words that start in it (a model without durations is refused).
         """
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding)
+                          speaker_embedding, timings)
         plan.windowed = plan.engine.supports_windows
         if continuous and fmt not in audio_io.STREAMABLE:
             raise InputError(f"{fmt} cannot be streamed; stream one of "
@@ -165,18 +176,21 @@ class Pipeline:
                    speed: float = 1.0, seed: int | float | None = None,
                    fmt: str = "wav", route: str = "python", temperature: float | None = None,
                    speaker_embedding: np.ndarray | bytes | str | Path | None = None,
-                   on_chunk: Callable[[int, int], None] | None = None) -> SynthesisResult:
+                   on_chunk: Callable[[int, int], None] | None = None,
+                   timings: bool = False) -> SynthesisResult:
         """The whole text as one encoded file: a thin wrapper over the chunk generator.
 
         `on_chunk(done, total)` is told after each chunk (the UI's progress bar).
+        `timings=True`: the result's `words` (a model without durations is refused).
         """
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding)
-        pieces = []
+                          speaker_embedding, timings)
+        pieces, words = [], []
         synthesis = Synthesis(self, plan, encoder=None)
         try:
             for chunk in synthesis:
                 pieces.append(chunk.audio)
+                words.extend(chunk.words)
                 if on_chunk is not None:
                     on_chunk(chunk.sentence + 1, len(plan.chunks))
         finally:
@@ -192,7 +206,8 @@ class Pipeline:
         plan.first_audio = plan.finished = time.perf_counter()  # the caller hears nothing sooner
         record = self._record(plan)
         self._served(record, route)
-        return SynthesisResult(data, joined, plan.engine.sample_rate, fmt, record)
+        return SynthesisResult(data, joined, plan.engine.sample_rate, fmt, record,
+                               words if plan.words is not None else None)
 
     def snapshot(self) -> dict:
         """Rolling stats with the gate's current queue depth."""
@@ -206,10 +221,10 @@ class Pipeline:
     # --- inside -------------------------------------------------------------------------
 
     def _plan(self, text, model, voice, speed, seed, fmt, route, temperature=None,
-              speaker_embedding=None) -> _Plan:
+              speaker_embedding=None, timings=False) -> _Plan:
         try:
             return self._validate(text, model, voice, speed, seed, fmt, route, temperature,
-                                  speaker_embedding)
+                                  speaker_embedding, timings)
         except InputError:
             known = model if isinstance(model, str) and model in self.registry.engines else None
             self._failed(known or (self.registry.default.name if not model else "unknown"),
@@ -217,7 +232,7 @@ class Pipeline:
             raise
 
     def _validate(self, text, model, voice, speed, seed, fmt, route, temperature,
-                  speaker_embedding) -> _Plan:
+                  speaker_embedding, timings=False) -> _Plan:
         started = time.perf_counter()
         engine = self.registry.get(model)
         params = SynthesisParams(voice=self._voice(engine, voice), speed=_speed(engine, speed),
@@ -241,6 +256,11 @@ class Pipeline:
         if not textproc.has_speakable(cleaned):
             raise InputError("The text has nothing to speak: no letters or digits are left "
                              "after removing symbols and control characters.", param="input")
+        if timings and not engine.supports_timings:
+            raise InputError(f"Model {engine.name!r} ({engine.family}) gives no phoneme durations, "
+                             "so it has no word timings; ask a Piper or VITS model for them.",
+                             param="model")
+        typed = cleaned
         if engine.language == "en":
             # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
             cleaned = textproc.expand(cleaned)
@@ -250,8 +270,12 @@ class Pipeline:
                                  param="input")
         longest = min(self.settings.chunk_chars, engine.max_chunk_chars or self.settings.chunk_chars)
         chunks = textproc.chunk(cleaned, longest)
-        return _Plan(engine, params, chunks, len(text), fmt, route, started,
-                     time.perf_counter() - started)
+        plan = _Plan(engine, params, chunks, len(text), fmt, route, started, 0.0)
+        if timings:
+            plan.words, plan.chunk_words = _word_plan(typed, cleaned, chunks, engine.language == "en")
+            plan.tracker = WordTracker(plan.words)
+        plan.text_s = time.perf_counter() - started
+        return plan
 
     @staticmethod
     def _voice(engine: Engine, voice: str | None) -> str:
@@ -281,6 +305,7 @@ class Pipeline:
                                              f"{index + 1} of {len(plan.chunks)}: {e}") from e
                     plan.text_s += time.perf_counter() - start
                     if prepared is None:
+                        self._chunk_words(plan, index, None, None)  # its words are not heard
                         continue  # nothing this model can pronounce in this chunk
                     # Requests for the same engine, voice and speed can share a device turn;
                     # seeded ones run alone, so that a seed gives the same audio every time.
@@ -289,9 +314,13 @@ class Pipeline:
                            and params.speaker_embedding is None else None)
                     where = f"chunk {index + 1} of {len(plan.chunks)}"
                     if plan.windowed:
-                        pieces = self._windows(plan, key, prepared, where)
+                        latents = self._turn(plan, key, prepared, "encode_batch", where)
+                        durations = [lat.durations for lat in latents]
+                        pieces = self._windows(plan, latents, where)
                     else:
-                        pieces = [(self._turn(plan, key, prepared, "infer_batch", where), True, True)]
+                        audio, durations = self._turn(plan, key, prepared, "infer_batch_timed", where)
+                        pieces = [(audio, True, True)]
+                    words = self._chunk_words(plan, index, prepared, durations)
                     for audio, head, tail in pieces:
                         audio = audio_io.fade_edges(audio, engine.sample_rate, head=head, tail=tail)
                         plan.samples += audio.shape[0]
@@ -302,8 +331,11 @@ class Pipeline:
                             plan.encode_s += time.perf_counter() - start
                         if plan.first_audio is None:
                             plan.first_audio = time.perf_counter()
+                        heard = plan.samples / engine.sample_rate
+                        here = tuple(w for w in words if tail or w.start < heard)
+                        words = [w for w in words if w not in here]
                         yield AudioChunk(pieces_made, chunk_text, audio, engine.sample_rate, data,
-                                         sentence=index)
+                                         sentence=index, words=here)
                         pieces_made += 1
             if plan.samples == 0:
                 raise InputError(f"Model {engine.name!r} cannot pronounce any of this text "
@@ -329,9 +361,25 @@ class Pipeline:
             synthesis.record = self._record(plan)
             self._served(synthesis.record, plan.route)
 
-    def _windows(self, plan: _Plan, key, prepared,
+    def _chunk_words(self, plan: _Plan, index: int, prepared, durations) -> list[WordTiming]:
+        """The typed words this chunk completes, timed from the start of the whole audio (the
+        chunk starts after `plan.samples`); CPU work, outside the gate."""
+        if plan.words is None:
+            return []
+        start = time.perf_counter()
+        engine, first = plan.engine, plan.chunk_words[index]
+        spans = {}
+        if prepared is not None and durations is not None and all(d is not None for d in durations):
+            frames = word_frames(engine.word_units(plan.chunks[index], prepared), durations)
+            spans = chunk_timings(first, frames, engine.samples_per_frame / engine.sample_rate,
+                                  plan.samples / engine.sample_rate)
+        words = plan.tracker.add(spans, plan.chunk_words[index + 1])
+        plan.text_s += time.perf_counter() - start
+        return words
+
+    def _windows(self, plan: _Plan, latents,
                  where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
-        """A chunk in two stages: its latents in one turn (batched like any inference), then
+        """A chunk in two stages: its latents from one turn (batched like any inference), then
         decoder windows, each a turn of its own. The request's first sentence starts with a
         small window, so its first audio needs only the first stage and one small decode;
         the sentences after it, heard while they are made, are decoded in the largest
@@ -340,7 +388,6 @@ class Pipeline:
 
         Yields (audio, is the chunk's first piece, is its last piece).
         """
-        latents = self._turn(plan, key, prepared, "encode_batch", where)
         windows = [(latent, start, stop) for n, latent in enumerate(latents)
                    for start, stop in window_plan(
                        latent.frames, FIRST_WINDOW_FRAMES if n == 0 and plan.first_audio is None
@@ -353,6 +400,8 @@ class Pipeline:
         """One device turn through the gate: `engine.<method>` on `item` (batched with the
         same-`key` items waiting beside it), its wait and hold added to the plan."""
         engine, params = plan.engine, plan.params
+        if key is not None:  # only the same method's items can share a device call
+            key = (method, key)
         try:
             result, waited, held, _ = self.gate.run_item(
                 key, item, lambda items: self._device(id(engine), method, items, params))
@@ -454,3 +503,17 @@ def _seed(seed) -> int | None:
     if not 0 <= seed <= MAX_SEED:
         raise InputError(f"Seed must be between 0 and {MAX_SEED}; got {int(seed)}.", param="seed")
     return int(seed)
+
+
+def _word_plan(typed: str, spoken: str, chunks: list[str],
+               expanded: bool) -> tuple[list[SourceWord], list[int]]:
+    """The typed words with the spoken words each became, and where each chunk's words start
+    among the spoken words (one more entry: the end). Chunks are the spoken text's words in
+    order; where a word longer than a chunk was cut, the chunks' own words are shown."""
+    bounds = [0]
+    for chunk in chunks:
+        bounds.append(bounds[-1] + len(chunk.split(" ")))
+    spoken_words = [w for chunk in chunks for w in chunk.split(" ")]
+    if spoken_words != spoken.split(" "):
+        return source_words(" ".join(spoken_words), " ".join(spoken_words)), bounds
+    return source_words(typed, spoken, textproc.expand if expanded else None), bounds

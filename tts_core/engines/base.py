@@ -43,6 +43,9 @@ class Latent:
 
     frames: int
     data: Any = field(compare=False, repr=False)
+    #: Frames per input unit (phoneme id, character), from the model's own duration
+    #: predictor; None for engines that do not expose them.
+    durations: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class Engine(ABC):
@@ -76,6 +79,12 @@ class Engine(ABC):
     #: Frames of latent the decoder reads on each side of a window so that windows join
     #: into the whole decode (its receptive field, rounded up); checked at warm-up.
     window_context: int = 0
+    #: True when the model's own per-unit durations come out with the audio
+    #: (`infer_batch_timed`, `Latent.durations`) and `word_units` maps them to words.
+    supports_timings: bool = False
+    #: Integrated loudness (LUFS) of the warm-up sentence as a stream makes it (set at
+    #: warm-up): what a stream's one loudness gain is chosen from.
+    stream_lufs: float | None = None
     #: Weights' precision and their size in device memory (set by loaders that know it).
     dtype: str = "float32"
     memory_bytes: int = 0
@@ -116,6 +125,18 @@ class Engine(ABC):
         `supports_batching`; the rest run them one by one.
         """
         return [self.infer(p, params) for p in prepared]
+
+    def infer_batch_timed(self, prepared: list[Any], params: SynthesisParams
+                          ) -> list[tuple[np.ndarray, list[np.ndarray] | None]]:
+        """`infer_batch`, each audio with its sentences' durations (frames per input unit, in
+        order) where the model gives them, else None. The audio is `infer_batch`'s exactly."""
+        return [(audio, None) for audio in self.infer_batch(prepared, params)]
+
+    def word_units(self, text: str, prepared: Any) -> list[list[int | None]] | None:
+        """CPU, outside the gate: for each sentence of `prepared` (made from `text`), the index
+        of the word of `text.split(" ")` each input unit belongs to (None: a pause,
+        punctuation, padding). None when this engine has no durations."""
+        return None
 
     def encode_batch(self, prepared: list[Any], params: SynthesisParams) -> list[list[Latent]]:
         """First stage, inside the gate: each input's sentences as latents, in order."""
@@ -186,6 +207,7 @@ class Engine(ABC):
             "speaker_embedding_dim": self.embedding_dim,
             "supports_batching": self.supports_batching,
             "streams_inside_sentences": self.supports_windows,
+            "word_timings": self.supports_timings,
             "note": self.note,
         }
 
