@@ -12,6 +12,9 @@ import argparse
 import hmac
 import logging
 import sys
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +25,7 @@ from tts_core.config import MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATU
 from tts_core.ffmpeg import ensure_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
+from tts_core.timings import to_srt
 
 logger = logging.getLogger("tts_studio")
 
@@ -105,6 +109,24 @@ def _seed(seed):
     return None if seed is None or seed == RANDOM_SEED else seed
 
 
+class SubtitleFiles:
+    """.srt files for Gradio to serve (it copies them into its cache); each is deleted after
+    TTS_CACHE_TTL, as Gradio deletes its copies."""
+
+    def __init__(self, ttl_s: int):
+        self.folder = Path(tempfile.mkdtemp(prefix="tts-subtitles-"))
+        self.ttl_s = ttl_s
+
+    def write(self, text: str) -> str:
+        now = time.time()
+        for old in self.folder.glob("*.srt"):
+            if now - old.stat().st_mtime > self.ttl_s:
+                old.unlink(missing_ok=True)
+        path = self.folder / f"captions-{uuid.uuid4().hex[:12]}.srt"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+
 def _gr_error(e: TTSError) -> gr.Error:
     # A person's own mistake is not a server fault: keep it out of the error log.
     return gr.Error(str(e), print_exception=not isinstance(e, InputError))
@@ -117,6 +139,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     # Enough Gradio workers that waiting happens at the gate, where it is measured and
     # bounded; one more than the gate admits, so the overflow gets the gate's busy message.
     gpu = {"concurrency_id": "gpu", "concurrency_limit": settings.queue_size + 1}
+    subtitles = SubtitleFiles(settings.cache_ttl_s)
 
     def request(text, model, voice, speed, seed, temperature, xvector, route="gradio") -> dict:
         return dict(text=text, model=model or None, voice=voice or None, speed=speed,
@@ -152,6 +175,35 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         except TTSError as e:
             raise _gr_error(e) from e
         return result.data, result.record.to_dict()
+
+    def captioned(text, model, voice, speed, seed, temperature=None, xvector=None,
+                  progress=gr.Progress(), call: gr.Request = None):
+        """Speak a text aloud and return the audio with each word's start and end time and SRT subtitles.
+
+        Word timings come from the model's own phoneme durations (Piper and VITS models); other models refuse with a message. Call `models` first for the names.
+
+        Args:
+            text: What to say, as for `synthesize`; numbers, money and times come back as the words you typed ("$20" is one word).
+            model: A model name from the `models` tool. Empty: the default model.
+            voice: One of that model's voices. Empty: the model's default voice.
+            speed: Speaking rate, 0.25 to 4.0; the timings follow it.
+            seed: -1 for a fresh random rendering; a number >= 0 repeats the same rendering.
+            temperature: Not used by models with timings; leave it out.
+            xvector: Not used by models with timings; leave it out.
+
+        Returns:
+            The WAV file, the words as a list of {word, start, end} in seconds from the start of the audio, and an .srt subtitle file.
+        """
+        def on_chunk(done, total):
+            progress((done, total), desc=f"chunk {done} of {total}", unit="chunks")
+
+        route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
+        try:
+            result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
+                                                   xvector, route), on_chunk=on_chunk, timings=True)
+        except TTSError as e:
+            raise _gr_error(e) from e
+        return result.data, [w.to_dict() for w in result.words], subtitles.write(to_srt(result.words))
 
     def stream(text, model, voice, speed, seed, temperature=None, xvector=None):
         try:
@@ -241,6 +293,10 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 stream_audio = gr.Audio(label="Streamed audio", interactive=False, autoplay=True,
                                         streaming=streaming, elem_id="stream-audio")
                 latency = gr.JSON(label="This request's latency", elem_id="latency")
+                with gr.Accordion("Captions (word timings, Piper and VITS models)", open=False):
+                    captions_btn = gr.Button("Generate with captions", elem_id="captions")
+                    words = gr.JSON(label="Words (seconds)", elem_id="words")
+                    srt_file = gr.File(label="Subtitles (.srt)", elem_id="srt")
         live = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
 
         inputs = [text, model, voice, speed, seed, temperature, xvector]
@@ -252,6 +308,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             stream_btn.click(stream_fallback, inputs, [audio, latency], api_visibility="private",
                              **gpu)
         gr.api(models, api_name="models")
+        captions_btn.click(captioned, inputs, [audio, words, srt_file], api_name="captioned", **gpu)
         text.change(None, text, count,
                     js=f"(t) => `${{[...(t || '')].length}} / {settings.max_chars} characters`")
         model.change(model_changed, model, [voice, speed, temperature, xvector, note, examples],

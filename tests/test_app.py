@@ -50,7 +50,7 @@ def test_models_lists_what_is_loaded(client):
 
 def test_only_the_documented_endpoints_are_public(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
-        "/synthesize", "/models"}
+        "/synthesize", "/models", "/captioned"}
 
 
 @pytest.mark.parametrize("args, words", [

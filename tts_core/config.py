@@ -9,6 +9,8 @@ from typing import Mapping
 from urllib.parse import parse_qsl
 
 from .errors import ConfigError
+from .loudness import (DEFAULT_TRUE_PEAK_DB, MAX_LUFS, MAX_TRUE_PEAK_DB, MIN_LUFS,
+                       MIN_TRUE_PEAK_DB)
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +168,10 @@ class Settings:
     # OpenAI name -> this app's name; "" means the default model / the model's voices in turn.
     openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
     openai_voices: dict[str, str] = field(default_factory=dict)
+    # Loudness every request gets unless it asks otherwise: LUFS (None: the voice's own
+    # level), and the true-peak ceiling in dBTP.
+    loudness_lufs: float | None = None
+    true_peak_db: float = DEFAULT_TRUE_PEAK_DB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -227,6 +233,9 @@ class Settings:
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             openai_models=openai_models,
             openai_voices=_mapping(env, "TTS_OPENAI_VOICES"),
+            loudness_lufs=_loudness(env),
+            true_peak_db=_bounded(env, "TTS_TRUE_PEAK", cls.true_peak_db, MIN_TRUE_PEAK_DB,
+                                  MAX_TRUE_PEAK_DB),
         )
 
 
@@ -277,4 +286,25 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float) ->
         raise ConfigError(name, f"{raw!r} is not a number") from e
     if not value >= minimum or value == float("inf"):
         raise ConfigError(name, f"{raw!r} must be a finite number of at least {minimum}")
+    return value
+
+
+def _loudness(env: Mapping[str, str]) -> float | None:
+    """TTS_LOUDNESS: a target in LUFS (-40 to -9, e.g. -16), or off (the default)."""
+    raw = env.get("TTS_LOUDNESS", "").strip().lower()
+    if raw in ("", "off", "none"):
+        return None
+    return _bounded(env, "TTS_LOUDNESS", 0.0, MIN_LUFS, MAX_LUFS)
+
+
+def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ConfigError(name, f"{raw!r} is not a number") from e
+    if not low <= value <= high:
+        raise ConfigError(name, f"{raw!r} must be between {low:g} and {high:g}")
     return value

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import audio as audio_io
+from . import loudness
 from . import text as textproc
 from .config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE, Settings
 from .device import free_device_memory, is_out_of_memory
@@ -90,6 +91,7 @@ class _Plan:
     words: list[SourceWord] | None = None
     chunk_words: list[int] | None = None
     tracker: WordTracker | None = None
+    loudness: loudness.LoudnessTarget | None = None  # None: the voice's own level
     queue_s: float = 0.0
     infer_s: float = 0.0
     encode_s: float = 0.0
@@ -127,6 +129,7 @@ class Pipeline:
         self.settings = settings
         _ENGINES.update({id(engine): engine for engine in registry.engines.values()})
         self._device = device_call(_on_device)  # the only device call: spaces.GPU on ZeroGPU
+        self._stream_gains: dict[tuple[str, loudness.LoudnessTarget], float] = {}
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
         for info in registry.load_info:
@@ -155,16 +158,19 @@ class Pipeline:
                continuous: bool = False, route: str = "python",
                temperature: float | None = None,
                speaker_embedding: np.ndarray | bytes | str | Path | None = None,
-               timings: bool = False) -> Synthesis:
+               timings: bool = False, loudness: float | bool | None = None,
+               true_peak: float | None = None) -> Synthesis:
         """Validate now; return the request's chunks with `data` encoded in `fmt`.
 
         `continuous=False`: every chunk is a complete file (what Gradio's streaming audio
         wants). `continuous=True`: the chunks' bytes concatenate into one stream (one WAV
         header, then samples; what an HTTP response body wants). `timings=True`: each chunk
         carries the words that start in it (a model without durations is refused).
+        `loudness`: a target in LUFS (None: TTS_LOUDNESS; False: off) with a `true_peak`
+        ceiling in dBTP (None: TTS_TRUE_PEAK); a stream gets one gain and a limiter.
         """
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding, timings)
+                          speaker_embedding, timings, loudness, true_peak)
         plan.windowed = plan.engine.supports_windows
         if continuous and fmt not in audio_io.STREAMABLE:
             raise InputError(f"{fmt} cannot be streamed; stream one of "
@@ -177,14 +183,16 @@ class Pipeline:
                    fmt: str = "wav", route: str = "python", temperature: float | None = None,
                    speaker_embedding: np.ndarray | bytes | str | Path | None = None,
                    on_chunk: Callable[[int, int], None] | None = None,
-                   timings: bool = False) -> SynthesisResult:
+                   timings: bool = False, loudness: float | bool | None = None,
+                   true_peak: float | None = None) -> SynthesisResult:
         """The whole text as one encoded file: a thin wrapper over the chunk generator.
 
         `on_chunk(done, total)` is told after each chunk (the UI's progress bar).
         `timings=True`: the result's `words` (a model without durations is refused).
+        `loudness`, `true_peak`: as in `stream`; the whole file is measured and normalized.
         """
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding, timings)
+                          speaker_embedding, timings, loudness, true_peak)
         pieces, words = [], []
         synthesis = Synthesis(self, plan, encoder=None)
         try:
@@ -198,6 +206,8 @@ class Pipeline:
         try:
             start = time.perf_counter()
             joined = np.concatenate(pieces)
+            if plan.loudness is not None:
+                joined, _ = loudness_normalize(joined, plan.engine.sample_rate, plan.loudness)
             data = audio_io.encode(joined, plan.engine.sample_rate, fmt)
             plan.encode_s += time.perf_counter() - start
         except Exception:
@@ -221,10 +231,12 @@ class Pipeline:
     # --- inside -------------------------------------------------------------------------
 
     def _plan(self, text, model, voice, speed, seed, fmt, route, temperature=None,
-              speaker_embedding=None, timings=False) -> _Plan:
+              speaker_embedding=None, timings=False, loudness=None, true_peak=None) -> _Plan:
         try:
-            return self._validate(text, model, voice, speed, seed, fmt, route, temperature,
+            plan = self._validate(text, model, voice, speed, seed, fmt, route, temperature,
                                   speaker_embedding, timings)
+            plan.loudness = self._loudness(loudness, true_peak)
+            return plan
         except InputError:
             known = model if isinstance(model, str) and model in self.registry.engines else None
             self._failed(known or (self.registry.default.name if not model else "unknown"),
@@ -277,6 +289,27 @@ class Pipeline:
         plan.text_s = time.perf_counter() - started
         return plan
 
+    def _stream_gain_db(self, engine: Engine, target: loudness.LoudnessTarget) -> float:
+        """A stream's one gain for `engine` at `target`, worked out once (about 50 ms) and kept."""
+        key = (engine.name, target)
+        if key not in self._stream_gains:
+            self._stream_gains[key] = loudness.stream_gain_db(target, engine.level_audio,
+                                                              engine.sample_rate)
+        return self._stream_gains[key]
+
+    def _loudness(self, lufs, true_peak) -> loudness.LoudnessTarget | None:
+        """A request's loudness target: its own, else the TTS_LOUDNESS setting; False: off."""
+        if lufs is False:
+            return None
+        lufs = self.settings.loudness_lufs if lufs is None else lufs
+        if lufs is None:
+            return None
+        peak = self.settings.true_peak_db if true_peak is None else true_peak
+        return loudness.LoudnessTarget(
+            _bounded(lufs, loudness.MIN_LUFS, loudness.MAX_LUFS, "Loudness", "LUFS", "loudness"),
+            _bounded(peak, loudness.MIN_TRUE_PEAK_DB, loudness.MAX_TRUE_PEAK_DB, "The true-peak ceiling",
+                     "dBTP", "true_peak"))
+
     @staticmethod
     def _voice(engine: Engine, voice: str | None) -> str:
         if voice is None or voice == "":
@@ -292,6 +325,13 @@ class Pipeline:
         engine, params = plan.engine, plan.params
         status = "error"
         pieces_made = 0
+        # A stream's loudness: one gain for the whole request, and a limiter run across its
+        # pieces (whole files are normalized once joined, in `synthesize`).
+        limiter = None
+        if plan.loudness is not None and encoder is not None:
+            gain_db = self._stream_gain_db(engine, plan.loudness)
+            limiter = loudness.Limiter(engine.sample_rate, plan.loudness.ceiling, 10 ** (gain_db / 20))
+        held: list[WordTiming] = []  # words of audio the limiter still holds
         try:
             with self.gate.admit():
                 for index, chunk_text in enumerate(plan.chunks):
@@ -324,19 +364,18 @@ class Pipeline:
                     for audio, head, tail in pieces:
                         audio = audio_io.fade_edges(audio, engine.sample_rate, head=head, tail=tail)
                         plan.samples += audio.shape[0]
-                        data = None
-                        if encoder is not None:
-                            start = time.perf_counter()
-                            data = encoder.encode(audio)
-                            plan.encode_s += time.perf_counter() - start
-                        if plan.first_audio is None:
-                            plan.first_audio = time.perf_counter()
                         heard = plan.samples / engine.sample_rate
-                        here = tuple(w for w in words if tail or w.start < heard)
-                        words = [w for w in words if w not in here]
-                        yield AudioChunk(pieces_made, chunk_text, audio, engine.sample_rate, data,
-                                         sentence=index, words=here)
-                        pieces_made += 1
+                        held += [w for w in words if tail or w.start < heard]
+                        words = [w for w in words if w not in held]
+                        if limiter is not None:
+                            audio = limiter.process(audio)
+                            if audio.size == 0:
+                                continue
+                        yield self._piece(plan, encoder, pieces_made, chunk_text, audio, index, held)
+                        pieces_made, held = pieces_made + 1, []
+                if limiter is not None and plan.samples:
+                    yield self._piece(plan, encoder, pieces_made, plan.chunks[-1], limiter.flush(),
+                                      len(plan.chunks) - 1, held)
             if plan.samples == 0:
                 raise InputError(f"Model {engine.name!r} cannot pronounce any of this text "
                                  "(no character of it is in the model's alphabet).", param="input")
@@ -360,6 +399,19 @@ class Pipeline:
             plan.finished = time.perf_counter()
             synthesis.record = self._record(plan)
             self._served(synthesis.record, plan.route)
+
+    def _piece(self, plan: _Plan, encoder: audio_io.ChunkEncoder | None, index: int, text: str,
+               audio: np.ndarray, sentence: int, words: list[WordTiming]) -> AudioChunk:
+        """A piece of audio as it leaves: encoded (streams), with the words that start in it."""
+        data = None
+        if encoder is not None:
+            start = time.perf_counter()
+            data = encoder.encode(audio)
+            plan.encode_s += time.perf_counter() - start
+        if plan.first_audio is None:
+            plan.first_audio = time.perf_counter()
+        return AudioChunk(index, text, audio, plan.engine.sample_rate, data, sentence=sentence,
+                          words=tuple(words))
 
     def _chunk_words(self, plan: _Plan, index: int, prepared, durations) -> list[WordTiming]:
         """The typed words this chunk completes, timed from the start of the whole audio (the
@@ -517,3 +569,14 @@ def _word_plan(typed: str, spoken: str, chunks: list[str],
     if spoken_words != spoken.split(" "):
         return source_words(" ".join(spoken_words), " ".join(spoken_words)), bounds
     return source_words(typed, spoken, textproc.expand if expanded else None), bounds
+
+
+loudness_normalize = loudness.normalize
+
+
+def _bounded(value, low: float, high: float, what: str, unit: str, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and low <= value <= high):
+        raise InputError(f"{what} must be a number from {low:g} to {high:g} {unit} "
+                         f"(for example -16 for loudness), not {value!r}.", param=param)
+    return float(value)

@@ -109,6 +109,9 @@ def source_words(typed: str, spoken: str, expand: Callable[[str], str] | None = 
 # A unit that belongs to the unit before it (Piper's PAD after each phoneme, VITS's blank
 # after each character): it lengthens that unit's word, and is silence otherwise.
 JOINS_PREVIOUS = ""
+# The unit between two words (a space): it anchors the alignment at word boundaries and
+# belongs to no word.
+WORD_BREAK = " "
 
 
 def unit_owners(word_units: Sequence[Sequence[str]],
@@ -117,22 +120,35 @@ def unit_owners(word_units: Sequence[Sequence[str]],
 
     `word_units[w]`: word w's own units (what the model reads for it alone; empty for a word
     that says nothing). `sentences`: the units the model read, per sentence: a symbol,
-    None for silence (a space, punctuation, start and end marks), or JOINS_PREVIOUS.
-    The two are aligned as sequences; a unit the alignment leaves out takes the word of
-    the nearest aligned unit before it (else after it) in its sentence.
+    WORD_BREAK, None for silence (punctuation, start and end marks), or JOINS_PREVIOUS.
+    The two sequences, word breaks included, are aligned: aligned units take their word;
+    a run the phonemizer said differently in context ("a" alone and in "for a ticket")
+    is shared out in order among the words of the run it stands for; a unit with no
+    counterpart takes the word of the unit before it (else after it).
     """
-    ref = [(symbol, w) for w, units in enumerate(word_units) for symbol in units]
+    ref: list[tuple[str, int | None]] = []
+    for w, units in enumerate(word_units):
+        if units:
+            ref += [(symbol, w) for symbol in units] + [(WORD_BREAK, None)]
     spoken = [(symbol, s, u) for s, units in enumerate(sentences) for u, symbol in enumerate(units)
               if symbol]
-    owners: list[list[int | None]] = [[None] * len(units) for units in sentences]
+    found: list[int | None] = [None] * len(spoken)
     matcher = difflib.SequenceMatcher(None, [r[0] for r in ref], [a[0] for a in spoken],
                                       autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            _, s, u = spoken[block.b + k]
-            owners[s][u] = ref[block.a + k][1]
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            found[j1:j2] = [ref[i][1] for i in range(i1, i2)]
+        elif tag == "replace":
+            words = [ref[i][1] for i in range(i1, i2) if ref[i][1] is not None]
+            for k in range(j2 - j1):
+                if words and spoken[j1 + k][0] != WORD_BREAK:
+                    found[j1 + k] = words[k * len(words) // (j2 - j1)]
+    owners: list[list[int | None]] = [[None] * len(units) for units in sentences]
+    for (symbol, s, u), owner in zip(spoken, found):
+        if symbol != WORD_BREAK:
+            owners[s][u] = owner
     for s, units in enumerate(sentences):
-        speech = [u for u, symbol in enumerate(units) if symbol]
+        speech = [u for u, symbol in enumerate(units) if symbol and symbol != WORD_BREAK]
         known = [u for u in speech if owners[s][u] is not None]
         if not known:
             continue
@@ -141,7 +157,7 @@ def unit_owners(word_units: Sequence[Sequence[str]],
                 before = [k for k in known if k < u]
                 owners[s][u] = owners[s][before[-1] if before else known[0]]
         for u, symbol in enumerate(units):
-            if symbol == JOINS_PREVIOUS and u > 0 and units[u - 1]:
+            if symbol == JOINS_PREVIOUS and u > 0 and units[u - 1] and units[u - 1] != WORD_BREAK:
                 owners[s][u] = owners[s][u - 1]
     return owners
 

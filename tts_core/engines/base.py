@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
+from ..loudness import integrated_lufs
 from ..windows import FIRST_WINDOW_FRAMES
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,14 @@ logger = logging.getLogger(__name__)
 # A windowed decode must join into the whole decode at least this cleanly, or the engine
 # streams whole sentences instead (checked at warm-up, on the warm-up text).
 MIN_WINDOW_SNR_DB = 40.0
+# Said once at warm-up by English two-stage voices, to measure the level a stream has
+# (sentences of different kinds and lengths: a voice's level varies by a few LU among them).
+LEVEL_SENTENCES = (
+    "She opened the window and let the cold air in.",
+    "Why would anyone leave the front door unlocked at night, when the street is this dark?",
+    "Yes, of course.",
+    "Thunder rolled across the valley as the first drops of rain began to fall on the dusty road.",
+)
 
 
 @dataclass(frozen=True)
@@ -82,8 +91,9 @@ class Engine(ABC):
     #: True when the model's own per-unit durations come out with the audio
     #: (`infer_batch_timed`, `Latent.durations`) and `word_units` maps them to words.
     supports_timings: bool = False
-    #: Integrated loudness (LUFS) of the warm-up sentence as a stream makes it (set at
-    #: warm-up): what a stream's one loudness gain is chosen from.
+    #: The warm-up sentences as a stream makes them (set at warm-up), and their integrated
+    #: loudness (LUFS): what a stream's one loudness gain is chosen from.
+    level_audio: np.ndarray | None = None
     stream_lufs: float | None = None
     #: Weights' precision and their size in device memory (set by loaders that know it).
     dtype: str = "float32"
@@ -161,7 +171,25 @@ class Engine(ABC):
         if audio.size == 0:
             raise ModelLoadError("the warm-up produced no audio")
         self.check_windows(prepared, params)
+        self.stream_lufs = self.measure_stream_level(text, audio)
         return audio.shape[0] / self.sample_rate
+
+    def measure_stream_level(self, text: str, audio: np.ndarray) -> float:
+        """Integrated loudness (LUFS) of the warm-up as a stream makes it: whole sentences
+        (`audio`, already made) or, for windowed engines, the decoder's windows, which a
+        stream does not peak-normalize. English windowed voices also say a few more
+        sentences, so one short sentence does not decide a voice's level."""
+        params = SynthesisParams(voice=self.default_voice)
+        if self.supports_windows:
+            texts = (text, *LEVEL_SENTENCES) if self.language == "en" else (text,)
+            pieces = [self.decode(latent, 0, latent.frames)
+                      for prepared in filter(None, (self.prepare(t, params) for t in texts))
+                      for item in self.encode_batch([prepared], params) for latent in item]
+            audio = np.concatenate(pieces)
+        self.level_audio = audio.astype(np.float32)
+        level = integrated_lufs(audio, self.sample_rate)
+        logger.info("%s: streamed level %.1f LUFS", self.name, level)
+        return level
 
     def check_windows(self, prepared: Any, params: SynthesisParams,
                       first_frames: int = FIRST_WINDOW_FRAMES) -> float | None:

@@ -14,7 +14,7 @@ from piper.const import BOS, EOS, PAD
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
 from ..errors import ModelLoadError
-from ..timings import JOINS_PREVIOUS, unit_owners
+from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
 from .base import Engine, Latent, SynthesisParams, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # Words whose phonemes (said alone) are kept for word timings; cleared when full.
 _WORD_CACHE_SIZE = 10_000
 # Phonemes that are pauses, not sounds of a word: espeak's punctuation and the word space.
-_SILENT_PHONEMES = frozenset(" !'(),-.:;?\"¡¿—…«»“”")
+_SILENT_PHONEMES = frozenset("!'(),-.:;?\"¡¿—…«»“”")
 
 # Peaks below this are silence; Piper's own normalization uses the same floor.
 _SILENCE_PEAK = 1e-8
@@ -172,13 +172,13 @@ class PiperEngine(Engine):
         return out
 
     def word_units(self, text: str, prepared: list[list[int]]) -> list[list[int | None]] | None:
-        """Each phoneme id as its phoneme (None: start, end, space, punctuation; the PAD after
-        a phoneme joins it), aligned with each word's phonemes said alone."""
+        """Each phoneme id as its phoneme (None: start, end, punctuation; the PAD after a
+        phoneme joins it), aligned with each word's phonemes said alone."""
         if not self.supports_timings:
             return None
         sentences = [[self._symbols.get(i) for i in ids] for ids in prepared]
-        words = [[sym for ids in self._word_ids(word) for sym in map(self._symbols.get, ids) if sym]
-                 for word in text.split(" ")]
+        words = [[sym for ids in self._word_ids(word) for sym in map(self._symbols.get, ids)
+                  if sym and sym != WORD_BREAK] for word in text.split(" ")]
         return unit_owners(words, sentences)
 
     def _word_ids(self, word: str) -> list[list[int]]:
@@ -266,6 +266,8 @@ def _id_symbols(id_map: dict[str, list[int]]) -> dict[int, str | None]:
         for i in ids:
             if phoneme == PAD:
                 symbols[i] = JOINS_PREVIOUS
+            elif phoneme == " ":
+                symbols[i] = WORD_BREAK
             elif phoneme in (BOS, EOS) or phoneme in _SILENT_PHONEMES:
                 symbols[i] = None
             else:

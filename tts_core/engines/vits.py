@@ -10,7 +10,7 @@ from transformers import AutoTokenizer, VitsModel
 
 from ..config import ModelSpec
 from ..errors import ModelLoadError
-from ..timings import JOINS_PREVIOUS, unit_owners
+from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
 from .base import Engine, Latent, SynthesisParams, resolve_device
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
@@ -102,13 +102,13 @@ class VitsEngine(Engine):
                 for row, n in enumerate(out.sequence_lengths.cpu())]
 
     def word_units(self, text: str, prepared: dict) -> list[list[int | None]] | None:
-        """Each character id as its character (None: spaces; the blank after a character
-        joins it), aligned with each word's characters."""
+        """Each character id as its character (spaces break words; the blank after a
+        character joins it), aligned with each word's characters."""
         if not self.supports_timings:
             return None
         pad = self.tokenizer.pad_token_id
         tokens = self.tokenizer.convert_ids_to_tokens(prepared["input_ids"][0].tolist())
-        units = [JOINS_PREVIOUS if i == pad else (None if not t.strip() else t)
+        units = [JOINS_PREVIOUS if i == pad else (WORD_BREAK if not t.strip() else t)
                  for i, t in zip(prepared["input_ids"][0].tolist(), tokens)]
         words = [[t for t in self.tokenizer.tokenize(self._romanized(word)) if t.strip()
                   and t != self.tokenizer.pad_token] for word in text.split(" ")]
