@@ -121,32 +121,36 @@ def unit_owners(word_units: Sequence[Sequence[str]],
     `word_units[w]`: word w's own units (what the model reads for it alone; empty for a word
     that says nothing). `sentences`: the units the model read, per sentence: a symbol,
     WORD_BREAK, None for silence (punctuation, start and end marks), or JOINS_PREVIOUS.
-    The two sequences, word breaks included, are aligned: aligned units take their word;
-    a run the phonemizer said differently in context ("a" alone and in "for a ticket")
-    is shared out in order among the words of the run it stands for; a unit with no
-    counterpart takes the word of the unit before it (else after it).
+
+    Two readings, the one whose units agree more with the words' own wins: word by word
+    (the model read as many words as there are, the usual case, and "a" said one way
+    alone and another in "for a ticket" is still "a"), or unit by unit, the two unit
+    sequences aligned, for a phonemizer that joined words ("of the" as one) or split them
+    ("example.com" as three). Unit by unit, a run said differently in context is shared
+    out in order among the words it stands for, and a unit with no counterpart takes the
+    word of the unit before it (else after it).
     """
-    ref: list[tuple[str, int | None]] = []
-    for w, units in enumerate(word_units):
-        if units:
-            ref += [(symbol, w) for symbol in units] + [(WORD_BREAK, None)]
     spoken = [(symbol, s, u) for s, units in enumerate(sentences) for u, symbol in enumerate(units)
-              if symbol]
-    found: list[int | None] = [None] * len(spoken)
-    matcher = difflib.SequenceMatcher(None, [r[0] for r in ref], [a[0] for a in spoken],
-                                      autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            found[j1:j2] = [ref[i][1] for i in range(i1, i2)]
-        elif tag == "replace":
-            words = [ref[i][1] for i in range(i1, i2) if ref[i][1] is not None]
-            for k in range(j2 - j1):
-                if words and spoken[j1 + k][0] != WORD_BREAK:
-                    found[j1 + k] = words[k * len(words) // (j2 - j1)]
+              if symbol and symbol != WORD_BREAK]
+    groups: list[list[int]] = []  # positions in `spoken` of each word the model read
+    last = None
+    for k, (_, s, u) in enumerate(spoken):
+        if last is None or last[0] != s or WORD_BREAK in sentences[s][last[1] + 1:u]:
+            groups.append([])
+        groups[-1].append(k)
+        last = (s, u)
+    speaking = [w for w, units in enumerate(word_units) if units]
+    found, score = _aligned(word_units, [a[0] for a in spoken])
+    if len(groups) == len(speaking):
+        pairs = [(w, group) for w, group in zip(speaking, groups)]
+        if sum(_matches(word_units[w], [spoken[k][0] for k in group]) for w, group in pairs) >= score:
+            found = [None] * len(spoken)
+            for w, group in pairs:
+                for k in group:
+                    found[k] = w
     owners: list[list[int | None]] = [[None] * len(units) for units in sentences]
-    for (symbol, s, u), owner in zip(spoken, found):
-        if symbol != WORD_BREAK:
-            owners[s][u] = owner
+    for (_, s, u), owner in zip(spoken, found):
+        owners[s][u] = owner
     for s, units in enumerate(sentences):
         speech = [u for u, symbol in enumerate(units) if symbol and symbol != WORD_BREAK]
         known = [u for u in speech if owners[s][u] is not None]
@@ -160,6 +164,28 @@ def unit_owners(word_units: Sequence[Sequence[str]],
             if symbol == JOINS_PREVIOUS and u > 0 and units[u - 1] and units[u - 1] != WORD_BREAK:
                 owners[s][u] = owners[s][u - 1]
     return owners
+
+
+def _matches(a: Sequence[str], b: Sequence[str]) -> int:
+    return sum(block.size for block in
+               difflib.SequenceMatcher(None, list(a), list(b), autojunk=False).get_matching_blocks())
+
+
+def _aligned(word_units: Sequence[Sequence[str]], spoken: list[str]) -> tuple[list[int | None], int]:
+    """Unit by unit: the word of each spoken unit (None: no counterpart), and how many agreed."""
+    ref = [(symbol, w) for w, units in enumerate(word_units) for symbol in units]
+    found: list[int | None] = [None] * len(spoken)
+    score = 0
+    matcher = difflib.SequenceMatcher(None, [r[0] for r in ref], spoken, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            found[j1:j2] = [ref[i][1] for i in range(i1, i2)]
+            score += i2 - i1
+        elif tag == "replace":
+            words = [ref[i][1] for i in range(i1, i2)]
+            for k in range(j2 - j1):
+                found[j1 + k] = words[k * len(words) // (j2 - j1)]
+    return found, score
 
 
 def word_frames(owners: Sequence[Sequence[int | None]],
