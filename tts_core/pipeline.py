@@ -358,7 +358,11 @@ class Pipeline:
                         durations = [lat.durations for lat in latents]
                         pieces = self._windows(plan, latents, where)
                     else:
-                        audio, durations = self._turn(plan, key, prepared, "infer_batch_timed", where)
+                        if plan.words is None:
+                            audio, durations = self._turn(plan, key, prepared, "infer_batch", where), None
+                        else:  # the same audio, with the model's durations beside it
+                            audio, durations = self._turn(plan, key, prepared, "infer_batch_timed",
+                                                          where)
                         pieces = [(audio, True, True)]
                     words = self._chunk_words(plan, index, prepared, durations)
                     for audio, head, tail in pieces:
