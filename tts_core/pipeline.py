@@ -289,6 +289,21 @@ class Pipeline:
         plan.text_s = time.perf_counter() - started
         return plan
 
+    def _stream_limiter(self, plan: _Plan, index: int, first: np.ndarray) -> loudness.Limiter:
+        """A stream's limiter with its one gain, from its first sentence (`first`, chunk `index`)
+        and the voice's level at warm-up, weighed by how much of the text each stands for:
+        a stream that is one sentence gets that sentence's own gain; a long text whose
+        first sentence is short ("Wait.") mostly the voice's."""
+        engine = plan.engine
+        weight = len(plan.chunks[index]) / max(1, sum(len(c) for c in plan.chunks[index:]))
+        own = loudness.stream_gain_db(plan.loudness, first, engine.sample_rate)
+        voice = (self._stream_gain_db(engine, plan.loudness) if engine.level_audio is not None
+                 else own)
+        gain_db = weight * own + (1 - weight) * voice
+        logger.debug("stream gain %.2f dB (first sentence %.2f, voice %.2f, weight %.2f)",
+                     gain_db, own, voice, weight)
+        return loudness.Limiter(engine.sample_rate, plan.loudness.ceiling, 10 ** (gain_db / 20))
+
     def _stream_gain_db(self, engine: Engine, target: loudness.LoudnessTarget) -> float:
         """A stream's one gain for `engine` at `target`, worked out once (about 50 ms) and kept."""
         key = (engine.name, target)
@@ -325,12 +340,11 @@ class Pipeline:
         engine, params = plan.engine, plan.params
         status = "error"
         pieces_made = 0
-        # A stream's loudness: one gain for the whole request, and a limiter run across its
-        # pieces (whole files are normalized once joined, in `synthesize`).
+        # A stream's loudness: one gain for the whole request, set before its first piece
+        # leaves, and a limiter run across its pieces (whole files are normalized once
+        # joined, in `synthesize`).
+        levelled = plan.loudness is not None and encoder is not None
         limiter = None
-        if plan.loudness is not None and encoder is not None:
-            gain_db = self._stream_gain_db(engine, plan.loudness)
-            limiter = loudness.Limiter(engine.sample_rate, plan.loudness.ceiling, 10 ** (gain_db / 20))
         held: list[WordTiming] = []  # words of audio the limiter still holds
         try:
             with self.gate.admit():
@@ -357,6 +371,10 @@ class Pipeline:
                         latents = self._turn(plan, key, prepared, "encode_batch", where)
                         durations = [lat.durations for lat in latents]
                         pieces = self._windows(plan, latents, where)
+                        if levelled and limiter is None:  # its gain needs the first sentence whole
+                            pieces = [(np.concatenate([
+                                self._turn(plan, None, (lat, 0, lat.frames), "decode", where)
+                                for lat in latents]), True, True)]
                     else:
                         if plan.words is None:
                             audio, durations = self._turn(plan, key, prepared, "infer_batch", where), None
@@ -365,6 +383,8 @@ class Pipeline:
                                                           where)
                         pieces = [(audio, True, True)]
                     words = self._chunk_words(plan, index, prepared, durations)
+                    if levelled and limiter is None:
+                        limiter = self._stream_limiter(plan, index, pieces[0][0])
                     for audio, head, tail in pieces:
                         audio = audio_io.fade_edges(audio, engine.sample_rate, head=head, tail=tail)
                         plan.samples += audio.shape[0]

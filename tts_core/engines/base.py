@@ -23,10 +23,8 @@ MIN_WINDOW_SNR_DB = 40.0
 # Said once at warm-up by English two-stage voices, to measure the level a stream has
 # (sentences of different kinds and lengths: a voice's level varies by a few LU among them).
 LEVEL_SENTENCES = (
-    "She opened the window and let the cold air in.",
     "Why would anyone leave the front door unlocked at night, when the street is this dark?",
     "Yes, of course.",
-    "Thunder rolled across the valley as the first drops of rain began to fall on the dusty road.",
 )
 
 
