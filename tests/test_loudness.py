@@ -9,7 +9,7 @@ import soundfile as sf
 from scipy.ndimage import maximum_filter1d
 
 from tts_core import ConfigError, InputError, Settings
-from tts_core.loudness import Limiter, LoudnessTarget, integrated_lufs, true_peak
+from tts_core.loudness import Limiter, integrated_lufs, true_peak
 
 MAX_ERROR_LU = 1.0  # the bound
 CEILING_DB = -1.5
