@@ -146,12 +146,12 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         with `available=true`, the Piper catalogue too, under its own key."""
         data = []
         for engine in pipeline.registry.engines.values():
-            language = engine.describe()["language_name"] or engine.language
+            spoken = engine.describe()["language_name"] or engine.language
             for voice in engine.voices:
                 data.append({
                     "id": voice, "object": "voice", "name": _voice_label(voice, engine.name,
-                                                                          language),
-                    "model": engine.name, "language": language,
+                                                                          spoken),
+                    "model": engine.name, "language": spoken,
                     "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]})
         voices = [{k: d[k] for k in ("id", "name", "model", "language")} for d in data]
         listing = {"object": "list", "data": data, "voices": voices}
