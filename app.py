@@ -299,6 +299,17 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                     srt_file = gr.File(label="Subtitles (.srt)", elem_id="srt")
         live = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
 
+        def pickers():  # models added or removed while serving: each page load sees the warm ones
+            names = sorted({_language(e) for e in pipeline.registry.engines.values()})
+            return (gr.update(choices=[("All languages", ALL_LANGUAGES)] + names),
+                    gr.update(choices=_model_choices(pipeline)))
+
+        demo.load(pickers, None, [language, model], api_visibility="private", queue=False)
+        if settings.ui_auth:  # the operator panel only behind the login
+            from operator_panel import build_operator_panel
+
+            build_operator_panel(pipeline, [language, model], pickers)
+
         inputs = [text, model, voice, speed, seed, temperature, xvector]
         generate_btn.click(synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
         if streaming:

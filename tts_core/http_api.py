@@ -144,19 +144,23 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
     # get_available_models), and they name only what /ready already shows.
 
     @api.get("/v1/audio/voices")
-    def list_voices():
-        """OpenAI-style `data`, and `voices` as objects: what Open WebUI reads, {id, name}."""
+    def list_voices(available: bool = False, language: str | None = None):
+        """OpenAI-style `data`, and `voices` as objects: what Open WebUI reads, {id, name};
+        with `available=true`, the Piper catalogue too, under its own key."""
         data = []
         for engine in pipeline.registry.engines.values():
-            language = engine.describe()["language_name"] or engine.language
+            spoken = engine.describe()["language_name"] or engine.language
             for voice in engine.voices:
                 data.append({
                     "id": voice, "object": "voice", "name": _voice_label(voice, engine.name,
-                                                                          language),
-                    "model": engine.name, "language": language,
+                                                                          spoken),
+                    "model": engine.name, "language": spoken,
                     "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]})
         voices = [{k: d[k] for k in ("id", "name", "model", "language")} for d in data]
-        return {"object": "list", "data": data, "voices": voices}
+        listing = {"object": "list", "data": data, "voices": voices}
+        if available:
+            listing["available"] = _catalogue_listing(language)
+        return listing
 
     @api.get("/v1/audio/models")
     def list_audio_models():
@@ -169,6 +173,24 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
 
     def _language_of(engine) -> str:
         return engine.describe()["language_name"] or engine.language or "language not stated"
+
+    def _catalogue_listing(language: str | None) -> dict:
+        """The Piper catalogue's voices by language and quality, the loaded ones marked."""
+        from .catalog import (PIPER_VOICES_REPO, CatalogueError, load_catalogue, loaded_keys,
+                              sorted_voices)
+
+        revision = settings.piper_voices_revision
+        try:
+            catalogue = load_catalogue(revision)
+        except CatalogueError as e:
+            raise ApiError(503, str(e), type_="server_error", code="catalogue_unavailable") from e
+        loaded = loaded_keys(pipeline.registry.engines.values())
+        voices = [dict(v.to_dict(), loaded=v.key in loaded, model=loaded.get(v.key),
+                       spec=f"piper:{v.key}")
+                  for v in sorted_voices(catalogue) if not language or v.language == language
+                  or v.language.split("_")[0] == language]
+        return {"repository": PIPER_VOICES_REPO, "revision": revision, "count": len(voices),
+                "voices": voices}
 
     def _voice_for(engine, requested: str) -> str:
         """This app's voice for a requested name: its own, a configured alias, or an OpenAI name."""
@@ -202,7 +224,10 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         except ApiError as e:
             pipeline.prometheus.count(SPEECH_ROUTE, "unknown", "bad_request")
             raise e
-        voice = _voice_for(pipeline.registry.engines[model], fields["voice"])
+        try:  # the model may have been removed a moment ago
+            voice = _voice_for(pipeline.registry.get(model), fields["voice"])
+        except TTSError as e:
+            raise from_tts_error(e) from e
         call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
                     fmt=fields["response_format"], route=SPEECH_ROUTE,
                     loudness=fields["loudness"], true_peak=fields["true_peak"])
@@ -239,7 +264,10 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         except ApiError as e:
             pipeline.prometheus.count(CAPTIONED_ROUTE, "unknown", "bad_request")
             raise e
-        voice = _voice_for(pipeline.registry.engines[model], fields["voice"])
+        try:  # the model may have been removed a moment ago
+            voice = _voice_for(pipeline.registry.get(model), fields["voice"])
+        except TTSError as e:
+            raise from_tts_error(e) from e
         call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
                     fmt=fields["response_format"], route=CAPTIONED_ROUTE, timings=True,
                     loudness=fields["loudness"], true_peak=fields["true_peak"])
@@ -262,6 +290,10 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                                  media_type="application/x-ndjson",
                                  headers={"X-Model": model, "X-Device": synthesis.engine.device})
 
+    from .operator_api import add_operator_routes  # here: it reuses ApiError from this module
+
+    api.state.models = add_operator_routes(api, pipeline, guarded, _read_json)
+
     # Last: any other /v1 path or method still gets an error in OpenAI's shape (the UI
     # mounted at / would otherwise answer with its own {"detail": ...}).
     @api.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -274,14 +306,14 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
             raise ApiError(405, f"{request.method} is not allowed on {path}; use {', '.join(allowed)}.",
                            code="method_not_allowed", headers={"Allow": ", ".join(allowed)})
         raise ApiError(404, f"There is no route {path}. Routes: POST {SPEECH_ROUTE}, GET /v1/models, "
-                            "GET /v1/audio/voices, GET /v1/audio/models.", code="not_found")
+                            "GET /v1/audio/voices, GET /v1/audio/models; operators: POST "
+                            "/v1/models, GET and DELETE /v1/models/{name}.", code="not_found")
 
     @api.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception):
         logger.exception("%s %s failed", request.method, request.url.path)
         return ApiError(500, f"The server failed unexpectedly ({type(e).__name__}); the log "
                              "has the details.", type_="server_error").response()
-
     return api
 
 

@@ -347,7 +347,7 @@ class Pipeline:
         limiter = None
         held: list[WordTiming] = []  # words of audio the limiter still holds
         try:
-            with self.gate.admit():
+            with self.gate.admit(), self.registry.in_use(engine):
                 for index, chunk_text in enumerate(plan.chunks):
                     start = time.perf_counter()
                     try:
@@ -480,7 +480,8 @@ class Pipeline:
             key = (method, key)
         try:
             result, waited, held, _ = self.gate.run_item(
-                key, item, lambda items: self._device(id(engine), method, items, params))
+                key, item, lambda items: self._device(id(engine), method, items, params),
+                first=plan.first_audio is None)
         except TTSError:
             raise
         except Exception as e:
