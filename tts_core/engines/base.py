@@ -20,12 +20,6 @@ logger = logging.getLogger(__name__)
 # A windowed decode must join into the whole decode at least this cleanly, or the engine
 # streams whole sentences instead (checked at warm-up, on the warm-up text).
 MIN_WINDOW_SNR_DB = 40.0
-# Said once at warm-up by English two-stage voices, to measure the level a stream has
-# (sentences of different kinds and lengths: a voice's level varies by a few LU among them).
-LEVEL_SENTENCES = (
-    "Why would anyone leave the front door unlocked at night, when the street is this dark?",
-    "Yes, of course.",
-)
 
 
 @dataclass(frozen=True)
@@ -174,16 +168,15 @@ class Engine(ABC):
 
     def measure_stream_level(self, text: str, audio: np.ndarray) -> float:
         """Integrated loudness (LUFS) of the warm-up as a stream makes it: whole sentences
-        (`audio`, already made) or, for windowed engines, the decoder's windows, which a
-        stream does not peak-normalize. English windowed voices also say a few more
-        sentences, so one short sentence does not decide a voice's level."""
+        (`audio`, already made) or, for windowed engines, the decoder's output, which a
+        stream does not peak-normalize (one more decode of the warm-up sentence: a model
+        added while serving warms up in one gate turn, which listeners wait for)."""
         params = SynthesisParams(voice=self.default_voice)
         if self.supports_windows:
-            texts = (text, *LEVEL_SENTENCES) if self.language == "en" else (text,)
-            pieces = [self.decode(latent, 0, latent.frames)
-                      for prepared in filter(None, (self.prepare(t, params) for t in texts))
-                      for item in self.encode_batch([prepared], params) for latent in item]
-            audio = np.concatenate(pieces)
+            prepared = self.prepare(text, params)
+            audio = np.concatenate([self.decode(latent, 0, latent.frames)
+                                    for item in self.encode_batch([prepared], params)
+                                    for latent in item])
         self.level_audio = audio.astype(np.float32)
         level = integrated_lufs(audio, self.sample_rate)
         logger.info("%s: streamed level %.1f LUFS", self.name, level)
