@@ -281,7 +281,9 @@ def _time(m: re.Match) -> str:
     else:
         spoken = f"{_words(hour)} {_words(minute)}"
     if suffix:
-        spoken += " " + " ".join(suffix.replace(".", "").lower()) + _keep_stop(m)
+        # "AM", not "a m" (espeak reads a lone "a" as the article) nor "a.m." (a full stop
+        # inside a sentence would end it for the chunker).
+        spoken += " " + suffix.replace(".", "").upper() + _keep_stop(m)
     return spoken
 
 
