@@ -79,6 +79,13 @@ def pipeline(model_specs) -> Pipeline:
     return Pipeline.from_settings(Settings.from_env({"TTS_MODELS": model_specs}))
 
 
+@pytest.fixture(scope="session")
+def quiet_pipeline() -> Pipeline:
+    """The embedded voice with its noise off: the same text always makes the same samples."""
+    return Pipeline.from_settings(Settings.from_env({"TTS_MODELS": QUIET_JOE}))
+
+
+QUIET_JOE = "joe?noise_scale=0&noise_w=0"
 ROOT = Path(__file__).resolve().parent.parent
 
 

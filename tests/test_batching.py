@@ -8,10 +8,11 @@ import pytest
 from fakes import BatchingFakeEngine, fake_pipeline
 from tts_core import Pipeline, Settings, SynthesisError
 from tts_core.gate import GpuGate
+from tts_core.windows import FIRST_WINDOW_FRAMES
 
 TEXTS = [
     "A short one.",
-    "This one is a good deal longer, so the batch must pad it.",  # one chunk each: <= 60
+    "This one is a good deal longer, so the batch must pad it.",  # one sentence each
     "Medium length words here.",
     "And the last of the four requests in this batch.",
 ]
@@ -129,19 +130,22 @@ def test_batch_size_is_bounded():
     assert sorted(sizes) == [1, 3, 3] and sum(sizes) == 7
 
 
-def test_first_streamed_chunk_is_shorter_than_the_rest(pipeline):
-    text = " ".join(["This sentence of a long text goes on for a while, with a pause."] * 25)
-    chunks = list(pipeline.stream(text))
-    seconds = [c.audio.shape[0] / c.sample_rate for c in chunks]
-    assert len(chunks[0].text) <= pipeline.settings.first_chunk_chars
-    assert seconds[0] < min(seconds[1:-1])  # the last may be a short remainder
-    assert " ".join(c.text for c in chunks) == text
+def test_first_streamed_piece_is_one_small_window_of_a_whole_sentence(pipeline):
+    sentence = "This sentence of a long text goes on for a while, with a pause."
+    chunks = list(pipeline.stream(" ".join([sentence] * 25)))
+    engine = pipeline.registry.default
+    assert chunks[0].text == sentence  # the sentence is whole: only its decoding is windowed
+    assert chunks[0].audio.shape[0] == FIRST_WINDOW_FRAMES * engine.samples_per_frame
+    assert sorted({c.sentence for c in chunks}) == list(range(25))
+    assert {c.text for c in chunks} == {sentence}
 
 
 def test_chunk_joins_have_no_discontinuity(pipeline):
     chunks = list(pipeline.stream("Hello there, friend. This is the second part. And a third one."))
     for left, right in zip(chunks, chunks[1:]):
-        # What a listener hears at a join: the step from one chunk's last sample to the next's first.
-        assert abs(float(left.audio[-1]) - float(right.audio[0])) < 1e-3
+        if left.sentence != right.sentence:
+            # What a listener hears between sentences: the step from one's last sample to the
+            # next's first. (Inside a sentence, windows join into the whole decode: test_faithful.)
+            assert abs(float(left.audio[-1]) - float(right.audio[0])) < 1e-3
     joined = np.concatenate([c.audio for c in chunks])
     assert np.max(np.abs(np.diff(joined))) < 1.0  # no full-scale jump anywhere

@@ -164,27 +164,31 @@ def test_split_sentences(text, sentences):
     assert split_sentences(text) == sentences
 
 
-@pytest.mark.parametrize("text, limit, first, chunks", [
-    ("One. Two. Three.", 50, None, ["One.", "Two. Three."]),
-    ("One. Two. Three. Four. Five. Six.", 10, None, ["One.", "Two.", "Three.", "Four.", "Five. Six."]),
-    ("First part, second part, third part.", 20, None, ["First part,", "second part,", "third part."]),
-    ("alpha beta gamma delta", 11, None, ["alpha beta", "gamma delta"]),
-    ("abcdefghij", 4, None, ["abcd", "efgh", "ij"]),
-    # The first chunk is cut short at a pause; the next ones grow: 10, then 20, then 40 characters.
-    ("Well, then. Go on. Try it. Do so. Be it. Oh no. Ah ha. So be.", 100, 10,
-     ["Well,", "then. Go on. Try it.", "Do so. Be it. Oh no. Ah ha. So be."]),
-    ("Hello there. " * 3, 300, 60, ["Hello there.", "Hello there. Hello there."]),
+@pytest.mark.parametrize("text, limit, chunks", [
+    # Every chunk is one whole sentence, however short: a boundary is always a sentence end.
+    ("One. Two. Three.", 50, ["One.", "Two.", "Three."]),
+    ("Hello there. " * 3, 300, ["Hello there.", "Hello there.", "Hello there."]),
+    ("Dr. Smith arrived. J. R. R. Tolkien wrote it.", 300,
+     ["Dr. Smith arrived.", "J. R. R. Tolkien wrote it."]),
+    ("Really?! Yes… “Quite.” Then go.", 300, ["Really?!", "Yes…", "“Quite.”", "Then go."]),
+    # A sentence longer than the limit is cut at clauses, packed as long as they fit...
+    ("First part, second part, third part.", 20, ["First part,", "second part,", "third part."]),
+    ("First part, second part, third part.", 30, ["First part, second part,", "third part."]),
+    # ...and at words only when one clause alone is too long.
+    ("alpha beta gamma delta", 11, ["alpha beta", "gamma delta"]),
+    ("abcdefghij", 4, ["abcd", "efgh", "ij"]),
 ])
-def test_chunk(text, limit, first, chunks):
-    assert chunk(clean(text), limit, first) == chunks
+def test_chunk(text, limit, chunks):
+    assert chunk(clean(text), limit) == chunks
 
 
-def test_first_chunk_is_short_and_later_chunks_grow():
-    text = clean(" ".join(f"Sentence {i} goes on for a while, with a pause in it." for i in range(40)))
-    chunks = chunk(text, 300, 60)
-    assert len(chunks[0]) <= 60
-    assert all(len(a) <= len(b) for a, b in zip(chunks[:3], chunks[1:4]))
-    assert max(len(c) for c in chunks) <= 300 and " ".join(chunks) == text
+def test_no_short_first_chunk():
+    """The first sentence is never cut to start audio sooner (streams decode inside it)."""
+    first = "The committee reviewed the proposal for nearly three hours before anyone spoke up."
+    text = clean(first + " " + " ".join(f"Sentence {i} goes on, with a pause in it." for i in range(40)))
+    chunks = chunk(text, 300)
+    assert chunks[0] == first
+    assert all(c.endswith(".") for c in chunks) and " ".join(chunks) == text
 
 
 def test_chunking_never_drops_text():

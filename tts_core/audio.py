@@ -43,14 +43,21 @@ MEDIA_TYPES = {
 FADE_MS = 5.0
 
 
-def fade_edges(audio: np.ndarray, rate: int, ms: float = FADE_MS) -> np.ndarray:
+def fade_edges(audio: np.ndarray, rate: int, ms: float = FADE_MS, head: bool = True,
+               tail: bool = True) -> np.ndarray:
+    """Ramp a sentence's outer edges (`head`: its start, `tail`: its end) from and to zero.
+
+    Windows inside a sentence join seamlessly by themselves and are not faded there.
+    """
     n = min(int(rate * ms / 1000), audio.shape[0] // 2)
-    if n < 2:
+    if n < 2 or not (head or tail):
         return audio
     ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))).astype(np.float32)
     out = audio.astype(np.float32, copy=True)
-    out[:n] *= ramp
-    out[-n:] *= ramp[::-1]
+    if head:
+        out[:n] *= ramp
+    if tail:
+        out[-n:] *= ramp[::-1]
     return out
 
 

@@ -147,7 +147,6 @@ class Settings:
     device: str = "auto"
     max_chars: int = 5000
     chunk_chars: int = 300
-    first_chunk_chars: int = 60  # ~3 s of speech: short enough to start talking at once
     max_batch: int | None = None  # None: 8 when a model runs on CUDA, else 1 (off; see README)
     batch_wait_ms: float = 2.0
     queue_size: int = 16
@@ -195,6 +194,9 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("TTS_LOG_LEVEL", f"{log_level!r} is not DEBUG, INFO, WARNING or ERROR")
 
+        if env.get("TTS_FIRST_CHUNK_CHARS", "").strip():
+            logger.warning("TTS_FIRST_CHUNK_CHARS is no longer used: every chunk is a whole sentence, "
+                           "and streams start fast by decoding inside the first one")
         threads = env.get("TTS_CPU_THREADS", "").strip()
         api_key = env.get("TTS_API_KEY", "").strip() or None
         ui_auth = _bool(env, "TTS_UI_AUTH", False)
@@ -206,7 +208,6 @@ class Settings:
             device=device,
             max_chars=_int(env, "TTS_MAX_CHARS", cls.max_chars, minimum=1),
             chunk_chars=_int(env, "TTS_CHUNK_CHARS", cls.chunk_chars, minimum=20),
-            first_chunk_chars=_int(env, "TTS_FIRST_CHUNK_CHARS", cls.first_chunk_chars, minimum=10),
             max_batch=_int(env, "TTS_MAX_BATCH", 0, minimum=1) if env.get("TTS_MAX_BATCH", "").strip()
             else None,
             batch_wait_ms=_float(env, "TTS_BATCH_WAIT_MS", cls.batch_wait_ms, minimum=0.0),

@@ -27,6 +27,7 @@ from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryErr
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
+from .windows import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, window_plan
 from .voices import read_xvector
 from .zerogpu import device_call
 
@@ -39,13 +40,19 @@ DEFAULT_CUDA_BATCH = 8
 
 @dataclass(frozen=True)
 class AudioChunk:
-    """One piece of a request's audio, in order; `data` is set when chunks are encoded one by one."""
+    """One piece of a request's audio, in order; `data` is set when chunks are encoded one by one.
 
-    index: int
-    text: str
+    A whole-file request gets one piece per chunk of text (a sentence); a stream from a
+    two-stage engine gets each sentence in several pieces (windows), which share its
+    `sentence` number and `text`.
+    """
+
+    index: int  # the piece's place in the request's audio: 0, 1, 2, ...
+    text: str  # the sentence this piece belongs to
     audio: np.ndarray  # float32 mono in [-1, 1]
     sample_rate: int
     data: bytes | None = None
+    sentence: int = 0  # which chunk of text (0-based) the piece belongs to
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class _Plan:
     route: str
     started: float
     text_s: float
+    windowed: bool = False  # decode inside sentences (streams from two-stage engines)
     queue_s: float = 0.0
     infer_s: float = 0.0
     encode_s: float = 0.0
@@ -109,7 +117,7 @@ class Pipeline:
         self.stats = stats
         self.settings = settings
         _ENGINES.update({id(engine): engine for engine in registry.engines.values()})
-        self._infer = device_call(_infer)  # the only device call: spaces.GPU on ZeroGPU
+        self._device = device_call(_on_device)  # the only device call: spaces.GPU on ZeroGPU
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
         for info in registry.load_info:
@@ -146,6 +154,7 @@ class Pipeline:
         """
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
                           speaker_embedding)
+        plan.windowed = plan.engine.supports_windows
         if continuous and fmt not in audio_io.STREAMABLE:
             raise InputError(f"{fmt} cannot be streamed; stream one of "
                              f"{', '.join(sorted(audio_io.STREAMABLE))}, or ask for the whole file.",
@@ -169,7 +178,7 @@ class Pipeline:
             for chunk in synthesis:
                 pieces.append(chunk.audio)
                 if on_chunk is not None:
-                    on_chunk(chunk.index + 1, len(plan.chunks))
+                    on_chunk(chunk.sentence + 1, len(plan.chunks))
         finally:
             synthesis.close()  # frees the gate place at once, whatever `on_chunk` did
         try:
@@ -240,7 +249,7 @@ class Pipeline:
                                  f"characters long; the limit is {limit}. Shorten it.",
                                  param="input")
         longest = min(self.settings.chunk_chars, engine.max_chunk_chars or self.settings.chunk_chars)
-        chunks = textproc.chunk(cleaned, longest, min(self.settings.first_chunk_chars, longest))
+        chunks = textproc.chunk(cleaned, longest)
         return _Plan(engine, params, chunks, len(text), fmt, route, started,
                      time.perf_counter() - started)
 
@@ -258,6 +267,7 @@ class Pipeline:
                   encoder: audio_io.ChunkEncoder | None) -> Iterator[AudioChunk]:
         engine, params = plan.engine, plan.params
         status = "error"
+        pieces_made = 0
         try:
             with self.gate.admit():
                 for index, chunk_text in enumerate(plan.chunks):
@@ -277,31 +287,24 @@ class Pipeline:
                     key = ((id(engine), params.voice, params.speed, params.temperature)
                            if engine.supports_batching and params.seed is None
                            and params.speaker_embedding is None else None)
-                    try:
-                        audio, waited, held, _ = self.gate.run_item(
-                            key, prepared, lambda items: self._infer(id(engine), items, params))
-                    except TTSError:
-                        raise
-                    except Exception as e:
-                        if is_out_of_memory(e):
-                            free_device_memory()
-                            raise OutOfMemoryError(
-                                f"Model {engine.name!r} ran out of memory on chunk {index + 1}; what "
-                                "could be freed was freed. Try again, or with a shorter text.") from e
-                        raise SynthesisError(f"Model {engine.name!r} failed while speaking chunk "
-                                             f"{index + 1} of {len(plan.chunks)}: {e}") from e
-                    audio = audio_io.fade_edges(audio, engine.sample_rate)
-                    plan.queue_s += waited
-                    plan.infer_s += held
-                    plan.samples += audio.shape[0]
-                    data = None
-                    if encoder is not None:
-                        start = time.perf_counter()
-                        data = encoder.encode(audio)
-                        plan.encode_s += time.perf_counter() - start
-                    if plan.first_audio is None:
-                        plan.first_audio = time.perf_counter()
-                    yield AudioChunk(index, chunk_text, audio, engine.sample_rate, data)
+                    where = f"chunk {index + 1} of {len(plan.chunks)}"
+                    if plan.windowed:
+                        pieces = self._windows(plan, key, prepared, where)
+                    else:
+                        pieces = [(self._turn(plan, key, prepared, "infer_batch", where), True, True)]
+                    for audio, head, tail in pieces:
+                        audio = audio_io.fade_edges(audio, engine.sample_rate, head=head, tail=tail)
+                        plan.samples += audio.shape[0]
+                        data = None
+                        if encoder is not None:
+                            start = time.perf_counter()
+                            data = encoder.encode(audio)
+                            plan.encode_s += time.perf_counter() - start
+                        if plan.first_audio is None:
+                            plan.first_audio = time.perf_counter()
+                        yield AudioChunk(pieces_made, chunk_text, audio, engine.sample_rate, data,
+                                         sentence=index)
+                        pieces_made += 1
             if plan.samples == 0:
                 raise InputError(f"Model {engine.name!r} cannot pronounce any of this text "
                                  "(no character of it is in the model's alphabet).", param="input")
@@ -325,6 +328,46 @@ class Pipeline:
             plan.finished = time.perf_counter()
             synthesis.record = self._record(plan)
             self._served(synthesis.record, plan.route)
+
+    def _windows(self, plan: _Plan, key, prepared,
+                 where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
+        """A chunk in two stages: its latents in one turn (batched like any inference), then
+        decoder windows, each a turn of its own. The request's first sentence starts with a
+        small window, so its first audio needs only the first stage and one small decode;
+        the sentences after it, heard while they are made, are decoded in the largest
+        windows (fewer turns, less context re-read), which still let other requests'
+        first windows in between.
+
+        Yields (audio, is the chunk's first piece, is its last piece).
+        """
+        latents = self._turn(plan, key, prepared, "encode_batch", where)
+        windows = [(latent, start, stop) for n, latent in enumerate(latents)
+                   for start, stop in window_plan(
+                       latent.frames, FIRST_WINDOW_FRAMES if n == 0 and plan.first_audio is None
+                       else MAX_WINDOW_FRAMES)]
+        for n, window in enumerate(windows):
+            yield (self._turn(plan, None, window, "decode", where), n == 0,
+                   n == len(windows) - 1)
+
+    def _turn(self, plan: _Plan, key, item, method: str, where: str):
+        """One device turn through the gate: `engine.<method>` on `item` (batched with the
+        same-`key` items waiting beside it), its wait and hold added to the plan."""
+        engine, params = plan.engine, plan.params
+        try:
+            result, waited, held, _ = self.gate.run_item(
+                key, item, lambda items: self._device(id(engine), method, items, params))
+        except TTSError:
+            raise
+        except Exception as e:
+            if is_out_of_memory(e):
+                free_device_memory()
+                raise OutOfMemoryError(
+                    f"Model {engine.name!r} ran out of memory on {where}; what could be freed "
+                    "was freed. Try again, or with a shorter text.") from e
+            raise SynthesisError(f"Model {engine.name!r} failed while speaking {where}: {e}") from e
+        plan.queue_s += waited
+        plan.infer_s += held
+        return result
 
     def _served(self, record: LatencyRecord, route: str) -> None:
         self.stats.add(record)
@@ -360,8 +403,13 @@ class Pipeline:
 _ENGINES: dict[int, Engine] = {}
 
 
-def _infer(engine_key: int, prepared: list, params: SynthesisParams) -> list[np.ndarray]:
-    return _ENGINES[engine_key].infer_batch(prepared, params)
+def _on_device(engine_key: int, method: str, items: list, params: SynthesisParams) -> list:
+    """One device call for a batch of `items`: `infer_batch` or `encode_batch` on the batch
+    (one result per item), or `decode` on each (latent, start, stop) window."""
+    engine = _ENGINES[engine_key]
+    if method == "decode":
+        return [engine.decode(*window) for window in items]
+    return getattr(engine, method)(items, params)
 
 
 def _speed(engine: Engine, speed) -> float:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from .config import FULL_PRECISION_ONLY, ModelSpec, Settings
 from .device import cuda_allocated, cuda_free, free_device_memory, is_out_of_memory
-from .engines import Engine, SynthesisParams, load_engine
+from .engines import Engine, load_engine
 from .errors import ModelLoadError, TTSError, UnknownModelError
 
 logger = logging.getLogger(__name__)
@@ -103,19 +103,12 @@ def warm_load(settings: Settings) -> Registry:
 def _warm_up(spec: ModelSpec, engine: Engine, text: str) -> float:
     """Speak `text` once; the seconds of audio it made."""
     try:
-        params = SynthesisParams(voice=engine.default_voice)
-        prepared = engine.prepare(text, params)
-        if prepared is None:
-            raise ModelLoadError(f"the warm-up text {text!r} has nothing it can say")
-        audio = engine.infer(prepared, params)
-        if audio.size == 0:
-            raise ModelLoadError("the warm-up produced no audio")
+        return engine.warm_up(text)
     except Exception as e:
         if is_out_of_memory(e):
             free_device_memory()
             raise ModelLoadError(_does_not_fit(spec, "warm-up", e)) from e
         raise ModelLoadError(f"Model {spec.raw!r} loaded but failed its warm-up: {e}") from e
-    return audio.shape[0] / engine.sample_rate
 
 
 SPOKEN_CHARS_PER_S = 15  # about how fast speech goes, to turn a chunk's length into seconds

@@ -497,33 +497,16 @@ def _split_long(sentence: str, limit: int) -> list[str]:
     return out
 
 
-def chunk(text: str, max_chars: int, first_chars: int | None = None) -> list[str]:
-    """Cut cleaned text into chunks of at most `max_chars`, each made of whole sentences
-    where it can be: a sentence longer than a chunk is cut at clauses, then at words.
+def chunk(text: str, max_chars: int) -> list[str]:
+    """Cut cleaned text into chunks that are each one whole sentence.
 
-    The first chunk is kept to `first_chars` (its first clause, or words up to a natural
-    pause) so that audio can start almost at once; after it, chunk k may hold up to
-    `first_chars * 2**k` characters, growing toward `max_chars`, so the rest keeps up
-    with fewer, larger turns on the device.
+    A chunk is what a model speaks as one utterance, so a chunk boundary is always a
+    sentence end: a sentence cut in two is spoken as two sentences, each with its own
+    falling tone and pause. Only a sentence longer than `max_chars` is cut, at clause
+    punctuation, and at a word only when one clause alone is too long. Fast first audio
+    comes from decoding inside the sentence (see `windows`), never from cutting it.
 
     Nothing is dropped: `" ".join(chunk(t, n)) == t` for cleaned text, except that a
     single word longer than `max_chars` is cut into pieces.
     """
-    first_chars = min(first_chars or max_chars, max_chars)
-    sentences = split_sentences(text)
-    if not sentences:
-        return []
-    head = _split_long(sentences[0], first_chars)
-    units = [head[0]]
-    if len(head) > 1:
-        units.append(" ".join(head[1:]))
-    units += sentences[1:]
-    pieces = [piece for unit in units for piece in _split_long(unit, max_chars)]
-    chunks = [pieces[0]]
-    for piece in pieces[1:]:
-        limit = min(max_chars, first_chars * 2 ** (len(chunks) - 1))
-        if len(chunks) > 1 and len(chunks[-1]) + 1 + len(piece) <= limit:
-            chunks[-1] = f"{chunks[-1]} {piece}"
-        else:
-            chunks.append(piece)
-    return chunks
+    return [piece for sentence in split_sentences(text) for piece in _split_long(sentence, max_chars)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -10,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelLoadError
+from ..windows import FIRST_WINDOW_FRAMES
+
+logger = logging.getLogger(__name__)
+
+# A windowed decode must join into the whole decode at least this cleanly, or the engine
+# streams whole sentences instead (checked at warm-up, on the warm-up text).
+MIN_WINDOW_SNR_DB = 40.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,18 @@ class SynthesisParams:
     temperature: float | None = None  # sampling temperature, for engines with supports_temperature
     # A request's own speaker (SpeechT5 x-vector, embedding_dim floats); overrides `voice`.
     speaker_embedding: np.ndarray | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Latent:
+    """One sentence after a two-stage engine's first stage: what its decoder turns into audio.
+
+    `frames` decoder frames make `frames * Engine.samples_per_frame` samples; `data` is
+    the engine's own (the latent and whatever conditions the decoder).
+    """
+
+    frames: int
+    data: Any = field(compare=False, repr=False)
 
 
 class Engine(ABC):
@@ -48,6 +68,14 @@ class Engine(ABC):
     max_chunk_chars: int | None = None
     #: What a person should know before using it (shown beside the model picker).
     note: str = ""
+    #: True when the engine makes audio in two stages (`encode_batch`, then `decode` on any
+    #: window of the latent's frames), so a stream can start before a sentence is decoded.
+    supports_windows: bool = False
+    #: Audio samples per decoder frame (the decoder's hop), for windowed engines.
+    samples_per_frame: int = 0
+    #: Frames of latent the decoder reads on each side of a window so that windows join
+    #: into the whole decode (its receptive field, rounded up); checked at warm-up.
+    window_context: int = 0
     #: Weights' precision and their size in device memory (set by loaders that know it).
     dtype: str = "float32"
     memory_bytes: int = 0
@@ -89,6 +117,57 @@ class Engine(ABC):
         """
         return [self.infer(p, params) for p in prepared]
 
+    def encode_batch(self, prepared: list[Any], params: SynthesisParams) -> list[list[Latent]]:
+        """First stage, inside the gate: each input's sentences as latents, in order."""
+        raise NotImplementedError(f"{self.family} has no two-stage decode")
+
+    def decode(self, latent: Latent, start: int, stop: int) -> np.ndarray:
+        """Second stage, inside the gate: frames [start, stop) of `latent` as audio
+        ((stop - start) * samples_per_frame samples), reading `window_context` frames of
+        latent on each side so that consecutive windows join into the whole decode."""
+        raise NotImplementedError(f"{self.family} has no two-stage decode")
+
+    def warm_up(self, text: str) -> float:
+        """Speak `text` once, at load (never per request); the seconds of audio it made.
+
+        Windowed engines also check here that their windows join into the whole decode.
+        """
+        params = SynthesisParams(voice=self.default_voice)
+        prepared = self.prepare(text, params)
+        if prepared is None:
+            raise ModelLoadError(f"the warm-up text {text!r} has nothing it can say")
+        audio = self.infer(prepared, params)
+        if audio.size == 0:
+            raise ModelLoadError("the warm-up produced no audio")
+        self.check_windows(prepared, params)
+        return audio.shape[0] / self.sample_rate
+
+    def check_windows(self, prepared: Any, params: SynthesisParams,
+                      first_frames: int = FIRST_WINDOW_FRAMES) -> float | None:
+        """Decode `prepared` whole and in windows; keep windows only if they join cleanly.
+
+        Returns the join's SNR in dB (None when the engine has no windows). Run at
+        warm-up: a graph or checkpoint whose decoder reads further than `window_context`
+        frames streams whole sentences instead, and the log says so.
+        """
+        if not self.supports_windows:
+            return None
+        latent = max((lat for item in self.encode_batch([prepared], params) for lat in item),
+                     key=lambda lat: lat.frames)
+        whole = self.decode(latent, 0, latent.frames)
+        step = max(1, min(first_frames, latent.frames // 3))
+        pieces = [self.decode(latent, a, min(a + step, latent.frames))
+                  for a in range(0, latent.frames, step)]
+        joined = np.concatenate(pieces)
+        error = float(np.sum((joined - whole) ** 2)) if joined.shape == whole.shape else float("inf")
+        snr = 10 * np.log10(float(np.sum(whole ** 2)) / error) if error > 0 else float("inf")
+        if snr < MIN_WINDOW_SNR_DB:
+            logger.warning("%s: decoding in windows of %d frames joined at %.1f dB SNR against the "
+                           "whole decode (below %.0f dB); streaming whole sentences instead",
+                           self.name, step, snr, MIN_WINDOW_SNR_DB)
+            self.supports_windows = False
+        return snr
+
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -106,6 +185,7 @@ class Engine(ABC):
             "supports_temperature": self.supports_temperature,
             "speaker_embedding_dim": self.embedding_dim,
             "supports_batching": self.supports_batching,
+            "streams_inside_sentences": self.supports_windows,
             "note": self.note,
         }
 

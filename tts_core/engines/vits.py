@@ -10,10 +10,14 @@ from transformers import AutoTokenizer, VitsModel
 
 from ..config import ModelSpec
 from ..errors import ModelLoadError
-from .base import Engine, SynthesisParams, resolve_device
+from .base import Engine, Latent, SynthesisParams, resolve_device
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
+
+# Frames of latent a decoder window reads on each side (MMS-TTS's HiFi-GAN has the same
+# kernels and dilations as Piper's); `check_windows` verifies it at warm-up.
+_WINDOW_CONTEXT = 12
 
 
 class VitsEngine(Engine):
@@ -29,6 +33,10 @@ class VitsEngine(Engine):
                          "by save_pretrained, with its tokenizer files."):
             self.tokenizer = AutoTokenizer.from_pretrained(spec.source)
             self.model = VitsModel.from_pretrained(spec.source, dtype=dtype).to(device).eval()
+        self.decoder = _split_decoder(self.model)
+        self.supports_windows = self.decoder is not None
+        self.samples_per_frame = int(np.prod(self.model.config.upsample_rates))
+        self.window_context = _WINDOW_CONTEXT
         if spec.noise_scale is not None:
             self.model.noise_scale = spec.noise_scale
         if spec.noise_w is not None:
@@ -37,7 +45,8 @@ class VitsEngine(Engine):
         voices = tuple(f"speaker_{i}" for i in range(speakers)) if speakers > 1 else ("default",)
         super().__init__(spec.name, self.model.config.sampling_rate, voices, device,
                          getattr(self.tokenizer, "language", None))
-        self.dtype, self.memory_bytes = dtype_name(dtype), weights_bytes(self.model)
+        self.dtype = dtype_name(dtype)
+        self.memory_bytes = weights_bytes(self.model) + (weights_bytes(self.decoder) if self.decoder else 0)
         # MMS checkpoints for non-Latin scripts are trained on romanized text (uroman). The
         # tokenizer would build a new Uroman (seconds) per call; one warm instance serves all.
         self.romanizer = _uroman() if getattr(self.tokenizer, "is_uroman", False) else None
@@ -63,6 +72,40 @@ class VitsEngine(Engine):
         return self.infer_batch([prepared], params)[0]
 
     def infer_batch(self, prepared: list[dict], params: SynthesisParams) -> list[np.ndarray]:
+        out = self._forward(prepared, params)
+        waveform = out.waveform
+        if self.decoder is not None:
+            # The batch's latents, padded with zeros, in one decoder call: as the model's own
+            # forward decodes them.
+            with torch.inference_mode():
+                waveform = self.decoder(out.spectrogram, self._speaker(params))
+        waveform = waveform.float().cpu().numpy().reshape(len(prepared), -1)
+        return [waveform[row, :int(n)].copy() for row, n in enumerate(out.sequence_lengths.cpu())]
+
+    def encode_batch(self, prepared: list[dict], params: SynthesisParams) -> list[list[Latent]]:
+        """The model's forward up to its decoder: each input's latent (spectrogram) frames."""
+        out = self._forward(prepared, params)
+        hop = self.samples_per_frame
+        speaker = self._speaker(params)
+        return [[Latent(int(n) // hop, (out.spectrogram[row:row + 1, :, :int(n) // hop], speaker))]
+                for row, n in enumerate(out.sequence_lengths.cpu())]
+
+    def decode(self, latent: Latent, start: int, stop: int) -> np.ndarray:
+        spectrogram, speaker = latent.data
+        lo, hi = max(0, start - self.window_context), min(latent.frames, stop + self.window_context)
+        with torch.inference_mode():
+            audio = self.decoder(spectrogram[:, :, lo:hi], speaker)
+        hop = self.samples_per_frame
+        return audio.float().cpu().numpy().reshape(-1)[(start - lo) * hop:(stop - lo) * hop].copy()
+
+    def _speaker(self, params: SynthesisParams) -> torch.Tensor | None:
+        if len(self.voices) == 1:
+            return None
+        with torch.inference_mode():
+            sid = torch.full((1,), self.voices.index(params.voice), device=self.device)
+            return self.model.embed_speaker(sid).unsqueeze(-1)
+
+    def _forward(self, prepared: list[dict], params: SynthesisParams):
         lengths = [int(p["input_ids"].shape[-1]) for p in prepared]
         width = max(lengths)
         pad = self.tokenizer.pad_token_id or 0
@@ -77,9 +120,27 @@ class VitsEngine(Engine):
             kwargs["speaker_id"] = self.voices.index(params.voice)
         with torch.inference_mode():
             seed_all(params.seed)
-            out = self.model(**kwargs)
-        waveform = out.waveform.float().cpu().numpy()
-        return [waveform[row, :int(n)].copy() for row, n in enumerate(out.sequence_lengths.cpu())]
+            return self.model(**kwargs)
+
+
+class _SkipDecoder(torch.nn.Module):
+    """Stands in for VitsModel's HiFi-GAN so that its forward stops at the latent (which it
+    returns as `spectrogram`); the engine runs the real decoder itself, whole or in windows."""
+
+    def forward(self, spectrogram: torch.Tensor, global_conditioning=None) -> torch.Tensor:
+        return spectrogram[:, :1, :1]
+
+
+def _split_decoder(model: VitsModel) -> torch.nn.Module | None:
+    """Take the decoder out of `model`'s forward; None (the model runs whole) for a model
+    whose forward is not the one this was written against."""
+    decoder = getattr(model, "decoder", None)
+    if not isinstance(decoder, torch.nn.Module) or not hasattr(model.config, "upsample_rates"):
+        logger.warning("%s has no HiFi-GAN decoder to split off; it streams whole sentences",
+                       type(model).__name__)
+        return None
+    model.decoder = _SkipDecoder()
+    return decoder
 
 
 def _uroman():
