@@ -1,6 +1,7 @@
 """Compare English text preparations for the joe voice: exact strings and what Whisper hears.
 
     python scripts/compare_text_prep.py            # espeak alone, inflect, this app's expand()
+    python scripts/compare_text_prep.py --before b9ddaed   # and expand() as it was at a commit
     /path/to/venv-with-nemo/bin/python scripts/compare_text_prep.py   # and nemo-text-processing
 
 For each preparation: how many cases of the table in tests/test_text.py (READ_LIKE_A_PERSON)
@@ -11,9 +12,12 @@ tests/data/intelligibility.tsv, plain and number-heavy, with the text prepared b
 
 from __future__ import annotations
 
+import argparse
 import re
+import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,17 +52,30 @@ def nemo():
     return lambda text: normalizer.normalize(text, punct_post_process=True)
 
 
+def expand_at(rev: str):
+    """expand() as tts_core/text.py had it at git revision `rev`."""
+    source = subprocess.check_output(["git", "show", f"{rev}:tts_core/text.py"], cwd=ROOT, text=True)
+    module = types.ModuleType("text_at_" + rev)
+    exec(compile(source, f"{rev}:tts_core/text.py", "exec"), module.__dict__)
+    return module.expand
+
+
 def loose(text: str) -> str:
     text = re.sub(r"[^\w' ]+", " ", text.lower())
     return " ".join(w for w in text.split() if w != "and")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", metavar="REV", help="also measure expand() at this git revision")
+    args = parser.parse_args()
     preparations = {"espeak alone": lambda text: text, "inflect": inflect_words()}
     try:
         preparations["nemo-text-processing"] = nemo()
     except ImportError as e:
         print(f"nemo-text-processing: not installed here ({e}); skipped")
+    if args.before:
+        preparations[f"expand() at {args.before}"] = expand_at(args.before)
     preparations["this app's expand()"] = expand
 
     sentences = load_sentences()
@@ -70,11 +87,11 @@ def main() -> None:
         started = time.perf_counter()
         prepared = [prepare(s.text) for s in sentences]
         ms = (time.perf_counter() - started) * 1000 / len(sentences)
-        heard = [listener.hear(*a) for a in piper_direct(prepared)]
+        audios = piper_direct(prepared)
         wer = {}
         for plain in (True, False):
-            pairs = [(s.reference, h) for s, h in zip(sentences, heard) if s.plain == plain]
-            wer[plain] = listener.wer([r for r, _ in pairs], [h for _, h in pairs])
+            picked = [(s.reference, a) for s, a in zip(sentences, audios) if s.plain == plain]
+            wer[plain], _ = listener.wer(*zip(*picked))
         rows.append((name, exact, near, wer[True], wer[False], ms))
         print(f"{name}: done", flush=True)
 
