@@ -205,3 +205,18 @@ def test_a_word_longer_than_a_chunk_is_cut_not_dropped():
     chunks = chunk(text, 120)
     assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
     assert all(0 < len(c) <= 120 for c in chunks)
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+# What people type around numbers: digits, separators, signs, currency, units, Roman letters.
+_NUMBERISH = st.text(alphabet=st.sampled_from(list("0123456789 ,.-–/:'%$£€°+&@#()½¾IVXLCDMaAmMpPgkstndrhFC")),
+                     max_size=60)
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(_NUMBERISH)
+def test_expand_never_fails_and_leaves_no_digit(text):
+    """Whatever is typed, every digit is read out (MMS-TTS has none in its alphabet)."""
+    spoken = expand(clean(text))
+    assert not any(ch.isdigit() for ch in spoken), spoken
