@@ -2,7 +2,7 @@
 #   docker build -t tts-studio .                                   # GPU image, embedded voice
 #   docker build -t tts-studio --build-arg TTS_MODELS="joe,facebook/mms-tts-eng" .   # bakes models in
 #   docker build -t tts-studio-cpu --build-arg VARIANT=cpu --build-arg BASE_IMAGE=ubuntu:24.04 .
-#   docker run --gpus all -p 7860:7860 -v tts-cache:/data/hf tts-studio
+#   docker run --gpus all -p 7860:7860 -v tts-cache:/data/hf tts-studio   # the volume: run-time additions
 # Serverless worker from the same image: docker run ... tts-studio python -m tts_core.runpod_worker
 ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 FROM ${BASE_IMAGE}
@@ -19,6 +19,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     HF_HOME=/data/hf \
+    TTS_BAKED_HF_CACHE=/opt/hf/hub \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
     TTS_MODELS=${TTS_MODELS}
@@ -30,8 +31,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 studio \
-    && mkdir -p /data/hf /app \
-    && chown -R studio:studio /data /app
+    && mkdir -p /data/hf /opt/hf /app \
+    && chown -R studio:studio /data /opt/hf /app
 
 WORKDIR /app
 COPY requirements.txt requirements-gpu.txt requirements-runpod.txt ./
@@ -48,8 +49,11 @@ RUN python3 -m venv /opt/venv \
 
 COPY --chown=studio:studio . .
 USER 1000:1000
-# Bake exactly what TTS_MODELS names into the image's Hugging Face cache: no download on start.
-RUN python -m tts_core.prefetch
+# Bake exactly what TTS_MODELS names into the image's own Hugging Face cache, /opt/hf: no
+# download on start. Not /data/hf: a volume mounted there (a pod's) would hide it. At start
+# the app makes the baked files visible in /data/hf (TTS_BAKED_HF_CACHE), where models added
+# while serving are downloaded, so those survive restarts on the volume.
+RUN HF_HOME=/opt/hf python -m tts_core.prefetch
 
 VOLUME ["/data/hf"]
 EXPOSE 7860

@@ -118,19 +118,37 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     # bounded; one more than the gate admits, so the overflow gets the gate's busy message.
     gpu = {"concurrency_id": "gpu", "concurrency_limit": settings.queue_size + 1}
 
-    def request(text, model, voice, speed, seed, temperature, xvector) -> dict:
+    def request(text, model, voice, speed, seed, temperature, xvector, route="gradio") -> dict:
         return dict(text=text, model=model or None, voice=voice or None, speed=speed,
                     seed=_seed(seed), temperature=temperature, speaker_embedding=xvector or None,
-                    route="gradio")
+                    route=route)
 
     def synthesize(text, model, voice, speed, seed, temperature=None, xvector=None,
-                   progress=gr.Progress()):
+                   progress=gr.Progress(), call: gr.Request = None):
+        """Speak a text aloud with one of the warm-loaded voices and return the audio file.
+
+        Call the `models` tool first to see the model names, their voices and languages.
+
+        Args:
+            text: What to say, in the model's language: plain text, up to the server's limit (5,000 characters by default); long texts are spoken sentence by sentence and joined.
+            model: A model name from the `models` tool, e.g. 'en_US-joe-medium'. Empty: the default model.
+            voice: One of that model's voices (see `models`). Empty: the model's default voice.
+            speed: Speaking rate, 0.25 to 4.0; 1.0 is normal. Models without speed control ignore it.
+            seed: -1 for a fresh random rendering; a number >= 0 repeats the same rendering.
+            temperature: Sampling temperature 0.05 to 2.0, only for sampling models such as Bark; leave it out otherwise.
+            xvector: Only for SpeechT5: a URL of a .npy speaker embedding; leave it out otherwise.
+
+        Returns:
+            The WAV file as Gradio file data, whose 'url' is where to download it, and the request's latency record (milliseconds queued, in inference and in total, and the seconds of audio made).
+        """
         def on_chunk(done, total):
             progress((done, total), desc=f"chunk {done} of {total}", unit="chunks")
 
+        # Gradio's MCP server calls this event through its own client, which says so.
+        route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
         try:
             result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
-                                                   xvector), on_chunk=on_chunk)
+                                                   xvector, route), on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
         return result.data, result.record.to_dict()
@@ -155,7 +173,11 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         return synthesize(text, model, voice, speed, seed, temperature, xvector, progress)
 
     def models() -> list[dict]:
-        """Loaded models with their voices, sample rates, devices and what each supports."""
+        """List the warm-loaded text-to-speech models: call this before `synthesize`.
+
+        Returns:
+            One entry per model: its name (the `model` argument of `synthesize`), language, voices (the `voice` argument) and default voice, sample rate, and whether it takes speed, seed and temperature.
+        """
         return pipeline.models()
 
     def model_changed(model: str):
@@ -221,6 +243,17 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 latency = gr.JSON(label="This request's latency", elem_id="latency")
         live = gr.Markdown(_live_markdown(pipeline), elem_id="live-stats")
 
+        def pickers():  # models added or removed while serving: each page load sees the warm ones
+            names = sorted({_language(e) for e in pipeline.registry.engines.values()})
+            return (gr.update(choices=[("All languages", ALL_LANGUAGES)] + names),
+                    gr.update(choices=_model_choices(pipeline)))
+
+        demo.load(pickers, None, [language, model], api_visibility="private", queue=False)
+        if settings.ui_auth:  # the operator panel only behind the login
+            from operator_panel import build_operator_panel
+
+            build_operator_panel(pipeline, [language, model], pickers)
+
         inputs = [text, model, voice, speed, seed, temperature, xvector]
         generate_btn.click(synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
         if streaming:
@@ -252,8 +285,13 @@ def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> F
     if settings.ui_auth:  # any user name, the API key as password
         def auth(user: str, password: str) -> bool:
             return hmac.compare_digest(password.encode(), settings.api_key.encode())
-    return gr.mount_gradio_app(api, demo, path="/", auth=auth,
-                               auth_message="Sign in with any name and the studio's API key.")
+    app = gr.mount_gradio_app(api, demo, path="/", auth=auth, mcp_server=True,
+                              auth_message="Sign in with any name and the studio's API key.")
+    if demo.mcp_server:  # Gradio's own MCP server: the `synthesize` and `models` events as tools
+        logger.info("MCP tools at /gradio_api/mcp/ (streamable HTTP)")
+    else:
+        logger.warning("No MCP endpoint: %s", getattr(demo, "mcp_error", None) or "see above")
+    return app
 
 
 def load_settings() -> Settings:

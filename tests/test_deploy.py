@@ -161,15 +161,15 @@ def test_on_zerogpu_only_the_model_call_runs_under_spaces_gpu(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
     result = pipeline.synthesize("One sentence. And another one.")
-    assert decorated == ["_infer"]
-    assert calls == ["_infer", "_infer"]  # once per chunk, nothing else
+    assert decorated == ["_on_device"]
+    assert calls == ["_on_device", "_on_device"]  # once per chunk, nothing else
     assert result.duration_s > 0
 
 
 def test_off_zerogpu_nothing_is_wrapped(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
-    assert pipeline._infer.__name__ == "_infer" and pipeline._infer.__module__ == "tts_core.pipeline"
+    assert pipeline._device.__name__ == "_on_device" and pipeline._device.__module__ == "tts_core.pipeline"
 
 
 # --- RunPod serverless worker -------------------------------------------------------------
@@ -241,8 +241,10 @@ def test_worker_streams_chunk_by_chunk_then_the_record(worker):
     parts = list(worker.stream({"input": {"text": "First part. Second part. Third part.",
                                           "stream": True, "format": "wav"}}))
     chunks, last = parts[:-1], parts[-1]
-    assert [c["chunk"] for c in chunks] == [0, 1]
-    assert [c["text"] for c in chunks] == ["First part.", "Second part. Third part."]
+    assert [c["chunk"] for c in chunks] == list(range(len(chunks)))
+    texts = {c["sentence"]: c["text"] for c in chunks}
+    assert texts == {0: "First part.", 1: "Second part.", 2: "Third part."}
+    assert [c["sentence"] for c in chunks] == sorted(c["sentence"] for c in chunks)
     for c in chunks:
         audio, rate = decode_b64(c["audio_base64"])
         assert rate == 22050 and audio.shape[0] > 0

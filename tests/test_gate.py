@@ -103,3 +103,34 @@ def test_turns_are_first_come_first_served():
     for t in [holder, *waiters]:
         t.join()
     assert order == [0, 1, 2, 3, 4]
+
+
+def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
+    """A waiting request's first turn is taken before older turns of requests whose audio
+    is already playing; among each kind, first come first served."""
+    gate = GpuGate(max_requests=8)
+    order, holding, release = [], threading.Event(), threading.Event()
+
+    def hold(_):
+        holding.set()
+        release.wait(10)
+        return [None]
+
+    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
+    holder.start()
+    assert holding.wait(10)
+    threads = []
+    for name, first in (("later-1", False), ("later-2", False), ("first-1", True), ("first-2", True)):
+        t = threading.Thread(target=gate.run_item,
+                             args=(None, name, lambda items: (order.append(items[0]), [None])[1]),
+                             kwargs={"first": first})
+        t.start()
+        threads.append(t)
+        deadline = time.monotonic() + 10
+        while len(gate._turns) < len(threads) and time.monotonic() < deadline:
+            threading.Event().wait(0.005)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(10)
+    assert order == ["first-1", "first-2", "later-1", "later-2"]
+    assert not gate.busy

@@ -132,7 +132,9 @@ def test_models_and_voices(studio):
     assert models["object"] == "list"
     assert ids[:3] == ["en_US-joe-medium", "tiny-vits", "tiny-vctk"] and "tts-1" in ids
     voices = httpx.get(f"{studio.url}/v1/audio/voices").json()
-    assert {"joe", "speaker_0", "speaker_2"} <= set(voices["voices"])
+    assert {"joe", "speaker_0", "speaker_2"} <= {v["id"] for v in voices["voices"]}
+    assert voices["voices"][0] == {"id": "joe", "name": "joe (en_US-joe-medium, English (US))",
+                                   "model": "en_US-joe-medium", "language": "English (US)"}
     joe = next(v for v in voices["data"] if v["id"] == "joe")
     assert "alloy" in joe["aliases"] and joe["model"] == "en_US-joe-medium"
 

@@ -323,6 +323,6 @@ def test_fuzzed_cleaning_and_chunking_keep_every_word(text, limit):
     cleaned = clean(text)
     assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in cleaned)
     assert "  " not in cleaned and cleaned == cleaned.strip()
-    chunks = chunk(cleaned, limit, first_chars=min(60, limit))
+    chunks = chunk(cleaned, limit)
     assert all(0 < len(c) <= limit for c in chunks)
     assert "".join(chunks).replace(" ", "") == cleaned.replace(" ", "")

@@ -93,6 +93,8 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
         return to_int16(audio).tobytes()
     if fmt == "aac":
         return _ffmpeg_aac(to_int16(audio), rate)
+    if fmt == "mp3":
+        return _encode_mp3(to_int16(audio), rate)
     try:
         container, subtype = SOUNDFILE_FORMATS[fmt]
     except KeyError:
@@ -110,6 +112,39 @@ def wav_stream_header(rate: int) -> bytes:
             + b"data" + struct.pack("<I", _UNKNOWN_SIZE))
 
 
+# MP3 is written at a constant bitrate, and with no Xing/Info frame (see `_encode_mp3`).
+MP3_KBPS = 64  # mono speech; every MPEG version has this rate (MPEG-2.5 tops out at 64)
+# libsndfile 1.2 maps its compression level linearly onto each MPEG version's bitrate range
+# for constant-bitrate LAME: kbps = max - level * (max - min). MPEG-1 is 32-48 kHz,
+# MPEG-2 16-24 kHz, MPEG-2.5 8-12 kHz.
+_MP3_KBPS_RANGE = {1: (32, 320), 2: (8, 160), 25: (8, 64)}
+
+
+def _mpeg_version(rate: int) -> int:
+    return 1 if rate >= 32000 else 2 if rate >= 16000 else 25
+
+
+def _encode_mp3(samples: np.ndarray, rate: int) -> bytes:
+    """Whole-file MP3 that can be joined to another back to back and still play to the end.
+
+    LAME (inside libsndfile 1.2) writes no ID3 tag, but starts every file with a Xing/Info
+    frame that states the file's frame count and its encoder delay and padding. In a file
+    made of several responses back to back (LibreChat and Home Assistant join them), that
+    first count ends playback early: libsndfile/mpg123 stops after the first response, and
+    every later Info frame plays as a frame of silence. So the Info frame is left out.
+    Without it a player reads the duration from the size, which is only right at a
+    constant bitrate: hence CBR. The cost: the encoder's priming (about 1,100 samples)
+    and the last frame's padding are no longer trimmed, some 50-80 ms of silence at
+    22 kHz, and the same in every decoder.
+    """
+    low, high = _MP3_KBPS_RANGE[_mpeg_version(rate)]
+    level = (high - MP3_KBPS) / (high - low)
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="MP3", subtype="MPEG_LAYER_III",
+             bitrate_mode="CONSTANT", compression_level=level)
+    return strip_mp3_info_frame(buf.getvalue())
+
+
 # MPEG audio Layer III tables, for finding the length of an MP3 frame from its header.
 _MP3_KBPS = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
              2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
@@ -117,7 +152,7 @@ _MP3_RATES = {1: (44100, 48000, 32000), 2: (22050, 24000, 16000), 25: (11025, 12
 
 
 def strip_mp3_info_frame(data: bytes) -> bytes:
-    """Drop the leading Xing/Info frame, whose frame count would end playback after one chunk.
+    """Drop the leading Xing/Info frame, whose frame count would end playback after one file.
 
     LAME starts every file with a frame that states the file's length; in a stream made
     of several files back to back, decoders stop at the first file's end. Without it the
@@ -154,10 +189,7 @@ class ChunkEncoder:
                 self._started = True
                 return wav_stream_header(self.sample_rate) + body
             return body
-        data = encode(audio, self.sample_rate, self.fmt)
-        if self.continuous and self.fmt == "mp3":
-            data = strip_mp3_info_frame(data)
-        return data
+        return encode(audio, self.sample_rate, self.fmt)  # MP3 chunks carry no Info frame
 
 
 def _ffmpeg_aac(samples: np.ndarray, rate: int) -> bytes:

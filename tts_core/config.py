@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 from urllib.parse import parse_qsl
 
+from .catalog import DEFAULT_REVISION, is_voice_key
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 # Per-model options a spec may carry after "?", e.g. `bark:suno/bark-small?dtype=float16`.
 COMMON_OPTIONS = ("name", "device")
 FAMILY_OPTIONS = {
-    "piper": ("dtype", "noise_scale", "noise_w"),
+    "piper": ("dtype", "noise_scale", "noise_w", "speaker", "revision"),
     "vits": ("dtype", "noise_scale", "noise_w"),
     "speecht5": ("dtype", "voices", "vocoder"),
     "bark": ("dtype", "voices"),
@@ -65,6 +66,13 @@ class ModelSpec:
     voices: str | None = None  # a folder of voices (SpeechT5 .npy x-vectors, Bark .npz presets)
     vocoder: str | None = None  # SpeechT5's HiFi-GAN: hub id or folder
     lang: str | None = None  # the language a multilingual model speaks (SeamlessM4T's tgt_lang)
+    speaker: str | None = None  # a multi-speaker Piper voice's default speaker
+    revision: str | None = None  # catalogue Piper voices: the piper-voices revision (None: setting)
+
+    @property
+    def catalog_voice(self) -> bool:
+        """A Piper voice named by its catalogue key (en_US-lessac-medium), not a file."""
+        return self.family == "piper" and is_voice_key(self.source)
 
     @classmethod
     def parse(cls, raw: str) -> "ModelSpec":
@@ -89,7 +97,13 @@ class ModelSpec:
         if not source:
             raise ConfigError("TTS_MODELS", f"model spec {raw!r} names no model")
         if not family:
-            family = "piper" if source == EMBEDDED_VOICE_ALIAS or source.endswith(".onnx") else "vits"
+            family = ("piper" if source == EMBEDDED_VOICE_ALIAS or source.endswith(".onnx")
+                      or is_voice_key(source) else "vits")
+        if (family == "piper" and source != EMBEDDED_VOICE_ALIAS and not source.endswith(".onnx")
+                and not is_voice_key(source)):
+            raise ConfigError("TTS_MODELS", f"{source!r} in {raw!r} is neither a Piper voice name "
+                                            "(language_REGION-name-quality, e.g. "
+                                            "en_US-lessac-medium) nor a path to an .onnx file")
 
         allowed = COMMON_OPTIONS + FAMILY_OPTIONS[family]
         options: dict[str, str] = {}
@@ -126,7 +140,8 @@ class ModelSpec:
                                             f"only ({FULL_PRECISION_ONLY[family]})")
         return cls(family=family, source=source, name=name, device=device, raw=text, dtype=dtype,
                    voices=options.get("voices") or None, vocoder=options.get("vocoder") or None,
-                   lang=options.get("lang") or None,
+                   lang=options.get("lang") or None, speaker=options.get("speaker") or None,
+                   revision=options.get("revision") or None,
                    **noise)
 
 
@@ -166,13 +181,20 @@ class Settings:
     # OpenAI name -> this app's name; "" means the default model / the model's voices in turn.
     openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
     openai_voices: dict[str, str] = field(default_factory=dict)
+    piper_voices_revision: str = DEFAULT_REVISION  # rhasspy/piper-voices revision for named voices
+    baked_hf_cache: str | None = None  # an image's own hub cache, merged into HF_HOME's at start
+
+    def parse_spec(self, raw: str) -> ModelSpec:
+        """A spec as TTS_MODELS would take it, with this app's defaults filled in."""
+        return _with_revision(ModelSpec.parse(raw), self.piper_voices_revision)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read TTS_* variables; raise ConfigError naming the first bad one."""
         env = os.environ if env is None else env
+        revision = env.get("TTS_PIPER_VOICES_REVISION", "").strip() or DEFAULT_REVISION
         specs = tuple(
-            ModelSpec.parse(part)
+            _with_revision(ModelSpec.parse(part), revision)
             for part in env.get("TTS_MODELS", DEFAULT_MODELS).split(",")
             if part.strip()
         )
@@ -227,7 +249,16 @@ class Settings:
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             openai_models=openai_models,
             openai_voices=_mapping(env, "TTS_OPENAI_VOICES"),
+            piper_voices_revision=revision,
+            baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
         )
+
+
+def _with_revision(spec: ModelSpec, revision: str) -> ModelSpec:
+    """Catalogue voices without their own ?revision= take TTS_PIPER_VOICES_REVISION."""
+    if spec.catalog_voice and spec.revision is None:
+        return replace(spec, revision=revision)
+    return spec
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:

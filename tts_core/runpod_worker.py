@@ -10,7 +10,7 @@ only ever uses that warm pipeline.
 
 Job input: `{"text", "model", "voice", "speed", "seed", "temperature", "format", "stream"}`, all but
 `text` optional (format: wav, mp3, opus, flac, ogg, pcm; default wav). Output: base64
-audio with the latency record; with `stream: true`, one partial per sentence and a last
+audio with the latency record; with `stream: true`, one partial per piece (a sentence, or a window of one) and a last
 one with the record. Bad input returns `{"error": "..."}` and the worker carries on.
 """
 
@@ -89,7 +89,8 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
             synthesis = pipeline.stream(**args, route="runpod")
             rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
             for chunk in synthesis:
-                yield {"chunk": chunk.index, "text": chunk.text, "audio_base64": _b64(chunk.data),
+                yield {"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
+                       "audio_base64": _b64(chunk.data),
                        "format": synthesis.format, "sample_rate": rate}
         except TTSError as e:
             yield {"error": str(e)}

@@ -64,6 +64,9 @@ def environment(settings: Settings, inspect_torch: bool = True) -> list[Check]:
         checks.append(Check("torch", f"{torch_version}, CUDA {torch.version.cuda or 'none'}"))
         checks.append(Check("gpu", gpus if cuda else "none (CPU only)",
                             ok=cuda or settings.device != "cuda"))
+    driver = driver_check(cuda_driver_version(), torch_built_cuda(), settings.device)
+    if driver is not None:
+        checks.append(driver)
     try:
         import onnxruntime
 
@@ -83,8 +86,59 @@ def environment(settings: Settings, inspect_torch: bool = True) -> list[Check]:
     free_gb = shutil.disk_usage(probe).free / 1e9
     checks.append(Check("model cache", f"{cache}: {free_gb:.1f} GB free",
                         ok=free_gb >= MIN_FREE_DISK_GB))
+    if settings.baked_hf_cache:
+        baked = Path(settings.baked_hf_cache)
+        repos = len(list(baked.glob("models--*"))) if baked.is_dir() else 0
+        checks.append(Check("baked models", f"{baked}: {repos} repositories, read beside "
+                                            f"{model_cache_dir()}"))
     checks.append(Check("device setting", settings.device))
     return checks
+
+
+def cuda_driver_version() -> int | None:
+    """The newest CUDA the installed NVIDIA driver supports (12040 for 12.4), None without one."""
+    import ctypes
+
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return None
+    version = ctypes.c_int(0)
+    if libcuda.cuDriverGetVersion(ctypes.byref(version)) != 0:
+        return None
+    return version.value
+
+
+def torch_built_cuda() -> str | None:
+    """The CUDA version torch was built for ('12.8'), read from its version.py without the
+    import; None for a CPU build or no torch."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(r"^cuda\s*(?::\s*[^=]+)?=\s*['\"]([\d.]+)['\"]", text, re.M)
+    return found.group(1) if found else None
+
+
+def driver_check(driver: int | None, built_for: str | None, device: str = "auto") -> Check | None:
+    """One line naming a driver too old for the CUDA torch was built for; None when no driver
+    or a CPU build of torch (nothing to compare). Fine when TTS_DEVICE=cpu."""
+    if driver is None or not built_for:
+        return None
+    major, minor = driver // 1000, driver % 1000 // 10
+    need = tuple(int(part) for part in built_for.split(".")[:2])
+    if (major, minor) >= need:
+        return Check("gpu driver", f"supports CUDA up to {major}.{minor} (torch needs {built_for})")
+    return Check("gpu driver", f"too old: the NVIDIA driver supports CUDA up to {major}.{minor}, "
+                               f"this image's torch needs CUDA {built_for}. Use a host with a newer "
+                               f"driver (RunPod: set 'Allowed CUDA Versions' to {built_for} and up) "
+                               "or TTS_DEVICE=cpu.", ok=device == "cpu")
 
 
 def resolved_source(spec: ModelSpec) -> str:
@@ -110,7 +164,10 @@ def run(settings: Settings) -> tuple[list[Check], str | None]:
     """The whole report, each model loaded and warmed once; returns (checks, first problem)."""
     from .engines import SynthesisParams, load_engine
 
+    from .model_cache import use_baked_cache
+
     checks = environment(settings)
+    use_baked_cache(settings.baked_hf_cache)
     for spec in settings.models:
         source = resolved_source(spec)
         start = time.perf_counter()

@@ -39,7 +39,8 @@ class StagedApp:
         self.readiness = readiness
         self.app = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, known at startup
-        self._lifespan = None
+        self._lifespan_task: asyncio.Task | None = None
+        self._stop_lifespan: asyncio.Event | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -51,9 +52,24 @@ class StagedApp:
         # websockets before the app exists: closed by returning without accepting
 
     async def attach(self, app) -> None:
-        """Enter `app`'s lifespan on this loop, then route every request to it."""
-        self._lifespan = app.router.lifespan_context(app)
-        await self._lifespan.__aenter__()
+        """Enter `app`'s lifespan on this loop, then route every request to it.
+
+        The lifespan is entered and left by one task of its own: the task groups inside it
+        (Gradio's MCP session manager has one) must be exited by the task that entered them.
+        """
+        entered, self._stop_lifespan = asyncio.Event(), asyncio.Event()
+
+        async def hold_lifespan():
+            async with app.router.lifespan_context(app):
+                entered.set()
+                await self._stop_lifespan.wait()
+
+        self._lifespan_task = asyncio.create_task(hold_lifespan())
+        waiting = asyncio.create_task(entered.wait())
+        await asyncio.wait({self._lifespan_task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not entered.is_set():
+            waiting.cancel()
+            self._lifespan_task.result()  # raises what the app's startup raised
         self.app = app
 
     async def _serve_lifespan(self, receive, send):
@@ -64,8 +80,9 @@ class StagedApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.readiness.stopping = True
-                if self._lifespan is not None:
-                    await self._lifespan.__aexit__(None, None, None)
+                if self._lifespan_task is not None:
+                    self._stop_lifespan.set()
+                    await self._lifespan_task
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

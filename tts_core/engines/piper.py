@@ -88,6 +88,10 @@ class PiperEngine(Engine):
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         if spec.source == EMBEDDED_VOICE_ALIAS:
             model_path, config_path = embedded_voice_paths()
+        elif spec.catalog_voice:  # a name such as en_US-lessac-medium: the HF cache, verified
+            from ..catalog import voice_files
+
+            model_path, config_path = voice_files(spec.source, spec.revision)
         else:
             model_path = Path(spec.source).expanduser()
             config_path = Path(f"{model_path}.json")
@@ -117,6 +121,13 @@ class PiperEngine(Engine):
             voices = tuple(config.speaker_id_map)
         else:
             voices = (raw_config.get("dataset") or "default",)
+        if spec.speaker is not None:  # ?speaker=: that speaker becomes the default voice
+            if spec.speaker not in voices:
+                raise ModelLoadError(f"Piper model {spec.raw!r} has no speaker {spec.speaker!r}; "
+                                     f"its speakers: {', '.join(voices)}.")
+            voices = (spec.speaker,) + tuple(v for v in voices if v != spec.speaker)
+        #: The catalogue key this voice was loaded by, if any (the voice list marks it loaded).
+        self.catalog_key = spec.source if spec.catalog_voice else None
         super().__init__(spec.name, config.sample_rate, voices, device,
                          config.espeak_voice)
         self.memory_bytes = model_path.stat().st_size  # ONNX Runtime holds the weights as stored
