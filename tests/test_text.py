@@ -104,6 +104,7 @@ READ_LIKE_A_PERSON = [
     ("1/2 and 3/8 and 5/12", "one half and three eighths and five twelfths"),
     ("2½ cups, ¾ full", "two and a half cups, three quarters full"),
     ("open 24/7", "open twenty four seven"),
+    ("ratio 355/113", "ratio three hundred and fifty five slash one hundred and thirteen"),
     ("The score was 7.25, then 0.75.", "The score was seven point two five, then zero point seven five."),
     ("It dropped to -12 degrees.", "It dropped to minus twelve degrees."),
     ("from 30 to -45", "from thirty to minus forty five"),

@@ -110,10 +110,15 @@ NUMBERED_NOUNS = ("Part", "Chapter", "Volume", "Book", "Act", "Scene", "Section"
 # "I" is the pronoun ("Then I left"). II and up after any capitalized name are numerals.
 REGNAL_TITLES = ("King", "Queen", "Pope", "Emperor", "Empress", "Tsar", "Czar", "Pharaoh",
                  "Sultan", "Prince", "Princess", "Duke", "Duchess")
+# Past these, "a/b" is not said as a fraction: "355/113" is "three hundred ... slash one hundred ...".
+MAX_FRACTION_DENOMINATOR = 100
+MAX_FRACTION_NUMERATOR = 1000
 _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
 
 # Numbers from 1100 to 2099 are read as years ("nineteen eighty seven"), except those ending
 # in "00" ("2000 users"); those and 1000 to 1099 are years only after one of these words.
+YEARS = range(1000, 2100)
+YEARS_WITHOUT_CUE = range(1100, 2100)
 _YEAR_CUES = frozenset({"in", "since", "by", "from", "until", "till", "to", "of", "circa",
                         "around", "year", "early", "late", "mid", "before", "after",
                         *(m.lower() for m in MONTHS)})
@@ -289,7 +294,7 @@ def _time(m: re.Match) -> str:
 
 def _fraction(numerator: int, denominator: int, mixed: bool = False) -> str | None:
     """ "two thirds", "one half"; in a mixed number "a quarter". None when it is no fraction."""
-    if not 2 <= denominator <= 100 or numerator > 1000:
+    if not 2 <= denominator <= MAX_FRACTION_DENOMINATOR or numerator > MAX_FRACTION_NUMERATOR:
         return None
     name = {2: ("half", "halves"), 4: ("quarter", "quarters")}.get(denominator)
     if name is None:
@@ -307,10 +312,11 @@ def _simple_fraction(m: re.Match) -> str:
     if m.group(0) == "24/7":
         return "twenty four seven"
     part = _fraction(int(m.group("n")), int(m.group("d")))
-    return m.group(0) if part is None else part
+    return f"{_amount(m.group('n'))} slash {_amount(m.group('d'))}" if part is None else part
 
 
 def _vulgar_fraction(m: re.Match) -> str:
+    # Unicode's vulgar fractions have denominators up to 10 ("⅒"); numeric() gives a float.
     value = Fraction(unicodedata.numeric(m.group("f"))).limit_denominator(10)
     part = _fraction(value.numerator, value.denominator, mixed=bool(m.group("whole")))
     if m.group("whole"):
@@ -353,9 +359,9 @@ def _number(m: re.Match) -> str:
     plain = s.replace(",", "")
     if plain.isdigit() and len(plain) > 1 and plain.startswith("0"):
         return _digits(plain) + _space_before_letter(m)  # "007", "02134": digit by digit
-    if plain.isdigit() and "," not in s and len(plain) == 4 and 1000 <= int(plain) <= 2099:
+    if plain.isdigit() and "," not in s and len(plain) == 4 and int(plain) in YEARS:
         before = m.string[:m.start()].rstrip(" ,").rsplit(" ", 1)[-1].lower()
-        if (int(plain) >= 1100 and plain[2:] != "00") or before in _YEAR_CUES:
+        if (int(plain) in YEARS_WITHOUT_CUE and plain[2:] != "00") or before in _YEAR_CUES:
             return _year(int(plain)) + _space_before_letter(m)  # "in 1999" -> "nineteen ninety nine"
     return _amount(s) + _space_before_letter(m)
 
