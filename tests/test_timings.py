@@ -134,7 +134,8 @@ def test_a_batched_item_keeps_its_own_words():
     from tts_core import Pipeline, Settings
 
     batching = Pipeline.from_settings(Settings.from_env({
-        "TTS_MODELS": "joe?noise_scale=0&noise_w=0", "TTS_MAX_BATCH": "4", "TTS_BATCH_WAIT_MS": "50"}))
+        "TTS_MODELS": "joe?noise_scale=0&noise_w=0", "TTS_MAX_BATCH": "4", "TTS_BATCH_WAIT_MS": "50",
+        "TTS_CPU_SLOTS": "1"}))  # one device slot: the waiting requests batch
     engine = batching.registry.default
     sizes = []
     timed = engine.infer_batch_timed

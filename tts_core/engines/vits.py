@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import torch
@@ -35,7 +36,8 @@ class VitsEngine(Engine):
             self.tokenizer = AutoTokenizer.from_pretrained(spec.source)
             self.model = VitsModel.from_pretrained(spec.source, dtype=dtype).to(device).eval()
         self.decoder = _split_decoder(self.model)
-        self._log_duration: torch.Tensor | None = None
+        # The duration predictor's output, per thread: device calls may run side by side.
+        self._durations_seen = threading.local()
         predictor = getattr(self.model, "duration_predictor", None)
         if isinstance(predictor, torch.nn.Module):
             predictor.register_forward_hook(self._keep_durations)
@@ -147,9 +149,10 @@ class VitsEngine(Engine):
             kwargs["speaker_id"] = self.voices.index(params.voice)
         with torch.inference_mode():
             seed_all(params.seed)
-            self._log_duration = None
+            self._durations_seen.log_duration = None
             out = self.model(**kwargs)
-            log_duration, self._log_duration = self._log_duration, None
+            log_duration = self._durations_seen.log_duration
+            self._durations_seen.log_duration = None
             if log_duration is None:
                 return out, None
             # The model's own durations, as its forward computes them from the predictor.
@@ -161,7 +164,7 @@ class VitsEngine(Engine):
 
     def _keep_durations(self, module, args, output) -> None:
         """Forward hook on the duration predictor: its log-durations, read after the forward."""
-        self._log_duration = output
+        self._durations_seen.log_duration = output
 
 
 class _SkipDecoder(torch.nn.Module):
