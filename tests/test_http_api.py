@@ -253,6 +253,8 @@ def test_metrics_parse_and_move(studio):
     assert sample("tts_first_audio_ms_count", model="en_US-joe-medium") >= 1
     assert sample("tts_model_load_seconds", model="en_US-joe-medium", phase="load") > 0
     assert sample("tts_queue_depth") == 0
+    assert sample("tts_device_slots") == 1 and sample("tts_device_slots_in_use") == 0
+    assert sample("tts_device_busy_seconds") > 0
 
 
 def test_a_client_that_disconnects_mid_stream_frees_the_gate(studio):
