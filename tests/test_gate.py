@@ -187,3 +187,37 @@ def test_threads_are_divided_among_the_cpu_slots():
     assert Settings(cpu_threads=2, cpu_slots=4).slot_threads() == 1
     assert Settings(cpu_threads=None, cpu_slots=1).slot_threads() is None  # the runtime's default
     assert Settings.from_env({"TTS_CPU_SLOTS": "3"}).cpu_slots == 3
+
+
+def test_going_down_to_one_slot_lets_running_turns_finish_and_then_serializes():
+    gate = GpuGate(max_requests=8, slots=2)
+    release, active, peak, lock = threading.Event(), [0], [0], threading.Lock()
+
+    def work():
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        release.wait(5)
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+
+    first = [threading.Thread(target=lambda: gate.run(work)) for _ in range(2)]
+    for t in first:
+        t.start()
+    time.sleep(0.05)
+    assert gate.slots_in_use == 2 and peak[0] == 2
+    gate.one_slot()  # a GPU model arrived
+    later = [threading.Thread(target=lambda: gate.run(work)) for _ in range(3)]
+    for t in later:
+        t.start()
+    time.sleep(0.05)
+    assert gate.slots_in_use == 2  # nobody was stopped, and nobody new started
+    release.set()
+    for t in first:
+        t.join()
+    with lock:
+        peak[0] = 0  # from here only the later turns run
+    for t in later:
+        t.join()
+    assert peak[0] == 1 and gate.slots_in_use == 0

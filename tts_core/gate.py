@@ -115,6 +115,12 @@ class GpuGate:
     def busy(self) -> bool:
         return self._running > 0
 
+    def one_slot(self) -> None:
+        """From now on, one turn at a time (a GPU model was added to a CPU server); turns
+        already running finish, and the next starts when none is left."""
+        with self._cond:
+            self.slots = 1
+
     @property
     def slots_in_use(self) -> int:
         """Turns on the device now (0 to `slots`)."""
