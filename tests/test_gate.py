@@ -31,9 +31,9 @@ def run_concurrently(fn, n):
     return results, errors
 
 
-def test_concurrent_requests_never_overlap_and_waits_are_measured():
+def test_with_one_slot_concurrent_requests_never_overlap_and_waits_are_measured():
     engine = FakeEngine(infer_s=0.03)
-    pipeline = fake_pipeline(engine)
+    pipeline = fake_pipeline(engine, cpu_slots=1)
     results, errors = run_concurrently(
         lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
     assert not errors

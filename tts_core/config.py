@@ -21,8 +21,8 @@ DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
 FAMILIES = ("piper", "vits", "speecht5", "bark", "transformers")
 DEVICES = ("auto", "cpu", "cuda")
 # Model calls at once on a CPU (TTS_CPU_SLOTS), each with the cores divided among them; a GPU
-# always has one. Chosen by measurement (README, "Throughput on a CPU"; scripts/profile_burst.py).
-DEFAULT_CPU_SLOTS = 1
+# always has one. Chosen by measurement on 2 shared cores (README, "Benchmark"; scripts/cpu_slots.py).
+DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 # Per-model options a spec may carry after "?", e.g. `bark:suno/bark-small?dtype=float16`.
