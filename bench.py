@@ -36,6 +36,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -68,6 +69,7 @@ TARGET_GRADIO_ABOVE_FLOOR_MS = 30.0
 TARGET_RTF_RATIO = 1.1
 TARGET_MEMORY_GROWTH_MB = 50.0
 PEER_START_TIMEOUT_S = 60.0
+APP_START_TIMEOUT_S = 180.0
 
 
 def _median_ms(seconds: list[float]) -> float:
@@ -451,13 +453,51 @@ def _p50_p95(latencies: list[float]) -> tuple[float, float]:
     return statistics.median(latencies) * 1000, q[18] * 1000
 
 
+class AppServer:
+    """`python app.py` (the embedded voice, on CPU) in a subprocess, with TTS_CPU_SLOTS and
+    TTS_CPU_THREADS from `spec` ("2": two slots; "1:1": one slot, one thread; "": defaults)."""
+
+    def __init__(self, spec: str = ""):
+        slots, _, threads = spec.partition(":")  # "": the defaults
+        self.slots = int(slots) if slots else None
+        self.name = "ours" if not slots else f"ours, {slots} slot{'s' if self.slots > 1 else ''}" + (
+            f", {threads} thread{'s' if int(threads) > 1 else ''}" if threads else "")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, TTS_DEVICE="cpu", TTS_LOG_LEVEL="WARNING", TTS_MODELS="joe",
+                   GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port))
+        if slots:
+            env["TTS_CPU_SLOTS"] = slots
+        if threads:
+            env["TTS_CPU_THREADS"] = threads
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=Path(__file__).parent, env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + APP_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py ({self.name}) exited at start")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"app.py ({self.name}) not ready in {APP_START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 class PiperHttpServer:
     """Piper's own HTTP server (`python -m piper.http_server`, Flask, no lock: every request
     runs at once) on the same voice file, in a subprocess."""
 
     def __init__(self, model_path: Path):
-        import subprocess
-
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
@@ -485,56 +525,31 @@ class PiperHttpServer:
         self.process.wait(timeout=10)
 
 
-def piper_http_rows(table: Table, url: str, model: str, requests_per_level: int,
-                    passes: int) -> dict:
+def piper_http_rows(table: Table, requests_per_level: int, passes: int) -> dict:
     """Our HTTP API against `python -m piper.http_server` on the same voice, both up at once.
 
-    The two servers take turns level by level (ours, piper's; the next pass piper's first),
-    so they never share the CPU during a burst and drift on a shared machine hits both.
-    Each side: WAV over HTTP for the same texts; audio seconds read from the response.
+    Both are servers of their own (`python app.py` with its defaults, on the CPU, and
+    piper's), so neither shares a process with this benchmark's client threads. They take
+    turns level by level (ours, piper's; the next level the other first), so they never
+    share the CPU during a burst and drift on a shared machine hits both. Each side: WAV
+    over HTTP for the same texts; audio seconds read from the response.
     """
-    import httpx
-
     from tts_core.engines.piper import embedded_voice_paths
 
-    texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
-    section = (f"Against piper's HTTP server, {model}: audio s per wall s, latency p50/p95 "
-               f"(target from 4 clients: ours >= piper's, our p95 <= piper's)")
+    ours_server = AppServer()
+    try:
+        with PiperHttpServer(embedded_voice_paths()[0]) as peer:
+            ours_server.wait_ready()
+            runs = _side_by_side({"ours": ours_server.url, "piper": peer.url}, requests_per_level,
+                                 passes)
+    finally:
+        ours_server.stop()
+    section = ("Against piper's HTTP server, the joe voice on the CPU: audio s per wall s, latency "
+               "p50/p95 (target from 4 clients: ours >= piper's, our p95 <= piper's)")
     out: dict = {}
-    with PiperHttpServer(embedded_voice_paths()[0]) as peer:
-        sessions = {}
-
-        def ours(c, i):
-            r = sessions["ours"][c].post("/v1/audio/speech", json={
-                "model": model, "input": texts[i % 64], "response_format": "wav"})
-            r.raise_for_status()
-            return float(r.headers["x-audio-seconds"])
-
-        def theirs(c, i):
-            r = sessions["piper"][c].post("/synthesize", json={"text": texts[i % 64]})
-            r.raise_for_status()
-            return wav_seconds(r.content)
-
-        sides = {"ours": (url, ours), "piper": (peer.url, theirs)}
-        sessions.update({name: [httpx.Client(base_url=base, timeout=300) for _ in range(max(CONCURRENCY))]
-                         for name, (base, _) in sides.items()})
-        try:
-            for name, (_, post) in sides.items():  # warm both: connections, first inference
-                _burst(post, 2, 1)
-            runs = {(name, c): [] for name in sides for c in CONCURRENCY}
-            for n in range(passes):
-                for clients in CONCURRENCY:
-                    order = ("ours", "piper") if (n + clients) % 2 == 0 else ("piper", "ours")
-                    for name in order:
-                        per_client = max(1, requests_per_level // clients)
-                        runs[(name, clients)].append(_burst(sides[name][1], clients, per_client))
-        finally:
-            for clients in sessions.values():
-                for h in clients:
-                    h.close()
     for clients in CONCURRENCY:
         figures = {}
-        for name in sides:
+        for name in ("ours", "piper"):
             rate = statistics.median(r for r, _ in runs[(name, clients)])
             p50, p95 = _p50_p95([x for _, lat in runs[(name, clients)] for x in lat])
             figures[name] = (rate, p50, p95)
@@ -550,6 +565,48 @@ def piper_http_rows(table: Table, url: str, model: str, requests_per_level: int,
                   clients=clients, ratio=rate / peer_rate, p95_ratio=p95 / peer_p95)
         out[clients] = figures
     return out
+
+
+def _side_by_side(urls: dict[str, str], requests_per_level: int, passes: int,
+                  levels: tuple[int, ...] = CONCURRENCY) -> dict:
+    """Bursts of the same texts against each server (ours: /v1/audio/speech; a name starting
+    with "piper": piper's /synthesize), the servers taking turns in an order that rotates;
+    returns {(name, clients): [(audio s per wall s, latencies), ...]}."""
+    import httpx
+
+    texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
+    sessions = {name: [httpx.Client(base_url=url, timeout=300) for _ in range(max(levels))]
+                for name, url in urls.items()}
+
+    def poster(name):
+        def post(c, i):
+            if name.startswith("piper"):
+                r = sessions[name][c].post("/synthesize", json={"text": texts[i % 64]})
+                r.raise_for_status()
+                return wav_seconds(r.content)
+            r = sessions[name][c].post("/v1/audio/speech", json={"input": texts[i % 64],
+                                                                 "response_format": "wav"})
+            r.raise_for_status()
+            return float(r.headers["x-audio-seconds"])
+        return post
+
+    names = list(urls)
+    runs: dict = {(name, c): [] for name in names for c in levels}
+    try:
+        for name in names:  # warm each: connections, first inferences
+            _burst(poster(name), 2, 1)
+        turn = 0
+        for _ in range(passes):
+            for clients in levels:
+                for name in names[turn % len(names):] + names[:turn % len(names)]:
+                    runs[(name, clients)].append(
+                        _burst(poster(name), clients, max(1, requests_per_level // clients)))
+                turn += 1
+    finally:
+        for clients in sessions.values():
+            for h in clients:
+                h.close()
+    return runs
 
 
 def memory_rows(table: Table, http, n: int) -> None:
@@ -633,12 +690,8 @@ def main(argv: list[str] | None = None) -> int:
     if "throughput" in only:
         throughput = throughput_rows(table, pipeline, server.url, pipeline.registry.default.name,
                                      per_level, passes=1 if args.quick else 3)
-    from tts_core.config import EMBEDDED_VOICE_ALIAS
-
-    # The peer needs the same voice file: the embedded one.
-    if "piper-http" in only and pipeline.settings.models[0].source == EMBEDDED_VOICE_ALIAS:
-        piper_http_rows(table, server.url, pipeline.registry.default.name, per_level,
-                        passes=1 if args.quick else 3)
+    if "piper-http" in only:
+        piper_http_rows(table, per_level, passes=1 if args.quick else 3)
     for engine in list(pipeline.registry.engines.values())[1:]:
         if "throughput" in only and engine.family in ("vits", "speecht5"):  # slow on a CPU: fewer
             throughput_rows(table, pipeline, server.url, engine.name,

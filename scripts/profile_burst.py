@@ -94,7 +94,8 @@ def profile(url: str, pipeline, clients: int, per_client: int, model: str) -> di
     return {
         "clients": clients, "requests": n, "wall_s": wall,
         "audio_per_wall_s": sum(r["audio"] for r in records) / wall,
-        "turns": len(turn_spans),
+        "turns": len(turn_spans), "slots": gate.slots,
+        "slot_use": sum(b - a for a, b in turn_spans) / (wall * gate.slots),
         "device_held_s": held, "ort_s": ort, "ort_s_sum": sum(b - a for a, b in ort_spans),
         "python_in_turn_s": sum(b - a for a, b in turn_spans) - sum(b - a for a, b in ort_spans),
         "between_turns_s": wall - held,
@@ -108,7 +109,8 @@ def report(p: dict) -> str:
     m = p["mean_ms"]
     wall = p["wall_s"]
     return "\n".join([
-        f"burst: {p['clients']} clients, {p['requests']} requests, {p['turns']} device turns, "
+        f"burst: {p['clients']} clients, {p['requests']} requests, {p['turns']} device turns in "
+        f"{p['slots']} slot{'s' if p['slots'] > 1 else ''} (slots in use {p['slot_use']:.0%} of the time), "
         f"wall {wall:.2f} s, {p['audio_per_wall_s']:.1f} audio s per wall s",
         f"  device held (union of turns)   {p['device_held_s']:.2f} s  ({p['device_held_s'] / wall:.0%} of wall)",
         f"    ONNX Runtime calls (union)   {p['ort_s']:.2f} s  (sum over calls {p['ort_s_sum']:.2f} s)",
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     import app
     from tts_core.server import StudioServer
 
-    server = StudioServer("127.0.0.1", 0 if False else _free_port()).start()
+    server = StudioServer("127.0.0.1", _free_port()).start()
     server.attach(app.build_server(app.pipeline, app.demo, server.readiness))
     model = app.pipeline.registry.default.name
     profile(server.url, app.pipeline, 2, 2, model)  # warm the HTTP path
