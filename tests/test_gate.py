@@ -221,3 +221,36 @@ def test_going_down_to_one_slot_lets_running_turns_finish_and_then_serializes():
     for t in later:
         t.join()
     assert peak[0] == 1 and gate.slots_in_use == 0
+
+
+def test_a_steady_flow_of_new_requests_cannot_starve_one_being_heard():
+    """A turn of a request already being heard is passed over at most MAX_OVERTAKES times."""
+    from tts_core.gate import MAX_OVERTAKES
+
+    gate = GpuGate(max_requests=16)
+    order, holding, release = [], threading.Event(), threading.Event()
+
+    def hold(_):
+        holding.set()
+        release.wait(10)
+        return [None]
+
+    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
+    holder.start()
+    assert holding.wait(10)
+    names = [("heard", False)] + [(f"new-{i}", True) for i in range(5)]
+    threads = []
+    for name, first in names:
+        t = threading.Thread(target=gate.run_item,
+                             args=(None, name, lambda items: (order.append(items[0]), [None])[1]),
+                             kwargs={"first": first})
+        t.start()
+        threads.append(t)
+        deadline = time.monotonic() + 10
+        while len(gate._turns) < len(threads) and time.monotonic() < deadline:
+            threading.Event().wait(0.005)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(10)
+    assert order.index("heard") == MAX_OVERTAKES
+    assert [n for n in order if n != "heard"] == [f"new-{i}" for i in range(5)]

@@ -9,7 +9,9 @@ Every synthesis in the process, whatever route it came from, passes through one
 * `run(fn)` is held for one inference (one chunk). Turns are first come, first served,
   so a long streamed request and a short one interleave chunk by chunk, except that a
   turn marked `first` (a request that has no audio yet) goes before the turns of
-  requests already being heard: each waiting request gets its first audio soonest. It measures
+  requests already being heard: each waiting request gets its first audio soonest. No
+  turn is passed over more than `MAX_OVERTAKES` times, so a steady flow of new requests
+  cannot starve one already being heard. It measures
   the wait and the time on the device, and always releases, whatever `fn` raises.
 * The device has `slots`: that many turns run at once. A GPU has one (one inference at
   a time); a CPU may have more, each running its model with a share of the cores (the
@@ -40,6 +42,10 @@ T = TypeVar("T")
 # Weight of the newest hold time in the moving average that Retry-After is derived from.
 _EWMA_ALPHA = 0.2
 MIN_RETRY_AFTER_S = 1.0
+# A turn is passed over by newer requests' first turns at most this many times: a stream
+# already playing waits for at most two others' first windows (tens of ms each) between
+# two of its own, which its audio buffer covers.
+MAX_OVERTAKES = 2
 
 
 @dataclass(eq=False)
@@ -55,6 +61,7 @@ class _Ticket:
     held: float = 0.0
     batch_size: int = 1
     first: bool = False  # the request has no audio yet: it goes before those being heard
+    overtaken: int = 0  # how many turns went before this one out of arrival order
 
 
 class GpuGate:
@@ -175,11 +182,19 @@ class GpuGate:
                 and self._next() is ticket)
 
     def _next(self) -> _Ticket:
-        """The oldest turn of a request with no audio yet, else the oldest turn."""
-        return next((t for t in self._turns if t.first), self._turns[0])
+        """The oldest turn of a request with no audio yet, else the oldest turn; but the
+        oldest turn once it has been passed over MAX_OVERTAKES times."""
+        oldest = self._turns[0]
+        if oldest.overtaken >= MAX_OVERTAKES:
+            return oldest
+        return next((t for t in self._turns if t.first), oldest)
 
     def _lead(self, leader: _Ticket) -> list[_Ticket]:
         """With the lock held: take the device, and the same-key items waiting behind."""
+        for ticket in self._turns:
+            if ticket is leader:
+                break
+            ticket.overtaken += 1
         self._turns.remove(leader)
         leader.taken = True
         self._running += 1
