@@ -86,7 +86,8 @@ def _live_markdown(pipeline: Pipeline) -> str:
     rtf = "–" if s["mean_rtf"] is None else f"{s['mean_rtf']:.3f}"
     lines = [
         f"**Last {s['count']} requests** (served {s['served']}, failed {s['failed']}, "
-        f"in the gate now: {s['queue_depth']})",
+        f"in the gate now: {s['queue_depth']}; device slots in use: {s['slots_in_use']} of "
+        f"{s['slots']})",
         "",
         "| total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
         "|---|---|---|---|---|",

@@ -132,6 +132,9 @@ class Pipeline:
         self._stream_gains: dict[tuple[str, loudness.LoudnessTarget], float] = {}
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
+        self.prometheus.slots.set_function(lambda: gate.slots)
+        self.prometheus.slots_in_use.set_function(lambda: gate.slots_in_use)
+        self.prometheus.busy_seconds.set_function(lambda: gate.busy_s)
         for info in registry.load_info:
             self.prometheus.load_seconds.labels(info.model, "load").set(info.load_s)
             self.prometheus.load_seconds.labels(info.model, "warmup").set(info.warmup_s)
@@ -146,9 +149,14 @@ class Pipeline:
         """A pipeline over already-warm engines, with the gate and stats `settings` ask for."""
         max_batch = settings.max_batch or (
             DEFAULT_CUDA_BATCH if any(e.device == "cuda" for e in registry.engines.values()) else 1)
+        on_gpu = any(e.device == "cuda" for e in registry.engines.values())
+        if on_gpu and settings.cpu_slots > 1:
+            logger.warning("TTS_CPU_SLOTS=%d ignored: a model runs on the GPU, which runs one "
+                           "inference at a time", settings.cpu_slots)
         gate = GpuGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
                        batch_wait_s=settings.batch_wait_ms / MS,
-                       infer_timeout_s=settings.infer_timeout_s)
+                       infer_timeout_s=settings.infer_timeout_s,
+                       slots=1 if on_gpu else settings.cpu_slots)
         return cls(registry, gate, RollingStats(settings.stats_window), settings)
 
     # --- what callers use ---------------------------------------------------------------
@@ -220,8 +228,9 @@ class Pipeline:
                                words if plan.words is not None else None)
 
     def snapshot(self) -> dict:
-        """Rolling stats with the gate's current queue depth."""
-        return self.stats.snapshot(self.gate.queue_depth)
+        """Rolling stats with the gate's current queue depth and slot use."""
+        return dict(self.stats.snapshot(self.gate.queue_depth), slots=self.gate.slots,
+                    slots_in_use=self.gate.slots_in_use)
 
     def models(self) -> list[dict]:
         loads = {info.model: info for info in self.registry.load_info}
