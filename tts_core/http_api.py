@@ -306,7 +306,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
             raise ApiError(405, f"{request.method} is not allowed on {path}; use {', '.join(allowed)}.",
                            code="method_not_allowed", headers={"Allow": ", ".join(allowed)})
         raise ApiError(404, f"There is no route {path}. Routes: POST {SPEECH_ROUTE}, GET /v1/models, "
-                            "GET /v1/audio/voices, GET /v1/audio/models; operators: POST "
+                            "POST /v1/audio/captioned, GET /v1/audio/voices, GET /v1/audio/models; operators: POST "
                             "/v1/models, GET and DELETE /v1/models/{name}.", code="not_found")
 
     @api.exception_handler(Exception)
