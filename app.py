@@ -13,8 +13,10 @@ import hmac
 import html
 import logging
 import sys
+import tempfile
 import time
 import urllib.parse
+import uuid
 from collections import deque
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from tts_core.text import foreign_letters
 from tts_core.ffmpeg import ensure_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
+from tts_core.timings import to_srt
 
 logger = logging.getLogger("tts_studio")
 
@@ -117,7 +120,8 @@ def _live_markdown(pipeline: Pipeline) -> str:
     rtf = "–" if s["mean_rtf"] is None else f"{s['mean_rtf']:.3f}"
     lines = [
         f"**Last {s['count']} requests** (served {s['served']}, failed {s['failed']}, "
-        f"in the gate now: {s['queue_depth']})",
+        f"in the gate now: {s['queue_depth']}; device slots in use: {s['slots_in_use']} of "
+        f"{s['slots']})",
         "",
         "| total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
         "|---|---|---|---|---|",
@@ -187,6 +191,24 @@ def _seed(seed):
     return None if seed is None or seed == RANDOM_SEED else seed
 
 
+class SubtitleFiles:
+    """.srt files for Gradio to serve (it copies them into its cache); each is deleted after
+    TTS_CACHE_TTL, as Gradio deletes its copies."""
+
+    def __init__(self, ttl_s: int):
+        self.folder = Path(tempfile.mkdtemp(prefix="tts-subtitles-"))
+        self.ttl_s = ttl_s
+
+    def write(self, text: str) -> str:
+        now = time.time()
+        for old in self.folder.glob("*.srt"):
+            if now - old.stat().st_mtime > self.ttl_s:
+                old.unlink(missing_ok=True)
+        path = self.folder / f"captions-{uuid.uuid4().hex[:12]}.srt"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+
 def _gr_error(e: TTSError) -> gr.Error:
     # A person's own mistake is not a server fault: keep it out of the error log.
     return gr.Error(str(e), print_exception=not isinstance(e, InputError))
@@ -204,6 +226,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     # loaded model uses them.
     any_temperature = any(e.supports_temperature for e in engines)
     any_embedding = any(e.embedding_dim is not None for e in engines)
+    subtitles = SubtitleFiles(settings.cache_ttl_s)
 
     def request(text, model, voice, speed, seed, temperature, xvector, route="gradio") -> dict:
         return dict(text=text, model=model or None, voice=voice or None, speed=speed,
@@ -251,6 +274,35 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             raise _gr_error(e) from e
         warn_foreign(text, model)
         return result.data, result.record.to_dict()
+
+    def captioned(text, model, voice, speed, seed, temperature=None, xvector=None,
+                  progress=gr.Progress(), call: gr.Request = None):
+        """Speak a text aloud and return the audio with each word's start and end time and SRT subtitles.
+
+        Word timings come from the model's own phoneme durations (Piper and VITS models); other models refuse with a message. Call `models` first for the names.
+
+        Args:
+            text: What to say, as for `synthesize`; numbers, money and times come back as the words you typed ("$20" is one word).
+            model: A model name from the `models` tool. Empty: the default model.
+            voice: One of that model's voices. Empty: the model's default voice.
+            speed: Speaking rate, 0.25 to 4.0; the timings follow it.
+            seed: -1 for a fresh random rendering; a number >= 0 repeats the same rendering.
+            temperature: Not used by models with timings; leave it out.
+            xvector: Not used by models with timings; leave it out.
+
+        Returns:
+            The WAV file, the words as a list of {word, start, end} in seconds from the start of the audio, and an .srt subtitle file.
+        """
+        def on_chunk(done, total):
+            progress((done, total), desc=f"chunk {done} of {total}", unit="chunks")
+
+        route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
+        try:
+            result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
+                                                   xvector, route), on_chunk=on_chunk, timings=True)
+        except TTSError as e:
+            raise _gr_error(e) from e
+        return result.data, [w.to_dict() for w in result.words], subtitles.write(to_srt(result.words))
 
     def stream(text, model, voice, speed, seed, temperature=None, xvector=None):
         pieces = []
@@ -384,6 +436,10 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 timing = gr.HTML(_timing_html(None), elem_id="timing", label="Where the time went")
                 with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
                     latency = gr.JSON(label="This request's latency", elem_id="latency")
+                with gr.Accordion("Captions (word timings, Piper and VITS models)", open=False):
+                    captions_btn = gr.Button("Generate with captions", elem_id="captions")
+                    words = gr.JSON(label="Words (seconds)", elem_id="words")
+                    srt_file = gr.File(label="Subtitles (.srt)", elem_id="srt")
         examples = gr.Dataset(components=[text], label="Examples", elem_id="examples",
                               samples=load_examples(default.language or default.language_tag))
         history = gr.State([])
@@ -438,6 +494,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                                         api_visibility="private", **gpu)
         streamed.success(**after).then(**keep)
         gr.api(models, api_name="models")
+        captions_btn.click(captioned, inputs, [audio, words, srt_file], api_name="captioned", **gpu)
         text.change(None, text, count, js=_COUNT_JS.replace("LIMIT", str(settings.max_chars)))
         model.change(model_changed, model,
                      [model, voice, speed, temperature, xvector_box, xvector, note, examples],

@@ -2,8 +2,10 @@
 
     python bench.py                          # the default voice; prints a table, writes JSON
     python bench.py --vits-full              # also a full-size VITS (MMS-TTS's size, random weights)
+    python bench.py --speecht5-full          # also a full-size SpeechT5 (random weights; for a GPU)
     python bench.py --price-per-hour 0.44    # the device's hourly price, for the cost rows
     python bench.py --quick                  # fewer rounds and requests (a smoke run)
+    python bench.py --only piper-http        # only the named sections (see --help)
 
 Every comparison is measured in this one run, the compared calls interleaved round by round
 (medians), so a busy machine slows both sides alike. Rows and their targets:
@@ -18,6 +20,9 @@ Every comparison is measured in this one run, the compared calls interleaved rou
     sentence has about 150 (or 40) characters, vs `piper` making that sentence whole.
   * Throughput (audio seconds per wall second) and p50/p95 latency at 1, 4, 8 and 16
     concurrent HTTP clients, micro-batching off and on.
+  * The same against Piper's own HTTP server (`python -m piper.http_server`, no lock) on
+    the same voice, both up, taking turns level by level: ours at least piper's from 4
+    clients, with our p95 no worse.
   * Resident memory before and after 500 requests.
   * Cost: audio hours per device hour at the best measured throughput, and the price of an
     hour of audio at --price-per-hour.
@@ -31,6 +36,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +57,7 @@ LONG_TEXT_SENTENCES = (
     "Later sentences are decoded in larger windows, so the rest keeps up with fewer turns.",
 )
 CONCURRENCY = (1, 4, 8, 16)
+SECTIONS = ("rtf", "overhead", "streaming", "throughput", "piper-http", "memory")
 SOAK_REQUESTS = 500
 
 # Targets from the performance issue, on this 2-core machine unless named.
@@ -61,6 +68,8 @@ TARGET_HTTP_OVERHEAD = (0.05, 15.0)  # at most 5% of model time or 15 ms, whiche
 TARGET_GRADIO_ABOVE_FLOOR_MS = 30.0
 TARGET_RTF_RATIO = 1.1
 TARGET_MEMORY_GROWTH_MB = 50.0
+PEER_START_TIMEOUT_S = 60.0
+APP_START_TIMEOUT_S = 180.0
 
 
 def _median_ms(seconds: list[float]) -> float:
@@ -409,6 +418,197 @@ def throughput_rows(table: Table, pipeline, url: str, model: str, requests_per_l
     return results
 
 
+def _burst(post, clients: int, per_client: int) -> tuple[float, list[float]]:
+    """`clients` threads, each sending `per_client` requests one after another through
+    `post(client, request) -> audio seconds`; returns (audio s per wall s, latencies)."""
+    latencies, audio_s, lock = [], [0.0], threading.Lock()
+
+    def client(c):
+        for j in range(per_client):
+            start = time.perf_counter()
+            seconds = post(c, c * per_client + j)
+            with lock:
+                latencies.append(time.perf_counter() - start)
+                audio_s[0] += seconds
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return audio_s[0] / (time.perf_counter() - start), latencies
+
+
+def wav_seconds(data: bytes) -> float:
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def _p50_p95(latencies: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
+    return statistics.median(latencies) * 1000, q[18] * 1000
+
+
+class AppServer:
+    """`python app.py` (the embedded voice, on CPU) in a subprocess, with TTS_CPU_SLOTS and
+    TTS_CPU_THREADS from `spec` ("2": two slots; "1:1": one slot, one thread; "": defaults)."""
+
+    def __init__(self, spec: str = ""):
+        slots, _, threads = spec.partition(":")  # "": the defaults
+        self.slots = int(slots) if slots else None
+        self.name = "ours" if not slots else f"ours, {slots} slot{'s' if self.slots > 1 else ''}" + (
+            f", {threads} thread{'s' if int(threads) > 1 else ''}" if threads else "")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, TTS_DEVICE="cpu", TTS_LOG_LEVEL="WARNING", TTS_MODELS="joe",
+                   GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port))
+        if slots:
+            env["TTS_CPU_SLOTS"] = slots
+        if threads:
+            env["TTS_CPU_THREADS"] = threads
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=Path(__file__).parent, env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + APP_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py ({self.name}) exited at start")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"app.py ({self.name}) not ready in {APP_START_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class PiperHttpServer:
+    """Piper's own HTTP server (`python -m piper.http_server`, Flask, no lock: every request
+    runs at once) on the same voice file, in a subprocess."""
+
+    def __init__(self, model_path: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "piper.http_server", "-m", str(model_path),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def __enter__(self) -> "PiperHttpServer":
+        import httpx
+
+        deadline = time.monotonic() + PEER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("python -m piper.http_server exited at start")
+            try:
+                httpx.get(f"{self.url}/info", timeout=1).raise_for_status()
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"python -m piper.http_server did not answer in {PEER_START_TIMEOUT_S:.0f} s")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def piper_http_rows(table: Table, requests_per_level: int, passes: int) -> dict:
+    """Our HTTP API against `python -m piper.http_server` on the same voice, both up at once.
+
+    Both are servers of their own (`python app.py` with its defaults, on the CPU, and
+    piper's), so neither shares a process with this benchmark's client threads. They take
+    turns level by level (ours, piper's; the next level the other first), so they never
+    share the CPU during a burst and drift on a shared machine hits both. Each side: WAV
+    over HTTP for the same texts; audio seconds read from the response.
+    """
+    from tts_core.engines.piper import embedded_voice_paths
+
+    ours_server = AppServer()
+    try:
+        with PiperHttpServer(embedded_voice_paths()[0]) as peer:
+            ours_server.wait_ready()
+            runs = _side_by_side({"ours": ours_server.url, "piper": peer.url}, requests_per_level,
+                                 passes)
+    finally:
+        ours_server.stop()
+    section = ("Against piper's HTTP server, the joe voice on the CPU: audio s per wall s, latency "
+               "p50/p95 (target from 4 clients: ours >= piper's, our p95 <= piper's)")
+    out: dict = {}
+    for clients in CONCURRENCY:
+        figures = {}
+        for name in ("ours", "piper"):
+            rate = statistics.median(r for r, _ in runs[(name, clients)])
+            p50, p95 = _p50_p95([x for _, lat in runs[(name, clients)] for x in lat])
+            figures[name] = (rate, p50, p95)
+            label = f"{clients:>2} client{'s' if clients > 1 else ''}, {'ours ' if name == 'ours' else 'piper'}"
+            table.add(section, label, f"{rate:.1f} x   {p50:.0f}/{p95:.0f} ms", clients=clients,
+                      server=name, audio_per_wall_s=rate, p50_ms=p50, p95_ms=p95)
+        (rate, _, p95), (peer_rate, _, peer_p95) = figures["ours"], figures["piper"]
+        target, met = "", None
+        if clients >= 4:
+            target, met = "ratio >= 1.00, p95 no worse", rate >= peer_rate and p95 <= peer_p95
+        table.add(section, f"{clients:>2} client{'s' if clients > 1 else ''}, ours / piper's",
+                  f"{rate / peer_rate:.2f}   p95 {p95 / peer_p95:.2f}", target, met,
+                  clients=clients, ratio=rate / peer_rate, p95_ratio=p95 / peer_p95)
+        out[clients] = figures
+    return out
+
+
+def _side_by_side(urls: dict[str, str], requests_per_level: int, passes: int,
+                  levels: tuple[int, ...] = CONCURRENCY) -> dict:
+    """Bursts of the same texts against each server (ours: /v1/audio/speech; a name starting
+    with "piper": piper's /synthesize), the servers taking turns in an order that rotates;
+    returns {(name, clients): [(audio s per wall s, latencies), ...]}."""
+    import httpx
+
+    texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
+    sessions = {name: [httpx.Client(base_url=url, timeout=300) for _ in range(max(levels))]
+                for name, url in urls.items()}
+
+    def poster(name):
+        def post(c, i):
+            if name.startswith("piper"):
+                r = sessions[name][c].post("/synthesize", json={"text": texts[i % 64]})
+                r.raise_for_status()
+                return wav_seconds(r.content)
+            r = sessions[name][c].post("/v1/audio/speech", json={"input": texts[i % 64],
+                                                                 "response_format": "wav"})
+            r.raise_for_status()
+            return float(r.headers["x-audio-seconds"])
+        return post
+
+    names = list(urls)
+    runs: dict = {(name, c): [] for name in names for c in levels}
+    try:
+        for name in names:  # warm each: connections, first inferences
+            _burst(poster(name), 2, 1)
+        turn = 0
+        for _ in range(passes):
+            for clients in levels:
+                for name in names[turn % len(names):] + names[:turn % len(names)]:
+                    runs[(name, clients)].append(
+                        _burst(poster(name), clients, max(1, requests_per_level // clients)))
+                turn += 1
+    finally:
+        for clients in sessions.values():
+            for h in clients:
+                h.close()
+    return runs
+
+
 def memory_rows(table: Table, http, n: int) -> None:
     for _ in range(20):  # settle allocator pools before the baseline
         http.post("/v1/audio/speech", json={"input": "Warming the allocator."})
@@ -442,9 +642,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds for the timing rows")
     parser.add_argument("--vits-full", action="store_true",
                         help="also load a full-size VITS with random weights (MMS-TTS's size)")
+    parser.add_argument("--speecht5-full", action="store_true",
+                        help="also load a full-size SpeechT5 with random weights (slow on a CPU)")
     parser.add_argument("--price-per-hour", type=float, default=None,
                         help="the device's price per hour, for the cost row (e.g. a RunPod GPU's)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds and requests")
+    parser.add_argument("--only", default="", help="comma-separated sections, of: " + ", ".join(SECTIONS))
     parser.add_argument("--out", default="bench-results/bench.json", help="where the JSON goes")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
@@ -456,6 +659,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.vits_full:
         folder = build_full_vits(Path(tempfile.mkdtemp(prefix="vits-full-")) / "vits-full")
         models += f",vits:{folder}?name=vits-full-random"
+    if args.speecht5_full:
+        from bench_families import build_speecht5
+
+        models += "," + build_speecht5(Path(tempfile.mkdtemp(prefix="speecht5-full-"))) + \
+            "&name=speecht5-full-random"
     os.environ["TTS_MODELS"] = models
 
     import httpx
@@ -471,18 +679,27 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table()
     started = time.perf_counter()
-    rtf_rows(table, pipeline, rounds)
-    overhead_rows(table, app, pipeline, http, rounds)
-    streaming_rows(table, pipeline, http, rounds)
-    first_sentence_rows(table, pipeline, http, rounds)
-    throughput = throughput_rows(table, pipeline, server.url, pipeline.registry.default.name, per_level,
-                                 passes=1 if args.quick else 3)
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if "rtf" in only:
+        rtf_rows(table, pipeline, rounds)
+    if "overhead" in only:
+        overhead_rows(table, app, pipeline, http, rounds)
+    if "streaming" in only:
+        streaming_rows(table, pipeline, http, rounds)
+        first_sentence_rows(table, pipeline, http, rounds)
+    if "throughput" in only:
+        throughput = throughput_rows(table, pipeline, server.url, pipeline.registry.default.name,
+                                     per_level, passes=1 if args.quick else 3)
+    if "piper-http" in only:
+        piper_http_rows(table, per_level, passes=1 if args.quick else 3)
     for engine in list(pipeline.registry.engines.values())[1:]:
-        if engine.family == "vits":  # slow on a CPU: fewer requests per level
+        if "throughput" in only and engine.family in ("vits", "speecht5"):  # slow on a CPU: fewer
             throughput_rows(table, pipeline, server.url, engine.name,
                             per_level if engine.device == "cuda" else max(4, per_level // 4))
-    memory_rows(table, http, soak)
-    cost_rows(table, throughput, args.price_per_hour, pipeline.registry.default.name)
+    if "memory" in only:
+        memory_rows(table, http, soak)
+    if "throughput" in only:
+        cost_rows(table, throughput, args.price_per_hour, pipeline.registry.default.name)
     http.close()
     server.stop()
 

@@ -50,7 +50,7 @@ def test_models_lists_what_is_loaded(client):
 
 def test_only_the_documented_endpoints_are_public(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
-        "/synthesize", "/models"}
+        "/synthesize", "/models", "/captioned"}
 
 
 @pytest.mark.parametrize("args, words", [
@@ -88,7 +88,8 @@ def test_nan_speed_sent_as_raw_json_is_refused(studio):
 
 
 def test_four_clients_three_requests_each_share_one_gate(studio):
-    """Twelve requests at once: all succeed, none overlap on the device, waiting is measured."""
+    """Twelve requests at once: all succeed, no more run on the device at once than it has
+    slots (this CPU server's two; a GPU has one), waiting is measured."""
     from gradio_client import Client
 
     engine = studio.pipeline.registry.get(None)
@@ -115,7 +116,8 @@ def test_four_clients_three_requests_each_share_one_gate(studio):
         engine.infer_batch = real_infer
     records = [record for _, record in results]
     assert len(records) == 12 and all(sf.info(path).duration > 1 for path, _ in results)
-    assert peak[0] == 1, "two inferences ran on the device at once"
+    slots = studio.pipeline.gate.slots
+    assert peak[0] == slots, f"{peak[0]} inferences ran at once on a device with {slots} slots"
     waits = sorted(r["queue_ms"] for r in records)
     median_inference = float(np.median([r["inference_ms"] for r in records]))
     # The last to run waited for several whole inferences, and the gate measured it.

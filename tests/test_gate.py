@@ -1,4 +1,5 @@
-"""The one GPU gate: no two inferences overlap, waits are measured, every error path releases it."""
+"""The one device gate: no more inferences overlap than the device has slots (one on a GPU), waits
+are measured, every error path releases it."""
 
 import threading
 import time
@@ -7,6 +8,7 @@ import pytest
 
 from fakes import FakeEngine, fake_pipeline
 from tts_core import GateBusyError, GateTimeoutError, SynthesisError
+from tts_core import Settings
 from tts_core.gate import GpuGate
 
 
@@ -29,9 +31,9 @@ def run_concurrently(fn, n):
     return results, errors
 
 
-def test_concurrent_requests_never_overlap_and_waits_are_measured():
+def test_with_one_slot_concurrent_requests_never_overlap_and_waits_are_measured():
     engine = FakeEngine(infer_s=0.03)
-    pipeline = fake_pipeline(engine)
+    pipeline = fake_pipeline(engine, cpu_slots=1)
     results, errors = run_concurrently(
         lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
     assert not errors
@@ -103,3 +105,152 @@ def test_turns_are_first_come_first_served():
     for t in [holder, *waiters]:
         t.join()
     assert order == [0, 1, 2, 3, 4]
+
+
+def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
+    """A waiting request's first turn is taken before older turns of requests whose audio
+    is already playing; among each kind, first come first served."""
+    gate = GpuGate(max_requests=8)
+    order, holding, release = [], threading.Event(), threading.Event()
+
+    def hold(_):
+        holding.set()
+        release.wait(10)
+        return [None]
+
+    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
+    holder.start()
+    assert holding.wait(10)
+    threads = []
+    for name, first in (("later-1", False), ("later-2", False), ("first-1", True), ("first-2", True)):
+        t = threading.Thread(target=gate.run_item,
+                             args=(None, name, lambda items: (order.append(items[0]), [None])[1]),
+                             kwargs={"first": first})
+        t.start()
+        threads.append(t)
+        deadline = time.monotonic() + 10
+        while len(gate._turns) < len(threads) and time.monotonic() < deadline:
+            threading.Event().wait(0.005)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(10)
+    assert order == ["first-1", "first-2", "later-1", "later-2"]
+    assert not gate.busy
+
+
+def test_a_cpu_with_two_slots_runs_two_inferences_at_once_and_never_three():
+    engine = FakeEngine(infer_s=0.05)
+    pipeline = fake_pipeline(engine, cpu_slots=2)
+    assert pipeline.gate.slots == 2
+    results, errors = run_concurrently(
+        lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
+    assert not errors
+    assert engine.max_active == 2 and engine.calls == 16
+    waits = sorted(r.record.queue_ms for r in results)
+    # 16 turns of 50 ms in two slots: whoever went last waited for several rounds of others.
+    assert waits[-1] >= 3 * 50
+    assert pipeline.snapshot()["slots_in_use"] == 0 and not pipeline.gate.busy
+
+
+def test_a_gpu_keeps_one_inference_at_a_time_whatever_the_cpu_slots():
+    engine = FakeEngine(infer_s=0.03)
+    engine.device = "cuda"
+    pipeline = fake_pipeline(engine, cpu_slots=4)
+    assert pipeline.gate.slots == 1
+    _, errors = run_concurrently(lambda i: pipeline.synthesize(f"Request {i}. Again {i}."), 6)
+    assert not errors
+    assert engine.max_active == 1 and engine.calls == 12
+
+
+def test_a_failure_in_one_slot_releases_it_while_the_other_keeps_running():
+    gate = GpuGate(max_requests=4, slots=2)
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: gate.run(release.wait))
+    holder.start()
+    time.sleep(0.02)
+    assert gate.slots_in_use == 1
+
+    def boom():
+        raise RuntimeError("simulated device fault")
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        gate.run(boom)  # took the free slot at once, and gave it back
+    assert gate.slots_in_use == 1
+    assert gate.run(lambda: 7)[0] == 7
+    release.set()
+    holder.join()
+    assert gate.slots_in_use == 0 and not gate.busy and gate.busy_s > 0
+
+
+def test_threads_are_divided_among_the_cpu_slots():
+    assert Settings(cpu_threads=8, cpu_slots=2).slot_threads() == 4
+    assert Settings(cpu_threads=2, cpu_slots=4).slot_threads() == 1
+    assert Settings(cpu_threads=None, cpu_slots=1).slot_threads() is None  # the runtime's default
+    assert Settings.from_env({"TTS_CPU_SLOTS": "3"}).cpu_slots == 3
+
+
+def test_going_down_to_one_slot_lets_running_turns_finish_and_then_serializes():
+    gate = GpuGate(max_requests=8, slots=2)
+    release, active, peak, lock = threading.Event(), [0], [0], threading.Lock()
+
+    def work():
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        release.wait(5)
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+
+    first = [threading.Thread(target=lambda: gate.run(work)) for _ in range(2)]
+    for t in first:
+        t.start()
+    time.sleep(0.05)
+    assert gate.slots_in_use == 2 and peak[0] == 2
+    gate.one_slot()  # a GPU model arrived
+    later = [threading.Thread(target=lambda: gate.run(work)) for _ in range(3)]
+    for t in later:
+        t.start()
+    time.sleep(0.05)
+    assert gate.slots_in_use == 2  # nobody was stopped, and nobody new started
+    release.set()
+    for t in first:
+        t.join()
+    with lock:
+        peak[0] = 0  # from here only the later turns run
+    for t in later:
+        t.join()
+    assert peak[0] == 1 and gate.slots_in_use == 0
+
+
+def test_a_steady_flow_of_new_requests_cannot_starve_one_being_heard():
+    """A turn of a request already being heard is passed over at most MAX_OVERTAKES times."""
+    from tts_core.gate import MAX_OVERTAKES
+
+    gate = GpuGate(max_requests=16)
+    order, holding, release = [], threading.Event(), threading.Event()
+
+    def hold(_):
+        holding.set()
+        release.wait(10)
+        return [None]
+
+    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
+    holder.start()
+    assert holding.wait(10)
+    names = [("heard", False)] + [(f"new-{i}", True) for i in range(5)]
+    threads = []
+    for name, first in names:
+        t = threading.Thread(target=gate.run_item,
+                             args=(None, name, lambda items: (order.append(items[0]), [None])[1]),
+                             kwargs={"first": first})
+        t.start()
+        threads.append(t)
+        deadline = time.monotonic() + 10
+        while len(gate._turns) < len(threads) and time.monotonic() < deadline:
+            threading.Event().wait(0.005)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(10)
+    assert order.index("heard") == MAX_OVERTAKES
+    assert [n for n in order if n != "heard"] == [f"new-{i}" for i in range(5)]

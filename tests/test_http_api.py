@@ -20,6 +20,7 @@ from conftest import free_port
 from fakes import FakeEngine, fake_pipeline
 from tts_core import Settings
 from tts_core.audio import PCM_RATE
+from tts_core.config import DEFAULT_CPU_SLOTS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Hello there. This came through the OpenAI route."
@@ -253,6 +254,9 @@ def test_metrics_parse_and_move(studio):
     assert sample("tts_first_audio_ms_count", model="en_US-joe-medium") >= 1
     assert sample("tts_model_load_seconds", model="en_US-joe-medium", phase="load") > 0
     assert sample("tts_queue_depth") == 0
+    # On this CPU-only server: the default slot count, none in use between requests.
+    assert sample("tts_device_slots") == DEFAULT_CPU_SLOTS and sample("tts_device_slots_in_use") == 0
+    assert sample("tts_device_busy_seconds") > 0
 
 
 def test_a_client_that_disconnects_mid_stream_frees_the_gate(studio):

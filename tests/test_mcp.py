@@ -37,7 +37,7 @@ def mcp_requests(url: str) -> float:
 
 def test_the_tools_are_synthesize_and_models_with_usable_descriptions(studio):
     tools = {t.name: t for t in run(mcp_call(studio.url, lambda s: s.list_tools())).tools}
-    assert set(tools) == {"synthesize", "models"}  # the UI's own events are not tools
+    assert set(tools) == {"synthesize", "models", "captioned"}  # the UI's own events are not tools
     synthesize = tools["synthesize"]
     assert "`models`" in synthesize.description and "'url'" in synthesize.description
     properties = synthesize.inputSchema["properties"]
@@ -118,5 +118,5 @@ def test_behind_the_ui_login_tools_are_listed_but_calls_refused(serve):
             "synthesize", {"text": "hi", "model": "fake", "voice": "a"})
 
     tools, result = run(mcp_call(url, calls))
-    assert {t.name for t in tools} == {"synthesize", "models"}
+    assert {t.name for t in tools} == {"synthesize", "models", "captioned"}
     assert result.isError and "login" in result.content[0].text

@@ -59,7 +59,7 @@ def test_stream_yields_each_sentence_in_playable_pieces(quiet_pipeline):
 
 def test_vits_gets_numbers_spelled_out(pipeline):
     synthesis = pipeline.stream("Meet me at 3:30 PM on May 5th.", model="tiny-vits", seed=1)
-    assert synthesis.chunks == ["Meet me at three thirty p m on May fifth."]
+    assert synthesis.chunks == ["Meet me at three thirty PM on May fifth."]
     assert sum(c.audio.shape[0] for c in synthesis) > 0
 
 

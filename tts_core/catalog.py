@@ -99,6 +99,12 @@ def _where(revision: str) -> str:
     return f"{PIPER_VOICES_REPO}@{revision}"
 
 
+def _why_not_downloaded() -> str:
+    from huggingface_hub import constants
+
+    return "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{_endpoint()} could not be reached"
+
+
 def load_catalogue(revision: str = DEFAULT_REVISION) -> dict[str, CatalogVoice]:
     """Every voice in the catalogue at `revision`, by key (from the cache when offline)."""
     from huggingface_hub import constants
@@ -107,11 +113,9 @@ def load_catalogue(revision: str = DEFAULT_REVISION) -> dict[str, CatalogVoice]:
     try:
         path = _hub_download(CATALOGUE_FILE, revision)
     except LocalEntryNotFoundError as e:
-        how = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
-               else f"{_endpoint()} could not be reached")
         raise CatalogueError(
             f"The Piper voice catalogue ({CATALOGUE_FILE} of {_where(revision)}) is not in the "
-            f"Hugging Face cache ({constants.HF_HUB_CACHE}) and {how}. Run once with network "
+            f"Hugging Face cache ({constants.HF_HUB_CACHE}) and {_why_not_downloaded()}. Run once with network "
             "access (or `python -m tts_core.prefetch` at build time) to cache it.") from e
     except (HfHubHTTPError, OSError) as e:
         raise CatalogueError(f"The Piper voice catalogue {_where(revision)} could not be read "
@@ -170,11 +174,9 @@ def voice_files(key: str, revision: str = DEFAULT_REVISION) -> tuple[Path, Path]
         try:
             path = _hub_download(file.path, revision)
         except LocalEntryNotFoundError as e:
-            how = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
-                   else f"{_endpoint()} could not be reached")
             raise ModelLoadError(
                 f"Piper voice {key!r}: {file.path} is not in the Hugging Face cache "
-                f"({constants.HF_HUB_CACHE}) and {how}. Download it once with network access "
+                f"({constants.HF_HUB_CACHE}) and {_why_not_downloaded()}. Download it once with network access "
                 "(`TTS_MODELS=piper:" + key + " python -m tts_core.prefetch`).") from e
         except (HfHubHTTPError, OSError) as e:
             raise ModelLoadError(f"Piper voice {key!r}: downloading {file.path} from "

@@ -10,6 +10,8 @@ from urllib.parse import parse_qsl
 
 from .catalog import DEFAULT_REVISION, is_voice_key
 from .errors import ConfigError
+from .loudness import (DEFAULT_TRUE_PEAK_DB, MAX_LUFS, MAX_TRUE_PEAK_DB, MIN_LUFS,
+                       MIN_TRUE_PEAK_DB)
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +22,9 @@ DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
 
 FAMILIES = ("piper", "vits", "speecht5", "bark", "transformers")
 DEVICES = ("auto", "cpu", "cuda")
+# Model calls at once on a CPU (TTS_CPU_SLOTS), each with the cores divided among them; a GPU
+# always has one. Chosen by measurement on 2 shared cores (README, "Benchmark"; scripts/cpu_slots.py).
+DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 # Per-model options a spec may carry after "?", e.g. `bark:suno/bark-small?dtype=float16`.
@@ -170,7 +175,8 @@ class Settings:
     stream_stall_s: float = 30.0  # an HTTP stream whose client stops reading is ended after this
     cache_ttl_s: int = 3600  # Gradio's cached audio files are deleted after this
     stats_window: int = 100
-    cpu_threads: int | None = None
+    cpu_threads: int | None = None  # threads for model calls in all; None: the CPU's cores
+    cpu_slots: int = DEFAULT_CPU_SLOTS  # model calls at once when every model runs on the CPU
     warmup_text: str = "Warming up the voice, one two three."
     log_level: str = "INFO"
     host: str = "127.0.0.1"
@@ -181,8 +187,19 @@ class Settings:
     # OpenAI name -> this app's name; "" means the default model / the model's voices in turn.
     openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
     openai_voices: dict[str, str] = field(default_factory=dict)
+    # Loudness every request gets unless it asks otherwise: LUFS (None: the voice's own
+    # level), and the true-peak ceiling in dBTP.
+    loudness_lufs: float | None = None
+    true_peak_db: float = DEFAULT_TRUE_PEAK_DB
     piper_voices_revision: str = DEFAULT_REVISION  # rhasspy/piper-voices revision for named voices
     baked_hf_cache: str | None = None  # an image's own hub cache, merged into HF_HOME's at start
+
+    def slot_threads(self) -> int | None:
+        """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
+        the cores) divided among the CPU slots; None leaves one slot the runtimes' own default."""
+        if self.cpu_slots == 1:
+            return self.cpu_threads
+        return max(1, (self.cpu_threads or os.cpu_count() or 1) // self.cpu_slots)
 
     def parse_spec(self, raw: str) -> ModelSpec:
         """A spec as TTS_MODELS would take it, with this app's defaults filled in."""
@@ -240,6 +257,7 @@ class Settings:
             stream_stall_s=_float(env, "TTS_STREAM_STALL", cls.stream_stall_s, minimum=0.1),
             cache_ttl_s=_int(env, "TTS_CACHE_TTL", cls.cache_ttl_s, minimum=1),
             cpu_threads=_int(env, "TTS_CPU_THREADS", 0, minimum=1) if threads else None,
+            cpu_slots=_int(env, "TTS_CPU_SLOTS", cls.cpu_slots, minimum=1),
             warmup_text=env.get("TTS_WARMUP_TEXT", cls.warmup_text).strip() or cls.warmup_text,
             log_level=log_level,
             host=env.get("GRADIO_SERVER_NAME", cls.host).strip() or cls.host,
@@ -249,6 +267,9 @@ class Settings:
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             openai_models=openai_models,
             openai_voices=_mapping(env, "TTS_OPENAI_VOICES"),
+            loudness_lufs=_loudness(env),
+            true_peak_db=_bounded(env, "TTS_TRUE_PEAK", cls.true_peak_db, MIN_TRUE_PEAK_DB,
+                                  MAX_TRUE_PEAK_DB),
             piper_voices_revision=revision,
             baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
         )
@@ -308,4 +329,25 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float) ->
         raise ConfigError(name, f"{raw!r} is not a number") from e
     if not value >= minimum or value == float("inf"):
         raise ConfigError(name, f"{raw!r} must be a finite number of at least {minimum}")
+    return value
+
+
+def _loudness(env: Mapping[str, str]) -> float | None:
+    """TTS_LOUDNESS: a target in LUFS (-40 to -9, e.g. -16), or off (the default)."""
+    raw = env.get("TTS_LOUDNESS", "").strip().lower()
+    if raw in ("", "off", "none"):
+        return None
+    return _bounded(env, "TTS_LOUDNESS", 0.0, MIN_LUFS, MAX_LUFS)
+
+
+def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ConfigError(name, f"{raw!r} is not a number") from e
+    if not low <= value <= high:
+        raise ConfigError(name, f"{raw!r} must be between {low:g} and {high:g}")
     return value

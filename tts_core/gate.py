@@ -1,4 +1,4 @@
-"""The one GPU gate: admits a bounded number of requests and gives the device to one at a time.
+"""The one device gate: admits a bounded number of requests and gives the device's slots out in turn.
 
 Every synthesis in the process, whatever route it came from, passes through one
 `GpuGate`. It has two levels:
@@ -7,8 +7,15 @@ Every synthesis in the process, whatever route it came from, passes through one
   one more gets `GateBusyError` at once (back-pressure) rather than a place in an
   unbounded line. An admitted request is never dropped for being late.
 * `run(fn)` is held for one inference (one chunk). Turns are first come, first served,
-  so a long streamed request and a short one interleave chunk by chunk. It measures
+  so a long streamed request and a short one interleave chunk by chunk, except that a
+  turn marked `first` (a request that has no audio yet) goes before the turns of
+  requests already being heard: each waiting request gets its first audio soonest. No
+  turn is passed over more than `MAX_OVERTAKES` times, so a steady flow of new requests
+  cannot starve one already being heard. It measures
   the wait and the time on the device, and always releases, whatever `fn` raises.
+* The device has `slots`: that many turns run at once. A GPU has one (one inference at
+  a time); a CPU may have more, each running its model with a share of the cores (the
+  threads are divided when the models load; see `config.Settings.slot_threads`).
 * `run_item(key, item, run_batch)` is the same turn with micro-batching: when the device
   frees up, whoever is first in line also takes every waiting item with the same `key`
   (up to `max_batch`; waiting `batch_wait_s` for stragglers when others are already in
@@ -35,6 +42,10 @@ T = TypeVar("T")
 # Weight of the newest hold time in the moving average that Retry-After is derived from.
 _EWMA_ALPHA = 0.2
 MIN_RETRY_AFTER_S = 1.0
+# A turn is passed over by newer requests' first turns at most this many times: a stream
+# already playing waits for at most two others' first windows (tens of ms each) between
+# two of its own, which its audio buffer covers.
+MAX_OVERTAKES = 2
 
 
 @dataclass(eq=False)
@@ -49,13 +60,19 @@ class _Ticket:
     started: float = 0.0
     held: float = 0.0
     batch_size: int = 1
+    first: bool = False  # the request has no audio yet: it goes before those being heard
+    overtaken: int = 0  # how many turns went before this one out of arrival order
 
 
 class GpuGate:
-    """Serializes device work; see the module docstring."""
+    """Hands out the device's slots in turn (one slot: serializes device work); see the module docstring."""
 
     def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0,
-                 max_batch: int = 1, batch_wait_s: float = 0.0, infer_timeout_s: float | None = None):
+                 max_batch: int = 1, batch_wait_s: float = 0.0, infer_timeout_s: float | None = None,
+                 slots: int = 1):
+        if slots < 1:
+            raise ValueError(f"a device has at least one slot, not {slots}")
+        self.slots = slots
         self.max_requests = max_requests
         self.timeout_s = timeout_s
         self.infer_timeout_s = infer_timeout_s
@@ -64,12 +81,13 @@ class GpuGate:
         self.batch_wait_s = batch_wait_s
         self._cond = threading.Condition()
         self._turns: deque[_Ticket] = deque()  # waiting for the device, oldest first
-        self._busy = False
+        self._running = 0  # turns on the device now, at most `slots`
         self._admitted = 0
         self._mean_hold_s = 0.0
         self.turns_served = 0
         self.items_served = 0
         self.largest_batch = 0
+        self.busy_s = 0.0  # slot-seconds held, summed over turns (busy_s / slots / wall = use)
 
     # --- request level ------------------------------------------------------------------
 
@@ -102,23 +120,38 @@ class GpuGate:
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self._running > 0
+
+    def one_slot(self) -> None:
+        """From now on, one turn at a time (a GPU model was added to a CPU server); turns
+        already running finish, and the next starts when none is left."""
+        with self._cond:
+            self.slots = 1
+
+    @property
+    def slots_in_use(self) -> int:
+        """Turns on the device now (0 to `slots`)."""
+        return self._running
 
     # --- inference level ----------------------------------------------------------------
 
-    def run(self, fn: Callable[[], T]) -> tuple[T, float, float]:
-        """Run `fn` alone on the device; return (result, seconds waited, seconds held)."""
-        result, waited, held, _ = self.run_item(None, fn, lambda fns: [fns[0]()])
+    def run(self, fn: Callable[[], T], first: bool = False) -> tuple[T, float, float]:
+        """Run `fn` in a slot of the device (alone, with one slot); return (result, seconds
+        waited, seconds held)."""
+        result, waited, held, _ = self.run_item(None, fn, lambda fns: [fns[0]()], first)
         return result, waited, held
 
     def run_item(self, key: Hashable | None, item: Any,
-                 run_batch: Callable[[Sequence[Any]], Sequence[Any]]) -> tuple[Any, float, float, int]:
+                 run_batch: Callable[[Sequence[Any]], Sequence[Any]],
+                 first: bool = False) -> tuple[Any, float, float, int]:
         """Run `item` on the device, batched with same-`key` items that wait at the same time.
 
+        `first`: the caller has no audio yet, so this turn goes before the turns of callers
+        already being heard (first come, first served among each kind).
         Returns (result, seconds waited, seconds the batch held the device, batch size).
         """
         start = time.perf_counter()
-        ticket = _Ticket(key, item, run_batch)
+        ticket = _Ticket(key, item, run_batch, first=first)
         with self._cond:
             self._turns.append(ticket)
             try:
@@ -144,19 +177,35 @@ class GpuGate:
         return ticket.result, ticket.started - start, ticket.held, ticket.batch_size
 
     def _is_next(self, ticket: _Ticket) -> bool:
-        return not self._busy and self._turns[0] is ticket
+        # A ticket taken into another's batch has left the line (which may now be empty).
+        return (not ticket.taken and self._running < self.slots and bool(self._turns)
+                and self._next() is ticket)
+
+    def _next(self) -> _Ticket:
+        """The oldest turn of a request with no audio yet, else the oldest turn; but the
+        oldest turn once it has been passed over MAX_OVERTAKES times."""
+        oldest = self._turns[0]
+        if oldest.overtaken >= MAX_OVERTAKES:
+            return oldest
+        return next((t for t in self._turns if t.first), oldest)
 
     def _lead(self, leader: _Ticket) -> list[_Ticket]:
         """With the lock held: take the device, and the same-key items waiting behind."""
-        self._turns.popleft()
+        for ticket in self._turns:
+            if ticket is leader:
+                break
+            ticket.overtaken += 1
+        self._turns.remove(leader)
         leader.taken = True
-        self._busy = True
+        self._running += 1
         batch = [leader]
         self._take_followers(batch)
         if 1 < len(batch) < self.max_batch and self.batch_wait_s > 0:
             # Others are already in line: a few ms more may fill the batch.
             self._cond.wait(self.batch_wait_s)
             self._take_followers(batch)
+        if self._running < self.slots:
+            self._cond.notify_all()  # a slot is still free: the next in line may take it
         return batch
 
     def _take_followers(self, batch: list[_Ticket]) -> None:
@@ -198,7 +247,8 @@ class GpuGate:
                     ticket.result, ticket.error = result, error
                     ticket.started, ticket.held, ticket.batch_size = started, held, len(batch)
                     ticket.done = True
-                self._busy = False
+                self._running -= 1
+                self.busy_s += held
                 self.turns_served += 1
                 self.items_served += len(batch)
                 self.largest_batch = max(self.largest_batch, len(batch))

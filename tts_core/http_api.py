@@ -8,11 +8,12 @@ are JSON in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import logging
 import math
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import anyio
 from fastapi import Depends, FastAPI, Request
@@ -27,10 +28,12 @@ from .errors import (GateBusyError, GateTimeoutError, InputError, SynthesisError
 from .metrics import LatencyRecord
 from .pipeline import Pipeline
 from .server import Readiness
+from .timings import to_srt, to_vtt
 
 logger = logging.getLogger(__name__)
 
 SPEECH_ROUTE = "/v1/audio/speech"
+CAPTIONED_ROUTE = "/v1/audio/captioned"  # speech with word timings and subtitles
 DEFAULT_FORMAT = "mp3"  # OpenAI's default response_format
 
 
@@ -146,12 +149,12 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         with `available=true`, the Piper catalogue too, under its own key."""
         data = []
         for engine in pipeline.registry.engines.values():
-            language = engine.describe()["language_name"] or engine.language
+            spoken = engine.describe()["language_name"] or engine.language
             for voice in engine.voices:
                 data.append({
                     "id": voice, "object": "voice", "name": _voice_label(voice, engine.name,
-                                                                          language),
-                    "model": engine.name, "language": language,
+                                                                          spoken),
+                    "model": engine.name, "language": spoken,
                     "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]})
         voices = [{k: d[k] for k in ("id", "name", "model", "language")} for d in data]
         listing = {"object": "list", "data": data, "voices": voices}
@@ -226,7 +229,8 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         except TTSError as e:
             raise from_tts_error(e) from e
         call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
-                    fmt=fields["response_format"], route=SPEECH_ROUTE)
+                    fmt=fields["response_format"], route=SPEECH_ROUTE,
+                    loudness=fields["loudness"], true_peak=fields["true_peak"])
         try:
             if not fields["stream"]:
                 result = await anyio.to_thread.run_sync(lambda: pipeline.synthesize(**call))
@@ -248,6 +252,44 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                                               settings.stream_stall_s),
                                  media_type=audio_io.MEDIA_TYPES[synthesis.format], headers=headers)
 
+    @api.post(CAPTIONED_ROUTE, dependencies=guarded)
+    async def captioned(request: Request):
+        """The speech body; JSON with the audio (base64), its words timed, SRT and WebVTT.
+        With "stream": true, NDJSON: a line per piece of audio with the words that start in
+        it, then a last line with the latency record and the subtitles."""
+        try:
+            body = await _read_json(request, settings.max_body_bytes)
+            fields = _speech_fields(body)
+            model = _model_for(fields["model"])
+        except ApiError as e:
+            pipeline.prometheus.count(CAPTIONED_ROUTE, "unknown", "bad_request")
+            raise e
+        try:  # the model may have been removed a moment ago
+            voice = _voice_for(pipeline.registry.get(model), fields["voice"])
+        except TTSError as e:
+            raise from_tts_error(e) from e
+        call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
+                    fmt=fields["response_format"], route=CAPTIONED_ROUTE, timings=True,
+                    loudness=fields["loudness"], true_peak=fields["true_peak"])
+        try:
+            if not fields["stream"]:
+                result = await anyio.to_thread.run_sync(lambda: pipeline.synthesize(**call))
+                return {"audio": _b64(result.data), "format": result.format,
+                        "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
+                        **captions(result.words), "latency": result.record.to_dict()}
+            synthesis = pipeline.stream(**call)
+            lines = _caption_lines(synthesis)
+            try:
+                first = await anyio.to_thread.run_sync(next, lines, None)
+            except BaseException:
+                synthesis.close()
+                raise
+        except TTSError as e:
+            raise from_tts_error(e) from e
+        return StreamingResponse(_stream_body(request, synthesis, lines, first, settings.stream_stall_s),
+                                 media_type="application/x-ndjson",
+                                 headers={"X-Model": model, "X-Device": synthesis.engine.device})
+
     from .operator_api import add_operator_routes  # here: it reuses ApiError from this module
 
     api.state.models = add_operator_routes(api, pipeline, guarded, _read_json)
@@ -264,7 +306,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
             raise ApiError(405, f"{request.method} is not allowed on {path}; use {', '.join(allowed)}.",
                            code="method_not_allowed", headers={"Allow": ", ".join(allowed)})
         raise ApiError(404, f"There is no route {path}. Routes: POST {SPEECH_ROUTE}, GET /v1/models, "
-                            "GET /v1/audio/voices, GET /v1/audio/models; operators: POST "
+                            "POST /v1/audio/captioned, GET /v1/audio/voices, GET /v1/audio/models; operators: POST "
                             "/v1/models, GET and DELETE /v1/models/{name}.", code="not_found")
 
     @api.exception_handler(Exception)
@@ -396,9 +438,53 @@ def _speech_fields(body: dict[str, Any]) -> dict[str, Any]:
         "response_format": typed("response_format", (str,), DEFAULT_FORMAT, "a string") or DEFAULT_FORMAT,
         "speed": typed("speed", (int, float), 1.0, "a number"),
         "stream": typed("stream", (bool,), False, "true or false"),
+        # Not OpenAI's: a loudness target in LUFS (null or absent: TTS_LOUDNESS) and its
+        # true-peak ceiling in dBTP; the pipeline checks their ranges.
+        "loudness": _number_or_none(body, "loudness"),
+        "true_peak": _number_or_none(body, "true_peak"),
     }
     stream_format = body.get("stream_format", "audio")
     if stream_format != "audio":
         raise ApiError(400, "Only stream_format 'audio' is supported.", param="stream_format",
                        code="unsupported_value")
     return fields
+
+
+def _number_or_none(body: dict[str, Any], name: str) -> float | bool | None:
+    """A number, null (the server's setting) or false (off, for `loudness`)."""
+    value = body.get(name)
+    if value is None or (value is False and name == "loudness"):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ApiError(422, f"'{name}' must be a number; got {json.dumps(value)[:80]}.",
+                       param=name, code="invalid_type")
+    return value
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def captions(words) -> dict[str, Any]:
+    """`words` as JSON, with SubRip and WebVTT subtitles made from them."""
+    return {"words": [w.to_dict() for w in words], "srt": to_srt(words), "vtt": to_vtt(words)}
+
+
+class _Line:
+    """One NDJSON line, shaped like a chunk for `_stream_body` (which sends `.data`)."""
+
+    def __init__(self, obj: dict[str, Any]):
+        self.data = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def _caption_lines(synthesis) -> Iterator[_Line]:
+    """A captioned stream's lines: each piece (a complete file in the asked format) with the
+    words that start in it, timed from the start of the whole audio; then the record."""
+    rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
+    words = []
+    for chunk in synthesis:
+        words.extend(chunk.words)
+        yield _Line({"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
+                     "audio": _b64(chunk.data), "format": synthesis.format, "sample_rate": rate,
+                     "words": [w.to_dict() for w in chunk.words]})
+    yield _Line({"done": True, **captions(words), "latency": synthesis.record.to_dict()})

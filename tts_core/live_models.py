@@ -92,6 +92,8 @@ class ModelManager:
         try:
             spec, engine, load_s, memory = load_one(spec, pipeline.settings)
             state.load_s = round(load_s, 3)
+            if engine.device == "cuda":  # a GPU runs one inference at a time
+                pipeline.gate.one_slot()
 
             def gate_turn(warm_up):  # the warm-up waits for its turn like any request
                 seconds, _, _ = pipeline.gate.run(warm_up)

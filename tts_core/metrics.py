@@ -102,6 +102,12 @@ class PrometheusMetrics:
                                      registry=self.registry)
         self.queue_depth = Gauge("tts_queue_depth", "Requests admitted to the gate (waiting or running)",
                                  registry=self.registry)
+        self.slots = Gauge("tts_device_slots", "Model calls the device runs at once (1 on a GPU)",
+                           registry=self.registry)
+        self.slots_in_use = Gauge("tts_device_slots_in_use", "Device slots running a model call now",
+                                  registry=self.registry)
+        self.busy_seconds = Gauge("tts_device_busy_seconds", "Slot-seconds spent in model calls since "
+                                  "start (rate / slots = how busy the device is)", registry=self.registry)
         self.load_seconds = Gauge("tts_model_load_seconds", "Seconds to load and to warm up each model",
                                   ("model", "phase"), registry=self.registry)
         self.device_memory = Gauge("tts_device_memory_bytes", "CUDA memory allocated by this process",

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import audio as audio_io
+from . import loudness
 from . import text as textproc
 from .config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE, Settings
 from .device import free_device_memory, is_out_of_memory
@@ -27,6 +28,7 @@ from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryErr
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .registry import Registry, warm_load
+from .timings import SourceWord, WordTiming, WordTracker, chunk_timings, source_words, word_frames
 from .windows import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, window_plan
 from .voices import read_xvector
 from .zerogpu import device_call
@@ -54,6 +56,9 @@ class AudioChunk:
     sample_rate: int
     data: bytes | None = None
     sentence: int = 0  # which chunk of text (0-based) the piece belongs to
+    # Words that start in this piece, as typed, timed from the start of the whole audio
+    # (requests made with timings=True; a sentence's words come with its first pieces).
+    words: tuple[WordTiming, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class SynthesisResult:
     sample_rate: int
     format: str
     record: LatencyRecord
+    words: list[WordTiming] | None = None  # with timings=True: every word, in order
 
     @property
     def duration_s(self) -> float:
@@ -82,6 +88,11 @@ class _Plan:
     started: float
     text_s: float
     windowed: bool = False  # decode inside sentences (streams from two-stage engines)
+    # Word timings (timings=True): the typed words, and each chunk's first spoken word.
+    words: list[SourceWord] | None = None
+    chunk_words: list[int] | None = None
+    tracker: WordTracker | None = None
+    loudness: loudness.LoudnessTarget | None = None  # None: the voice's own level
     queue_s: float = 0.0
     infer_s: float = 0.0
     encode_s: float = 0.0
@@ -119,8 +130,12 @@ class Pipeline:
         self.settings = settings
         _ENGINES.update({id(engine): engine for engine in registry.engines.values()})
         self._device = device_call(_on_device)  # the only device call: spaces.GPU on ZeroGPU
+        self._stream_gains: dict[tuple[str, loudness.LoudnessTarget], float] = {}
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
+        self.prometheus.slots.set_function(lambda: gate.slots)
+        self.prometheus.slots_in_use.set_function(lambda: gate.slots_in_use)
+        self.prometheus.busy_seconds.set_function(lambda: gate.busy_s)
         for info in registry.load_info:
             self.prometheus.load_seconds.labels(info.model, "load").set(info.load_s)
             self.prometheus.load_seconds.labels(info.model, "warmup").set(info.warmup_s)
@@ -135,9 +150,14 @@ class Pipeline:
         """A pipeline over already-warm engines, with the gate and stats `settings` ask for."""
         max_batch = settings.max_batch or (
             DEFAULT_CUDA_BATCH if any(e.device == "cuda" for e in registry.engines.values()) else 1)
+        on_gpu = any(e.device == "cuda" for e in registry.engines.values())
+        if on_gpu and settings.cpu_slots > 1:
+            logger.warning("TTS_CPU_SLOTS=%d ignored: a model runs on the GPU, which runs one "
+                           "inference at a time", settings.cpu_slots)
         gate = GpuGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
                        batch_wait_s=settings.batch_wait_ms / MS,
-                       infer_timeout_s=settings.infer_timeout_s)
+                       infer_timeout_s=settings.infer_timeout_s,
+                       slots=1 if on_gpu else settings.cpu_slots)
         return cls(registry, gate, RollingStats(settings.stats_window), settings)
 
     # --- what callers use ---------------------------------------------------------------
@@ -146,15 +166,20 @@ class Pipeline:
                speed: float = 1.0, seed: int | float | None = None, fmt: str = "wav",
                continuous: bool = False, route: str = "python",
                temperature: float | None = None,
-               speaker_embedding: np.ndarray | bytes | str | Path | None = None) -> Synthesis:
+               speaker_embedding: np.ndarray | bytes | str | Path | None = None,
+               timings: bool = False, loudness: float | bool | None = None,
+               true_peak: float | None = None) -> Synthesis:
         """Validate now; return the request's chunks with `data` encoded in `fmt`.
 
         `continuous=False`: every chunk is a complete file (what Gradio's streaming audio
         wants). `continuous=True`: the chunks' bytes concatenate into one stream (one WAV
-        header, then samples; what an HTTP response body wants).
+        header, then samples; what an HTTP response body wants). `timings=True`: each chunk
+        carries the words that start in it (a model without durations is refused).
+        `loudness`: a target in LUFS (None: TTS_LOUDNESS; False: off) with a `true_peak`
+        ceiling in dBTP (None: TTS_TRUE_PEAK); a stream gets one gain and a limiter.
         """
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding)
+                          speaker_embedding, timings, loudness, true_peak)
         plan.windowed = plan.engine.supports_windows
         if continuous and fmt not in audio_io.STREAMABLE:
             raise InputError(f"{fmt} cannot be streamed; stream one of "
@@ -166,18 +191,23 @@ class Pipeline:
                    speed: float = 1.0, seed: int | float | None = None,
                    fmt: str = "wav", route: str = "python", temperature: float | None = None,
                    speaker_embedding: np.ndarray | bytes | str | Path | None = None,
-                   on_chunk: Callable[[int, int], None] | None = None) -> SynthesisResult:
+                   on_chunk: Callable[[int, int], None] | None = None,
+                   timings: bool = False, loudness: float | bool | None = None,
+                   true_peak: float | None = None) -> SynthesisResult:
         """The whole text as one encoded file: a thin wrapper over the chunk generator.
 
         `on_chunk(done, total)` is told after each chunk (the UI's progress bar).
+        `timings=True`: the result's `words` (a model without durations is refused).
+        `loudness`, `true_peak`: as in `stream`; the whole file is measured and normalized.
         """
         plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding)
-        pieces = []
+                          speaker_embedding, timings, loudness, true_peak)
+        pieces, words = [], []
         synthesis = Synthesis(self, plan, encoder=None)
         try:
             for chunk in synthesis:
                 pieces.append(chunk.audio)
+                words.extend(chunk.words)
                 if on_chunk is not None:
                     on_chunk(chunk.sentence + 1, len(plan.chunks))
         finally:
@@ -185,6 +215,8 @@ class Pipeline:
         try:
             start = time.perf_counter()
             joined = np.concatenate(pieces)
+            if plan.loudness is not None:
+                joined, _ = loudness_normalize(joined, plan.engine.sample_rate, plan.loudness)
             data = audio_io.encode(joined, plan.engine.sample_rate, fmt)
             plan.encode_s += time.perf_counter() - start
         except Exception:
@@ -193,11 +225,13 @@ class Pipeline:
         plan.first_audio = plan.finished = time.perf_counter()  # the caller hears nothing sooner
         record = self._record(plan)
         self._served(record, route)
-        return SynthesisResult(data, joined, plan.engine.sample_rate, fmt, record)
+        return SynthesisResult(data, joined, plan.engine.sample_rate, fmt, record,
+                               words if plan.words is not None else None)
 
     def snapshot(self) -> dict:
-        """Rolling stats with the gate's current queue depth."""
-        return self.stats.snapshot(self.gate.queue_depth)
+        """Rolling stats with the gate's current queue depth and slot use."""
+        return dict(self.stats.snapshot(self.gate.queue_depth), slots=self.gate.slots,
+                    slots_in_use=self.gate.slots_in_use)
 
     def models(self) -> list[dict]:
         loads = {info.model: info for info in self.registry.load_info}
@@ -207,10 +241,12 @@ class Pipeline:
     # --- inside -------------------------------------------------------------------------
 
     def _plan(self, text, model, voice, speed, seed, fmt, route, temperature=None,
-              speaker_embedding=None) -> _Plan:
+              speaker_embedding=None, timings=False, loudness=None, true_peak=None) -> _Plan:
         try:
-            return self._validate(text, model, voice, speed, seed, fmt, route, temperature,
-                                  speaker_embedding)
+            plan = self._validate(text, model, voice, speed, seed, fmt, route, temperature,
+                                  speaker_embedding, timings)
+            plan.loudness = self._loudness(loudness, true_peak)
+            return plan
         except InputError:
             known = model if isinstance(model, str) and model in self.registry.engines else None
             self._failed(known or (self.registry.default.name if not model else "unknown"),
@@ -218,7 +254,7 @@ class Pipeline:
             raise
 
     def _validate(self, text, model, voice, speed, seed, fmt, route, temperature,
-                  speaker_embedding) -> _Plan:
+                  speaker_embedding, timings=False) -> _Plan:
         started = time.perf_counter()
         engine = self.registry.get(model)
         params = SynthesisParams(voice=self._voice(engine, voice), speed=_speed(engine, speed),
@@ -249,6 +285,11 @@ class Pipeline:
                              f"({foreign[:FOREIGN_SHOWN]}"
                              f"{' ...' if len(foreign) > FOREIGN_SHOWN else ''}). Choose a model "
                              "for the text's language.", param="input")
+        if timings and not engine.supports_timings:
+            raise InputError(f"Model {engine.name!r} ({engine.family}) gives no phoneme durations, "
+                             "so it has no word timings; ask a Piper or VITS model for them.",
+                             param="model")
+        typed = cleaned
         if engine.language == "en":
             # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
             cleaned = textproc.expand(cleaned)
@@ -258,8 +299,48 @@ class Pipeline:
                                  param="input")
         longest = min(self.settings.chunk_chars, engine.max_chunk_chars or self.settings.chunk_chars)
         chunks = textproc.chunk(cleaned, longest)
-        return _Plan(engine, params, chunks, len(text), fmt, route, started,
-                     time.perf_counter() - started)
+        plan = _Plan(engine, params, chunks, len(text), fmt, route, started, 0.0)
+        if timings:
+            plan.words, plan.chunk_words = _word_plan(typed, cleaned, chunks, engine.language == "en")
+            plan.tracker = WordTracker(plan.words)
+        plan.text_s = time.perf_counter() - started
+        return plan
+
+    def _stream_limiter(self, plan: _Plan, index: int, first: np.ndarray) -> loudness.Limiter:
+        """A stream's limiter with its one gain, from its first sentence (`first`, chunk `index`)
+        and the voice's level at warm-up, weighed by how much of the text each stands for:
+        a stream that is one sentence gets that sentence's own gain; a long text whose
+        first sentence is short ("Wait.") mostly the voice's."""
+        engine = plan.engine
+        weight = len(plan.chunks[index]) / max(1, sum(len(c) for c in plan.chunks[index:]))
+        own = loudness.stream_gain_db(plan.loudness, first, engine.sample_rate)
+        voice = (self._stream_gain_db(engine, plan.loudness) if engine.level_audio is not None
+                 else own)
+        gain_db = weight * own + (1 - weight) * voice
+        logger.debug("stream gain %.2f dB (first sentence %.2f, voice %.2f, weight %.2f)",
+                     gain_db, own, voice, weight)
+        return loudness.Limiter(engine.sample_rate, plan.loudness.ceiling, 10 ** (gain_db / 20))
+
+    def _stream_gain_db(self, engine: Engine, target: loudness.LoudnessTarget) -> float:
+        """A stream's one gain for `engine` at `target`, worked out once (about 50 ms) and kept."""
+        key = (engine.name, target)
+        if key not in self._stream_gains:
+            self._stream_gains[key] = loudness.stream_gain_db(target, engine.level_audio,
+                                                              engine.sample_rate)
+        return self._stream_gains[key]
+
+    def _loudness(self, lufs, true_peak) -> loudness.LoudnessTarget | None:
+        """A request's loudness target: its own, else the TTS_LOUDNESS setting; False: off."""
+        if lufs is False:
+            return None
+        lufs = self.settings.loudness_lufs if lufs is None else lufs
+        if lufs is None:
+            return None
+        peak = self.settings.true_peak_db if true_peak is None else true_peak
+        return loudness.LoudnessTarget(
+            _bounded(lufs, loudness.MIN_LUFS, loudness.MAX_LUFS, "Loudness", "LUFS", "loudness"),
+            _bounded(peak, loudness.MIN_TRUE_PEAK_DB, loudness.MAX_TRUE_PEAK_DB, "The true-peak ceiling",
+                     "dBTP", "true_peak"))
 
     @staticmethod
     def _voice(engine: Engine, voice: str | None) -> str:
@@ -276,6 +357,12 @@ class Pipeline:
         engine, params = plan.engine, plan.params
         status = "error"
         pieces_made = 0
+        # A stream's loudness: one gain for the whole request, set before its first piece
+        # leaves, and a limiter run across its pieces (whole files are normalized once
+        # joined, in `synthesize`).
+        levelled = plan.loudness is not None and encoder is not None
+        limiter = None
+        held: list[WordTiming] = []  # words of audio the limiter still holds
         try:
             with self.gate.admit(), self.registry.in_use(engine):
                 for index, chunk_text in enumerate(plan.chunks):
@@ -289,6 +376,7 @@ class Pipeline:
                                              f"{index + 1} of {len(plan.chunks)}: {e}") from e
                     plan.text_s += time.perf_counter() - start
                     if prepared is None:
+                        self._chunk_words(plan, index, None, None)  # its words are not heard
                         continue  # nothing this model can pronounce in this chunk
                     # Requests for the same engine, voice and speed can share a device turn;
                     # seeded ones run alone, so that a seed gives the same audio every time.
@@ -297,22 +385,38 @@ class Pipeline:
                            and params.speaker_embedding is None else None)
                     where = f"chunk {index + 1} of {len(plan.chunks)}"
                     if plan.windowed:
-                        pieces = self._windows(plan, key, prepared, where)
+                        latents = self._turn(plan, key, prepared, "encode_batch", where)
+                        durations = [lat.durations for lat in latents]
+                        pieces = self._windows(plan, latents, where)
+                        if levelled and limiter is None:  # its gain needs the first sentence whole
+                            pieces = [(np.concatenate([
+                                self._turn(plan, None, (lat, 0, lat.frames), "decode", where)
+                                for lat in latents]), True, True)]
                     else:
-                        pieces = [(self._turn(plan, key, prepared, "infer_batch", where), True, True)]
+                        if plan.words is None:
+                            audio, durations = self._turn(plan, key, prepared, "infer_batch", where), None
+                        else:  # the same audio, with the model's durations beside it
+                            audio, durations = self._turn(plan, key, prepared, "infer_batch_timed",
+                                                          where)
+                        pieces = [(audio, True, True)]
+                    words = self._chunk_words(plan, index, prepared, durations)
+                    if levelled and limiter is None:
+                        limiter = self._stream_limiter(plan, index, pieces[0][0])
                     for audio, head, tail in pieces:
                         audio = audio_io.fade_edges(audio, engine.sample_rate, head=head, tail=tail)
                         plan.samples += audio.shape[0]
-                        data = None
-                        if encoder is not None:
-                            start = time.perf_counter()
-                            data = encoder.encode(audio)
-                            plan.encode_s += time.perf_counter() - start
-                        if plan.first_audio is None:
-                            plan.first_audio = time.perf_counter()
-                        yield AudioChunk(pieces_made, chunk_text, audio, engine.sample_rate, data,
-                                         sentence=index)
-                        pieces_made += 1
+                        heard = plan.samples / engine.sample_rate
+                        held += [w for w in words if tail or w.start < heard]
+                        words = [w for w in words if w not in held]
+                        if limiter is not None:
+                            audio = limiter.process(audio)
+                            if audio.size == 0:
+                                continue
+                        yield self._piece(plan, encoder, pieces_made, chunk_text, audio, index, held)
+                        pieces_made, held = pieces_made + 1, []
+                if limiter is not None and plan.samples:
+                    yield self._piece(plan, encoder, pieces_made, plan.chunks[-1], limiter.flush(),
+                                      len(plan.chunks) - 1, held)
             if plan.samples == 0:
                 raise InputError(f"Model {engine.name!r} cannot pronounce any of this text "
                                  "(no character of it is in the model's alphabet).", param="input")
@@ -337,9 +441,38 @@ class Pipeline:
             synthesis.record = self._record(plan)
             self._served(synthesis.record, plan.route)
 
-    def _windows(self, plan: _Plan, key, prepared,
+    def _piece(self, plan: _Plan, encoder: audio_io.ChunkEncoder | None, index: int, text: str,
+               audio: np.ndarray, sentence: int, words: list[WordTiming]) -> AudioChunk:
+        """A piece of audio as it leaves: encoded (streams), with the words that start in it."""
+        data = None
+        if encoder is not None:
+            start = time.perf_counter()
+            data = encoder.encode(audio)
+            plan.encode_s += time.perf_counter() - start
+        if plan.first_audio is None:
+            plan.first_audio = time.perf_counter()
+        return AudioChunk(index, text, audio, plan.engine.sample_rate, data, sentence=sentence,
+                          words=tuple(words))
+
+    def _chunk_words(self, plan: _Plan, index: int, prepared, durations) -> list[WordTiming]:
+        """The typed words this chunk completes, timed from the start of the whole audio (the
+        chunk starts after `plan.samples`); CPU work, outside the gate."""
+        if plan.words is None:
+            return []
+        start = time.perf_counter()
+        engine, first = plan.engine, plan.chunk_words[index]
+        spans = {}
+        if prepared is not None and durations is not None and all(d is not None for d in durations):
+            frames = word_frames(engine.word_units(plan.chunks[index], prepared), durations)
+            spans = chunk_timings(first, frames, engine.samples_per_frame / engine.sample_rate,
+                                  plan.samples / engine.sample_rate)
+        words = plan.tracker.add(spans, plan.chunk_words[index + 1])
+        plan.text_s += time.perf_counter() - start
+        return words
+
+    def _windows(self, plan: _Plan, latents,
                  where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
-        """A chunk in two stages: its latents in one turn (batched like any inference), then
+        """A chunk in two stages: its latents from one turn (batched like any inference), then
         decoder windows, each a turn of its own. The request's first sentence starts with a
         small window, so its first audio needs only the first stage and one small decode;
         the sentences after it, heard while they are made, are decoded in the largest
@@ -348,7 +481,6 @@ class Pipeline:
 
         Yields (audio, is the chunk's first piece, is its last piece).
         """
-        latents = self._turn(plan, key, prepared, "encode_batch", where)
         windows = [(latent, start, stop) for n, latent in enumerate(latents)
                    for start, stop in window_plan(
                        latent.frames, FIRST_WINDOW_FRAMES if n == 0 and plan.first_audio is None
@@ -361,9 +493,12 @@ class Pipeline:
         """One device turn through the gate: `engine.<method>` on `item` (batched with the
         same-`key` items waiting beside it), its wait and hold added to the plan."""
         engine, params = plan.engine, plan.params
+        if key is not None:  # only the same method's items can share a device call
+            key = (method, key)
         try:
             result, waited, held, _ = self.gate.run_item(
-                key, item, lambda items: self._device(id(engine), method, items, params))
+                key, item, lambda items: self._device(id(engine), method, items, params),
+                first=plan.first_audio is None)
         except TTSError:
             raise
         except Exception as e:
@@ -462,3 +597,28 @@ def _seed(seed) -> int | None:
     if not 0 <= seed <= MAX_SEED:
         raise InputError(f"Seed must be between 0 and {MAX_SEED}; got {int(seed)}.", param="seed")
     return int(seed)
+
+
+def _word_plan(typed: str, spoken: str, chunks: list[str],
+               expanded: bool) -> tuple[list[SourceWord], list[int]]:
+    """The typed words with the spoken words each became, and where each chunk's words start
+    among the spoken words (one more entry: the end). Chunks are the spoken text's words in
+    order; where a word longer than a chunk was cut, the chunks' own words are shown."""
+    bounds = [0]
+    for chunk in chunks:
+        bounds.append(bounds[-1] + len(chunk.split(" ")))
+    spoken_words = [w for chunk in chunks for w in chunk.split(" ")]
+    if spoken_words != spoken.split(" "):
+        return source_words(" ".join(spoken_words), " ".join(spoken_words)), bounds
+    return source_words(typed, spoken, textproc.expand if expanded else None), bounds
+
+
+loudness_normalize = loudness.normalize
+
+
+def _bounded(value, low: float, high: float, what: str, unit: str, param: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and low <= value <= high):
+        raise InputError(f"{what} must be a number from {low:g} to {high:g} {unit} "
+                         f"(for example -16 for loudness), not {value!r}.", param=param)
+    return float(value)

@@ -119,7 +119,7 @@ def warm_load(settings: Settings) -> Registry:
     the device beside the others is refused here, at startup, not at its first request.
     Any failure raises ModelLoadError naming the model: the app never serves half-loaded.
     """
-    if settings.cpu_threads:
+    if settings.slot_threads():
         _set_torch_threads(settings)
     use_baked_cache(settings.baked_hf_cache)
     loaded = [load_one(spec, settings) for spec in settings.models]
@@ -135,7 +135,7 @@ def load_one(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, Engine, fl
     """Load one model (not yet warm): (spec, engine, seconds, bytes on the device)."""
     start, before = time.perf_counter(), cuda_allocated()
     try:
-        engine = load_engine(spec, spec.device or settings.device, settings.cpu_threads)
+        engine = load_engine(spec, spec.device or settings.device, settings.slot_threads())
     except TTSError:
         raise
     except Exception as e:
@@ -203,4 +203,4 @@ def _set_torch_threads(settings: Settings) -> None:
     if any(spec.family != "piper" for spec in settings.models):
         import torch
 
-        torch.set_num_threads(settings.cpu_threads)
+        torch.set_num_threads(settings.slot_threads())

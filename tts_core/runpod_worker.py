@@ -8,10 +8,13 @@ start, never per request (lazy loading cost 10 to 30 s per cold request). So `ma
 warm-loads every model in TTS_MODELS before `runpod.serverless.start`, and the handler
 only ever uses that warm pipeline.
 
-Job input: `{"text", "model", "voice", "speed", "seed", "temperature", "format", "stream"}`, all but
-`text` optional (format: wav, mp3, opus, flac, ogg, pcm; default wav). Output: base64
-audio with the latency record; with `stream: true`, one partial per piece (a sentence, or a window of one) and a last
-one with the record. Bad input returns `{"error": "..."}` and the worker carries on.
+Job input: `{"text", "model", "voice", "speed", "seed", "temperature", "format", "stream",
+"timings", "loudness", "true_peak"}`, all but `text` optional (format: wav, mp3, opus, flac,
+ogg, pcm; default wav; loudness: a target in LUFS such as -16, true_peak its ceiling in
+dBTP). Output: base64 audio with the latency record, and with `timings: true` the `words`
+({word, start, end} in seconds), `srt` and `vtt`; with `stream: true`, one partial per
+piece (a sentence, or a window of one; with timings, the words that start in it) and a
+last one with the record (and the subtitles). Bad input returns `{"error": "..."}` and the worker carries on.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from . import audio as audio_io
 from .config import Settings
 from .errors import ConfigError, ModelLoadError, TTSError
 from .pipeline import Pipeline
+from .timings import to_srt, to_vtt
 
 logger = logging.getLogger(__name__)
 
-INPUT_KEYS = ("text", "model", "voice", "speed", "seed", "temperature", "format", "stream")
+INPUT_KEYS = ("text", "model", "voice", "speed", "seed", "temperature", "format", "stream",
+              "timings", "loudness", "true_peak")
 DEFAULT_FORMAT = "wav"
 
 
@@ -49,17 +54,25 @@ def parse_input(job: Any) -> dict:
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise JobError('"stream" must be true or false.')
+    timings = payload.get("timings", False)
+    if not isinstance(timings, bool):
+        raise JobError('"timings" must be true or false.')
     fmt = payload.get("format", DEFAULT_FORMAT)
     if fmt == "aac":
         raise JobError("aac is not offered by the worker; use wav, mp3, opus, flac, ogg or pcm.")
     return {"text": payload["text"], "model": payload.get("model") or None,
             "voice": payload.get("voice") or None, "speed": payload.get("speed", 1.0),
             "seed": payload.get("seed"), "temperature": payload.get("temperature"), "fmt": fmt,
-            "stream": stream}
+            "stream": stream, "timings": timings, "loudness": payload.get("loudness"),
+            "true_peak": payload.get("true_peak")}
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _captions(words) -> dict:
+    return {"words": [w.to_dict() for w in words], "srt": to_srt(words), "vtt": to_vtt(words)}
 
 
 def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[[dict], Iterator[dict]]]:
@@ -72,9 +85,10 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
             result = pipeline.synthesize(**args, route="runpod")
         except (JobError, TTSError) as e:
             return {"error": str(e)}
-        return {"audio_base64": _b64(result.data), "format": result.format,
-                "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
-                "latency": result.record.to_dict()}
+        out = {"audio_base64": _b64(result.data), "format": result.format,
+               "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
+               "latency": result.record.to_dict()}
+        return out | (_captions(result.words) if args["timings"] else {})
 
     def handle_stream(job: dict) -> Iterator[dict]:
         try:
@@ -88,14 +102,20 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
         try:
             synthesis = pipeline.stream(**args, route="runpod")
             rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
+            words = []
             for chunk in synthesis:
-                yield {"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
-                       "audio_base64": _b64(chunk.data),
-                       "format": synthesis.format, "sample_rate": rate}
+                words.extend(chunk.words)
+                part = {"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
+                        "audio_base64": _b64(chunk.data),
+                        "format": synthesis.format, "sample_rate": rate}
+                if args["timings"]:
+                    part["words"] = [w.to_dict() for w in chunk.words]
+                yield part
         except TTSError as e:
             yield {"error": str(e)}
             return
-        yield {"done": True, "latency": synthesis.record.to_dict()}
+        done = {"done": True, "latency": synthesis.record.to_dict()}
+        yield done | (_captions(words) if args["timings"] else {})
 
     return handle, handle_stream
 

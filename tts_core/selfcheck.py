@@ -172,7 +172,7 @@ def run(settings: Settings) -> tuple[list[Check], str | None]:
         source = resolved_source(spec)
         start = time.perf_counter()
         try:
-            engine = load_engine(spec, spec.device or settings.device, settings.cpu_threads)
+            engine = load_engine(spec, spec.device or settings.device, settings.slot_threads())
             params = SynthesisParams(voice=engine.default_voice)
             engine.infer(engine.prepare(settings.warmup_text, params), params)
             checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: loads and speaks on "

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
+from ..loudness import integrated_lufs
 from ..windows import FIRST_WINDOW_FRAMES
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class Latent:
 
     frames: int
     data: Any = field(compare=False, repr=False)
+    #: Frames per input unit (phoneme id, character), from the model's own duration
+    #: predictor; None for engines that do not expose them.
+    durations: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class Engine(ABC):
@@ -76,6 +80,13 @@ class Engine(ABC):
     #: Frames of latent the decoder reads on each side of a window so that windows join
     #: into the whole decode (its receptive field, rounded up); checked at warm-up.
     window_context: int = 0
+    #: True when the model's own per-unit durations come out with the audio
+    #: (`infer_batch_timed`, `Latent.durations`) and `word_units` maps them to words.
+    supports_timings: bool = False
+    #: The warm-up sentences as a stream makes them (set at warm-up), and their integrated
+    #: loudness (LUFS): what a stream's one loudness gain is chosen from.
+    level_audio: np.ndarray | None = None
+    stream_lufs: float | None = None
     #: Weights' precision and their size in device memory (set by loaders that know it).
     dtype: str = "float32"
     memory_bytes: int = 0
@@ -117,6 +128,18 @@ class Engine(ABC):
         """
         return [self.infer(p, params) for p in prepared]
 
+    def infer_batch_timed(self, prepared: list[Any], params: SynthesisParams
+                          ) -> list[tuple[np.ndarray, list[np.ndarray] | None]]:
+        """`infer_batch`, each audio with its sentences' durations (frames per input unit, in
+        order) where the model gives them, else None. The audio is `infer_batch`'s exactly."""
+        return [(audio, None) for audio in self.infer_batch(prepared, params)]
+
+    def word_units(self, text: str, prepared: Any) -> list[list[int | None]] | None:
+        """CPU, outside the gate: for each sentence of `prepared` (made from `text`), the index
+        of the word of `text.split(" ")` each input unit belongs to (None: a pause,
+        punctuation, padding). None when this engine has no durations."""
+        return None
+
     def encode_batch(self, prepared: list[Any], params: SynthesisParams) -> list[list[Latent]]:
         """First stage, inside the gate: each input's sentences as latents, in order."""
         raise NotImplementedError(f"{self.family} has no two-stage decode")
@@ -140,7 +163,24 @@ class Engine(ABC):
         if audio.size == 0:
             raise ModelLoadError("the warm-up produced no audio")
         self.check_windows(prepared, params)
+        self.stream_lufs = self.measure_stream_level(text, audio)
         return audio.shape[0] / self.sample_rate
+
+    def measure_stream_level(self, text: str, audio: np.ndarray) -> float:
+        """Integrated loudness (LUFS) of the warm-up as a stream makes it: whole sentences
+        (`audio`, already made) or, for windowed engines, the decoder's output, which a
+        stream does not peak-normalize (one more decode of the warm-up sentence: a model
+        added while serving warms up in one gate turn, which listeners wait for)."""
+        params = SynthesisParams(voice=self.default_voice)
+        if self.supports_windows:
+            prepared = self.prepare(text, params)
+            audio = np.concatenate([self.decode(latent, 0, latent.frames)
+                                    for item in self.encode_batch([prepared], params)
+                                    for latent in item])
+        self.level_audio = audio.astype(np.float32)
+        level = integrated_lufs(audio, self.sample_rate)
+        logger.info("%s: streamed level %.1f LUFS", self.name, level)
+        return level
 
     def check_windows(self, prepared: Any, params: SynthesisParams,
                       first_frames: int = FIRST_WINDOW_FRAMES) -> float | None:
@@ -186,6 +226,7 @@ class Engine(ABC):
             "speaker_embedding_dim": self.embedding_dim,
             "supports_batching": self.supports_batching,
             "streams_inside_sentences": self.supports_windows,
+            "word_timings": self.supports_timings,
             "note": self.note,
         }
 

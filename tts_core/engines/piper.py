@@ -10,12 +10,19 @@ import numpy as np
 import onnxruntime
 from piper import PiperVoice
 from piper.config import PiperConfig
+from piper.const import BOS, EOS, PAD
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
 from ..errors import ModelLoadError
+from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
 from .base import Engine, Latent, SynthesisParams, resolve_device
 
 logger = logging.getLogger(__name__)
+
+# Words whose phonemes (said alone) are kept for word timings; cleared when full.
+_WORD_CACHE_SIZE = 10_000
+# Phonemes that are pauses, not sounds of a word: espeak's punctuation and the word space.
+_SILENT_PHONEMES = frozenset("!'(),-.:;?\"¡¿—…«»“”")
 
 # Peaks below this are silence; Piper's own normalization uses the same floor.
 _SILENCE_PEAK = 1e-8
@@ -110,11 +117,14 @@ class PiperEngine(Engine):
         config = PiperConfig.from_dict(raw_config)
         session, self.decoder = _sessions(model_path, session_options(cpu_threads), providers)
         self.supports_batching = self.supports_windows = self.decoder is not None
+        self.supports_timings = self.decoder is not None  # the alignment output: frames per id
         self.samples_per_frame, self.window_context = config.hop_length, _WINDOW_CONTEXT
         self.stream_gain = 1.0  # set at warm-up, from the warm-up sentence's peak
         self._latent_input = self.decoder.get_inputs()[0].name if self.decoder is not None else ""
         self.voice = PiperVoice(session=session, config=config)
-        self.pad_id = config.phoneme_id_map.get("_", [0])[0]
+        self.pad_id = config.phoneme_id_map.get(PAD, [0])[0]
+        self._symbols = _id_symbols(config.phoneme_id_map)
+        self._word_cache: dict[str, list[list[int]]] = {}
         self.noise_scale = config.noise_scale if spec.noise_scale is None else spec.noise_scale
         self.noise_w = config.noise_w_scale if spec.noise_w is None else spec.noise_w
         if config.num_speakers > 1 and config.speaker_id_map:
@@ -140,26 +150,56 @@ class PiperEngine(Engine):
         return self.infer_batch([prepared], params)[0]
 
     def infer_batch(self, prepared: list[list[list[int]]], params: SynthesisParams) -> list[np.ndarray]:
+        return [audio for audio, _ in self.infer_batch_timed(prepared, params)]
+
+    def infer_batch_timed(self, prepared: list[list[list[int]]], params: SynthesisParams
+                          ) -> list[tuple[np.ndarray, list[np.ndarray] | None]]:
         """Each input is a chunk's sentences (phoneme id lists); each sentence comes out
-        peak-normalized, exactly as Piper's own `synthesize` makes it.
+        peak-normalized, exactly as Piper's own `synthesize` makes it, with its frames per
+        phoneme id (the alignment output) when the graph has it.
 
         One request's sentences run one by one, as Piper itself runs them (padding costs
         more than it saves for one caller); the requests of a batch the gate formed run
         as one padded call, split back by their durations.
         """
         sentences = [ids for chunk in prepared for ids in chunk]
+        durations: list[np.ndarray] | None = None
         if self.decoder is None:
             audio = [self._run_whole(ids, params) for ids in sentences]
         elif len(prepared) > 1:
-            audio = self._decode_batch(self._first_stage(sentences, params))
+            latents = self._first_stage(sentences, params)
+            audio = self._decode_batch(latents)
+            durations = [lat.durations for lat in latents]
         else:
-            audio = [self._decode_batch(self._first_stage([ids], params))[0] for ids in sentences]
+            latents = [self._first_stage([ids], params)[0] for ids in sentences]
+            audio = [self._decode_batch([lat])[0] for lat in latents]
+            durations = [lat.durations for lat in latents]
         out, at = [], 0
         for chunk in prepared:
             pieces = [_peak_normalized(a) for a in audio[at:at + len(chunk)]]
+            out.append((np.clip(np.concatenate(pieces), -1.0, 1.0),
+                        None if durations is None else durations[at:at + len(chunk)]))
             at += len(chunk)
-            out.append(np.clip(np.concatenate(pieces), -1.0, 1.0))
         return out
+
+    def word_units(self, text: str, prepared: list[list[int]]) -> list[list[int | None]] | None:
+        """Each phoneme id as its phoneme (None: start, end, punctuation; the PAD after a
+        phoneme joins it), aligned with each word's phonemes said alone."""
+        if not self.supports_timings:
+            return None
+        sentences = [[self._symbols.get(i) for i in ids] for ids in prepared]
+        words = [[sym for ids in self._word_ids(word) for sym in map(self._symbols.get, ids)
+                  if sym and sym != WORD_BREAK] for word in text.split(" ")]
+        return unit_owners(words, sentences)
+
+    def _word_ids(self, word: str) -> list[list[int]]:
+        ids = self._word_cache.get(word)
+        if ids is None:
+            ids = [self.voice.phonemes_to_ids(p) for p in self.voice.phonemize(word) if p]
+            if len(self._word_cache) >= _WORD_CACHE_SIZE:
+                self._word_cache.clear()
+            self._word_cache[word] = ids
+        return ids
 
     def encode_batch(self, prepared: list[list[list[int]]], params: SynthesisParams) -> list[list[Latent]]:
         """The first stage for each input's sentences: one padded call for the whole batch."""
@@ -205,8 +245,9 @@ class PiperEngine(Engine):
         """Latents of `sentences` in one call, each cut to its own length (its durations' sum)."""
         latent, durations = self.voice.session.run(None, self._inputs(sentences, params))
         durations = durations.reshape(len(sentences), -1)
-        frames = [int(durations[row, :len(ids)].sum()) for row, ids in enumerate(sentences)]
-        return [Latent(n, latent[row:row + 1, :, :n]) for row, n in enumerate(frames)]
+        durations = [durations[row, :len(ids)].astype(np.int64) for row, ids in enumerate(sentences)]
+        return [Latent(int(d.sum()), latent[row:row + 1, :, :int(d.sum())], d)
+                for row, d in enumerate(durations)]
 
     def _decode_batch(self, latents: list[Latent]) -> list[np.ndarray]:
         """Whole latents in one decoder call (padded with zeros, as the whole graph pads them)."""
@@ -226,3 +267,20 @@ def _peak_normalized(audio: np.ndarray) -> np.ndarray:
     """Piper's own normalization: each sentence scaled to a peak of 1.0 (silence stays silent)."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return audio / peak if peak > _SILENCE_PEAK else np.zeros_like(audio)
+
+
+def _id_symbols(id_map: dict[str, list[int]]) -> dict[int, str | None]:
+    """Phoneme id -> its phoneme for word timings: None for start, end and pause marks,
+    JOINS_PREVIOUS for the PAD Piper puts after every phoneme."""
+    symbols: dict[int, str | None] = {}
+    for phoneme, ids in id_map.items():
+        for i in ids:
+            if phoneme == PAD:
+                symbols[i] = JOINS_PREVIOUS
+            elif phoneme == " ":
+                symbols[i] = WORD_BREAK
+            elif phoneme in (BOS, EOS) or phoneme in _SILENT_PHONEMES:
+                symbols[i] = None
+            else:
+                symbols.setdefault(i, phoneme)
+    return symbols

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from transformers import AutoTokenizer, VitsModel
 
 from ..config import ModelSpec
 from ..errors import ModelLoadError
+from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
 from .base import Engine, Latent, SynthesisParams, resolve_device
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
@@ -34,6 +36,12 @@ class VitsEngine(Engine):
             self.tokenizer = AutoTokenizer.from_pretrained(spec.source)
             self.model = VitsModel.from_pretrained(spec.source, dtype=dtype).to(device).eval()
         self.decoder = _split_decoder(self.model)
+        # The duration predictor's output, per thread: device calls may run side by side.
+        self._durations_seen = threading.local()
+        predictor = getattr(self.model, "duration_predictor", None)
+        if isinstance(predictor, torch.nn.Module):
+            predictor.register_forward_hook(self._keep_durations)
+            self.supports_timings = True
         self.supports_windows = self.decoder is not None
         self.samples_per_frame = int(np.prod(self.model.config.upsample_rates))
         self.window_context = _WINDOW_CONTEXT
@@ -58,8 +66,7 @@ class VitsEngine(Engine):
                          "as this model was trained.")
 
     def prepare(self, text: str, params: SynthesisParams) -> dict | None:
-        if self.romanizer is not None:
-            text = self.romanizer.romanize_string(text)
+        text = self._romanized(text)
         inputs = self.tokenizer(text, return_tensors="pt")
         ids = inputs["input_ids"]
         pad = self.tokenizer.pad_token_id
@@ -72,7 +79,11 @@ class VitsEngine(Engine):
         return self.infer_batch([prepared], params)[0]
 
     def infer_batch(self, prepared: list[dict], params: SynthesisParams) -> list[np.ndarray]:
-        out = self._forward(prepared, params)
+        return [audio for audio, _ in self.infer_batch_timed(prepared, params)]
+
+    def infer_batch_timed(self, prepared: list[dict], params: SynthesisParams
+                          ) -> list[tuple[np.ndarray, list[np.ndarray] | None]]:
+        out, durations = self._forward(prepared, params)
         waveform = out.waveform
         if self.decoder is not None:
             # The batch's latents, padded with zeros, in one decoder call: as the model's own
@@ -80,15 +91,33 @@ class VitsEngine(Engine):
             with torch.inference_mode():
                 waveform = self.decoder(out.spectrogram, self._speaker(params))
         waveform = waveform.float().cpu().numpy().reshape(len(prepared), -1)
-        return [waveform[row, :int(n)].copy() for row, n in enumerate(out.sequence_lengths.cpu())]
+        return [(waveform[row, :int(n)].copy(), [durations[row]] if durations is not None else None)
+                for row, n in enumerate(out.sequence_lengths.cpu())]
 
     def encode_batch(self, prepared: list[dict], params: SynthesisParams) -> list[list[Latent]]:
         """The model's forward up to its decoder: each input's latent (spectrogram) frames."""
-        out = self._forward(prepared, params)
+        out, durations = self._forward(prepared, params)
         hop = self.samples_per_frame
         speaker = self._speaker(params)
-        return [[Latent(int(n) // hop, (out.spectrogram[row:row + 1, :, :int(n) // hop], speaker))]
+        return [[Latent(int(n) // hop, (out.spectrogram[row:row + 1, :, :int(n) // hop], speaker),
+                        durations[row] if durations is not None else None)]
                 for row, n in enumerate(out.sequence_lengths.cpu())]
+
+    def word_units(self, text: str, prepared: dict) -> list[list[int | None]] | None:
+        """Each character id as its character (spaces break words; the blank after a
+        character joins it), aligned with each word's characters."""
+        if not self.supports_timings:
+            return None
+        pad = self.tokenizer.pad_token_id
+        tokens = self.tokenizer.convert_ids_to_tokens(prepared["input_ids"][0].tolist())
+        units = [JOINS_PREVIOUS if i == pad else (WORD_BREAK if not t.strip() else t)
+                 for i, t in zip(prepared["input_ids"][0].tolist(), tokens)]
+        words = [[t for t in self.tokenizer.tokenize(self._romanized(word)) if t.strip()
+                  and t != self.tokenizer.pad_token] for word in text.split(" ")]
+        return unit_owners(words, [units])
+
+    def _romanized(self, text: str) -> str:
+        return self.romanizer.romanize_string(text) if self.romanizer is not None else text
 
     def decode(self, latent: Latent, start: int, stop: int) -> np.ndarray:
         spectrogram, speaker = latent.data
@@ -120,7 +149,22 @@ class VitsEngine(Engine):
             kwargs["speaker_id"] = self.voices.index(params.voice)
         with torch.inference_mode():
             seed_all(params.seed)
-            return self.model(**kwargs)
+            self._durations_seen.log_duration = None
+            out = self.model(**kwargs)
+            log_duration = self._durations_seen.log_duration
+            self._durations_seen.log_duration = None
+            if log_duration is None:
+                return out, None
+            # The model's own durations, as its forward computes them from the predictor.
+            padding = mask.to(self.device).unsqueeze(1).to(log_duration.dtype)
+            length_scale = 1.0 / params.speed  # the same float product the forward takes the ceiling of
+            frames = torch.ceil(torch.exp(log_duration) * padding * length_scale)
+            frames = frames[:, 0, :].long().cpu().numpy()
+        return out, [frames[row, :n].copy() for row, n in enumerate(lengths)]
+
+    def _keep_durations(self, module, args, output) -> None:
+        """Forward hook on the duration predictor: its log-durations, read after the forward."""
+        self._durations_seen.log_duration = output
 
 
 class _SkipDecoder(torch.nn.Module):
