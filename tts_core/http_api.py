@@ -213,8 +213,9 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                             f"{', '.join(settings.openai_models)} map to them.", param="model",
                        code="model_not_found")
 
-    @api.post(SPEECH_ROUTE, dependencies=guarded)
-    async def speech(request: Request):
+    async def speech_call(request: Request, route: str) -> tuple[dict, bool]:
+        """A speech body, read and checked once for both routes: the pipeline's arguments
+        (model and voice resolved) and whether the client asked for a stream."""
         try:
             body = await _read_json(request, settings.max_body_bytes)
             fields = _speech_fields(body)
@@ -222,17 +223,22 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                 logger.debug("ignoring 'instructions': the models here do not take a style prompt")
             model = _model_for(fields["model"])
         except ApiError as e:
-            pipeline.prometheus.count(SPEECH_ROUTE, "unknown", "bad_request")
+            pipeline.prometheus.count(route, "unknown", "bad_request")
             raise e
         try:  # the model may have been removed a moment ago
             voice = _voice_for(pipeline.registry.get(model), fields["voice"])
         except TTSError as e:
             raise from_tts_error(e) from e
-        call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
-                    fmt=fields["response_format"], route=SPEECH_ROUTE,
-                    loudness=fields["loudness"], true_peak=fields["true_peak"])
+        return dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
+                    fmt=fields["response_format"], route=route, loudness=fields["loudness"],
+                    true_peak=fields["true_peak"]), fields["stream"]
+
+    @api.post(SPEECH_ROUTE, dependencies=guarded)
+    async def speech(request: Request):
+        call, stream = await speech_call(request, SPEECH_ROUTE)
+        model = call["model"]
         try:
-            if not fields["stream"]:
+            if not stream:
                 result = await anyio.to_thread.run_sync(lambda: pipeline.synthesize(**call))
                 rate = audio_io.output_rate(result.format, result.sample_rate)
                 return Response(result.data, media_type=audio_io.MEDIA_TYPES[result.format],
@@ -257,22 +263,10 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         """The speech body; JSON with the audio (base64), its words timed, SRT and WebVTT.
         With "stream": true, NDJSON: a line per piece of audio with the words that start in
         it, then a last line with the latency record and the subtitles."""
+        call, stream = await speech_call(request, CAPTIONED_ROUTE)
+        call["timings"], model = True, call["model"]
         try:
-            body = await _read_json(request, settings.max_body_bytes)
-            fields = _speech_fields(body)
-            model = _model_for(fields["model"])
-        except ApiError as e:
-            pipeline.prometheus.count(CAPTIONED_ROUTE, "unknown", "bad_request")
-            raise e
-        try:  # the model may have been removed a moment ago
-            voice = _voice_for(pipeline.registry.get(model), fields["voice"])
-        except TTSError as e:
-            raise from_tts_error(e) from e
-        call = dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
-                    fmt=fields["response_format"], route=CAPTIONED_ROUTE, timings=True,
-                    loudness=fields["loudness"], true_peak=fields["true_peak"])
-        try:
-            if not fields["stream"]:
+            if not stream:
                 result = await anyio.to_thread.run_sync(lambda: pipeline.synthesize(**call))
                 return {"audio": _b64(result.data), "format": result.format,
                         "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
