@@ -107,10 +107,8 @@ def test_turns_are_first_come_first_served():
     assert order == [0, 1, 2, 3, 4]
 
 
-def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
-    """A waiting request's first turn is taken before older turns of requests whose audio
-    is already playing; among each kind, first come first served."""
-    gate = GpuGate(max_requests=8)
+def served_order(gate: GpuGate, turns: list[tuple[str, bool]]) -> list[str]:
+    """Hold the device, line `turns` up in order (name, first), release: the order they ran."""
     order, holding, release = [], threading.Event(), threading.Event()
 
     def hold(_):
@@ -122,7 +120,7 @@ def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
     holder.start()
     assert holding.wait(10)
     threads = []
-    for name, first in (("later-1", False), ("later-2", False), ("first-1", True), ("first-2", True)):
+    for name, first in turns:
         t = threading.Thread(target=gate.run_item,
                              args=(None, name, lambda items: (order.append(items[0]), [None])[1]),
                              kwargs={"first": first})
@@ -134,8 +132,16 @@ def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
     release.set()
     for t in [holder, *threads]:
         t.join(10)
-    assert order == ["first-1", "first-2", "later-1", "later-2"]
     assert not gate.busy
+    return order
+
+
+def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
+    """A waiting request's first turn is taken before older turns of requests whose audio
+    is already playing; among each kind, first come first served."""
+    order = served_order(GpuGate(max_requests=8), [("later-1", False), ("later-2", False),
+                                                   ("first-1", True), ("first-2", True)])
+    assert order == ["first-1", "first-2", "later-1", "later-2"]
 
 
 def test_a_cpu_with_two_slots_runs_two_inferences_at_once_and_never_three():
@@ -227,30 +233,7 @@ def test_a_steady_flow_of_new_requests_cannot_starve_one_being_heard():
     """A turn of a request already being heard is passed over at most MAX_OVERTAKES times."""
     from tts_core.gate import MAX_OVERTAKES
 
-    gate = GpuGate(max_requests=16)
-    order, holding, release = [], threading.Event(), threading.Event()
-
-    def hold(_):
-        holding.set()
-        release.wait(10)
-        return [None]
-
-    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
-    holder.start()
-    assert holding.wait(10)
-    names = [("heard", False)] + [(f"new-{i}", True) for i in range(5)]
-    threads = []
-    for name, first in names:
-        t = threading.Thread(target=gate.run_item,
-                             args=(None, name, lambda items: (order.append(items[0]), [None])[1]),
-                             kwargs={"first": first})
-        t.start()
-        threads.append(t)
-        deadline = time.monotonic() + 10
-        while len(gate._turns) < len(threads) and time.monotonic() < deadline:
-            threading.Event().wait(0.005)
-    release.set()
-    for t in [holder, *threads]:
-        t.join(10)
+    order = served_order(GpuGate(max_requests=16),
+                         [("heard", False)] + [(f"new-{i}", True) for i in range(5)])
     assert order.index("heard") == MAX_OVERTAKES
     assert [n for n in order if n != "heard"] == [f"new-{i}" for i in range(5)]
