@@ -73,27 +73,25 @@ def load_examples(language: str | None) -> list[list[str]]:
     return [[line.strip()] for line in lines if line.strip()]
 
 
-def _language(engine) -> str:
-    return engine.describe()["language_name"] or "language not stated"
+def _language(card) -> str:
+    return card.language_name or "language not stated"
 
 
 def _model_choices(pipeline: Pipeline, language: str = ALL_LANGUAGES) -> list[tuple[str, str]]:
     """(label, name) for the model picker: 'mms-tts-deu (vits)', filtered by language (the
     language is in the filter and the note; in the label it ran under the arrow)."""
-    return [(f"{name} ({e.family})", name)
-            for name, e in pipeline.registry.engines.items()
-            if language == ALL_LANGUAGES or _language(e) == language]
+    return [(f"{warm.name} ({warm.card.family})", warm.name) for warm in pipeline.registry.warm
+            if language == ALL_LANGUAGES or _language(warm.card) == language]
 
 
 def _model_note(pipeline: Pipeline, model: str | None) -> str:
-    engine = pipeline.registry.get(model)
-    d = engine.describe()
-    info = next(i for i in pipeline.registry.load_info if i.model == engine.name)
-    voices = len(engine.voices)
-    line = (f"**{engine.name}**: {engine.family}, {_language(engine)}, {engine.sample_rate} Hz, "
-            f"{voices} voice{'s' if voices != 1 else ''}, {d['dtype']} on {engine.device}, "
-            f"{d['memory_mb']} MB; warm-up ran at RTF {info.warmup_rtf:.2f}.")
-    return f"{line}\n\n{engine.note}" if engine.note else line
+    """The note beside the picker: the model's card and its warm-up RTF."""
+    warm = pipeline.registry.warm_model(model)
+    card, voices = warm.card, len(warm.card.voices)
+    line = (f"**{card.name}**: {card.family}, {_language(card)}, {card.sample_rate} Hz, "
+            f"{voices} voice{'s' if voices != 1 else ''}, {card.dtype} on {card.device}, "
+            f"{card.memory_mb} MB; warm-up ran at RTF {warm.warmup_rtf:.2f}.")
+    return f"{line}\n\n{card.note}" if card.note else line
 
 
 def _fail(message: str) -> None:
@@ -133,9 +131,9 @@ def _live_markdown(pipeline: Pipeline) -> str:
         "| model | family | device | dtype | memory | sample rate | load | warm-up | warm-up RTF |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {i.model} | {i.family} | {i.device} | {i.dtype} | {i.memory_mb:.1f} MB "
-              f"| {i.sample_rate} Hz | {i.load_s:.2f} s | {i.warmup_s:.2f} s | {i.warmup_rtf:.2f} |"
-              for i in pipeline.registry.load_info]
+    lines += [f"| {c.name} | {c.family} | {c.device} | {c.dtype} | {c.memory_mb:.1f} MB "
+              f"| {c.sample_rate} Hz | {w.load_s:.2f} s | {w.warmup_s:.2f} s | {w.warmup_rtf:.2f} |"
+              for w, c in ((w, w.card) for w in pipeline.registry.warm)]
     return "\n".join(lines)
 
 
@@ -241,7 +239,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             return  # the pipeline's own error says it better
         foreign = foreign_letters(text or "", engine.language)
         if foreign:
-            gr.Warning(f"{engine.name} speaks {_language(engine)}; it cannot pronounce these "
+            gr.Warning(f"{engine.name} speaks {_language(pipeline.registry.card(engine.name))}; it cannot pronounce these "
                        f"letters, so they were not spoken as words: {foreign[:40]}")
 
     def synthesize(text, model, voice, speed, seed, temperature=None, xvector=None,
@@ -394,7 +392,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                                   placeholder="Type or paste what should be spoken.")
                 count = gr.HTML(_count_html(0, settings.max_chars), elem_id="char-count",
                                 padding=False)
-                languages = sorted({_language(e) for e in engines})
+                languages = sorted({_language(w.card) for w in pipeline.registry.warm})
                 with gr.Row():
                     language = Picker([("All languages", ALL_LANGUAGES)] + languages,
                                       value=ALL_LANGUAGES, label="Language", elem_id="language",
@@ -460,7 +458,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             per_model = gr.Markdown(_per_model_markdown(pipeline), elem_id="per-model")
 
         def pickers():  # models added or removed while serving: each page load sees the warm ones
-            names = sorted({_language(e) for e in pipeline.registry.engines.values()})
+            names = sorted({_language(w.card) for w in pipeline.registry.warm})
             return (gr.update(choices=[("All languages", ALL_LANGUAGES)] + names),
                     gr.update(choices=_model_choices(pipeline)))
 

@@ -161,15 +161,15 @@ def test_on_zerogpu_only_the_model_call_runs_under_spaces_gpu(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
     result = pipeline.synthesize("One sentence. And another one.")
-    assert decorated == ["_on_device"]
-    assert calls == ["_on_device", "_on_device"]  # once per chunk, nothing else
+    assert decorated == ["on_device"]
+    assert calls == ["on_device", "on_device"]  # once per chunk, nothing else
     assert result.duration_s > 0
 
 
 def test_off_zerogpu_nothing_is_wrapped(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
-    assert pipeline._device.__name__ == "_on_device" and pipeline._device.__module__ == "tts_core.pipeline"
+    assert pipeline._device.__name__ == "on_device" and pipeline._device.__module__ == "tts_core.zerogpu"
 
 
 # --- RunPod serverless worker -------------------------------------------------------------
