@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 
-from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError, selfcheck
+from tts_core import InputError, Pipeline, Settings, TTSError, bootstrap, selfcheck
 from tts_core import audio as audio_io
 from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from tts_core.text import foreign_letters
-from tts_core.ffmpeg import ensure_ffmpeg
+from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
 from tts_core.timings import to_srt
@@ -576,33 +576,29 @@ def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> F
 
 
 def load_settings() -> Settings:
+    """The start-up's first step (settings, logging), or one line and exit 1."""
     try:
-        settings = Settings.from_env()
-    except ConfigError as e:
-        _fail(f"invalid setting {e}")
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return settings
+        return bootstrap.settings()
+    except bootstrap.StartupError as e:
+        _fail(str(e))
 
 
 def create_app(settings: Settings) -> tuple[Pipeline, gr.Blocks]:
-    """Environment summary, ffmpeg, warm load, then the UI: the order the process starts in."""
-    for check in selfcheck.environment(settings, inspect_torch=False):
-        logger.log(logging.INFO if check.ok else logging.WARNING, "check %s: %s", check.name,
-                   check.value)
-    streaming = ensure_ffmpeg() is not None
-    if not streaming:
+    """The start-up's second step (environment summary, warm load), then the UI."""
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
         logger.warning("No ffmpeg found: the Stream button will play whole files instead")
+    else:
+        expose_to_gradio(ffmpeg)  # Gradio's streamed audio runs ffmpeg by name
     try:
-        pipeline = Pipeline.from_settings(settings)
-    except (ModelLoadError, ConfigError) as e:
+        pipeline = bootstrap.pipeline(settings)
+    except bootstrap.StartupError as e:
         _fail(str(e))
-    return pipeline, build_demo(pipeline, streaming)
+    return pipeline, build_demo(pipeline, ffmpeg is not None)
 
 
 def self_check(settings: Settings) -> None:
     """`python app.py --check`: the report, each model loaded once, exit 0 or 1 with the problem."""
-    ensure_ffmpeg()
     checks, problem = selfcheck.run(settings)
     print(selfcheck.format_report(checks))
     if problem:
