@@ -15,9 +15,9 @@ import torch
 from transformers import BarkModel, BarkProcessor
 
 from ..config import ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError
 from ..voices import load_bark_presets, voices_folder
-from ..device import resolve_device
 from .base import Engine, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 

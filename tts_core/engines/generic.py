@@ -14,8 +14,8 @@ import torch
 from transformers import AutoConfig, pipeline
 
 from ..config import ModelSpec
-from ..errors import ModelLoadError
 from ..device import resolve_device
+from ..errors import ModelLoadError
 from .base import Engine, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 

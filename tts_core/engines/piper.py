@@ -13,9 +13,9 @@ from piper.config import PiperConfig
 from piper.const import BOS, EOS, PAD
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError, TTSError
 from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
-from ..device import resolve_device
 from .base import Engine, Latent, SynthesisParams
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import torch
 from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor
 
 from ..config import ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError
 from ..voices import XVECTOR_HOWTO, load_xvectors, voices_folder
-from ..device import resolve_device
 from .base import Engine, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 

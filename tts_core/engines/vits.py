@@ -10,9 +10,9 @@ import torch
 from transformers import AutoTokenizer, VitsModel
 
 from ..config import ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError
 from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
-from ..device import resolve_device
 from .base import Engine, Latent, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
