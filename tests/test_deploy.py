@@ -87,7 +87,7 @@ def test_the_containers_start_command_serves_with_the_dockerfiles_env(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=30) == 0
     # The start logs the environment summary before serving.
-    log = proc.stderr.read()
+    log = proc.output.text()
     assert "check python:" in log and "check onnxruntime:" in log and "check ffmpeg:" in log
 
 

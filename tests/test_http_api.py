@@ -16,7 +16,7 @@ import soundfile as sf
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port
+from conftest import drain, free_port
 from fakes import FakeEngine, fake_pipeline
 from waiting import wait_until
 from tts_core import Settings
@@ -292,6 +292,7 @@ def test_ready_is_503_until_warm_and_health_is_200_throughout(tmp_path):
     }
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    drain("app.py", proc)  # read as it comes (a failure's report shows it)
     url = f"http://127.0.0.1:{port}"
     try:
         seen = []
