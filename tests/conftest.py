@@ -200,6 +200,16 @@ def serve(studio):
 
 
 @pytest.fixture(scope="session")
+def quiet_url(studio, quiet_pipeline):
+    """The real app wiring (Gradio UI + HTTP API) over the noise-off voice: exact lengths."""
+    server = StudioServer("127.0.0.1", free_port()).start()
+    demo = studio.build_demo(quiet_pipeline, streaming=False)
+    server.attach(studio.build_server(quiet_pipeline, demo, server.readiness))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def client(studio):
     from gradio_client import Client
 

@@ -28,19 +28,6 @@ TEXT = "Hello there. This came through the OpenAI route."
 TEN_SENTENCES = " ".join(f"This is sentence number {i} of a longer text to stream." for i in range(10))
 
 
-@pytest.fixture(scope="module")
-def sdk(studio):
-    return OpenAI(base_url=f"{studio.url}/v1", api_key="not-needed", max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def wav_seconds(sdk):
-    """How long TEXT is in this voice, from the WAV: what every other format must match."""
-    audio, rate = sf.read(io.BytesIO(sdk.audio.speech.create(
-        model="tts-1", voice="alloy", input=TEXT, response_format="wav").content))
-    return audio.shape[0] / rate
-
-
 def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     if fmt == "pcm":
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767, PCM_RATE
@@ -53,22 +40,36 @@ def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     return audio, rate
 
 
-# Lossy codecs pad: encoder priming and the last partial frame. AAC frames are 1024 samples
-# and ADTS cannot say how many to trim, so allow four frames; the others stay within 0.1 s.
-PADDING_S = {"aac": 4 * 1024 / 22050}
-# Piper draws phoneme durations with noise, so two renderings of one text differ by a few
-# percent: a separate rendering is only a plausibility bound for the length.
-SAME_TEXT_SPREAD = 0.3
+# With the voice's noise off one text always makes the same samples (`samples` below), so
+# every format's length is exact: WAV and FLAC carry the samples, pcm and Opus carry them
+# resampled to 24 kHz (soxr keeps the length: round(n * 24000 / 22050)). MP3 and AAC only
+# pad (encoder priming, the last partial frame; ADTS cannot say how much to trim): never
+# shorter, and at most a few frames longer.
+VOICE_RATE = 22050
+PADDING_SAMPLES = {"mp3": 3 * 576, "aac": 4 * 1024}  # at 22050 Hz: MPEG-2 and AAC frames
 
 
-def assert_speech(audio: np.ndarray, rate: int, expected_rate: int, reference_s: float,
-                  fmt: str = "", exact_s: float | None = None):
-    """Right rate; the length the server says it made (within codec padding); speech, not silence."""
-    seconds = audio.shape[0] / rate
+@pytest.fixture(scope="module")
+def quiet_sdk(quiet_url):
+    return OpenAI(base_url=f"{quiet_url}/v1", api_key="not-needed", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def samples(quiet_pipeline) -> int:
+    """How many samples TEXT makes in the noise-off voice, in process."""
+    return quiet_pipeline.synthesize(TEXT).audio.shape[0]
+
+
+def assert_exact_speech(audio: np.ndarray, rate: int, expected_rate: int, samples: int,
+                        fmt: str, pieces: int = 1):
+    """Right rate; exactly the samples the voice made (lossy codecs: never fewer, padding at
+    most a few frames a separately encoded piece); speech, not silence."""
     assert rate == expected_rate
-    assert seconds == pytest.approx(reference_s, rel=SAME_TEXT_SPREAD)
-    if exact_s is not None:
-        assert seconds == pytest.approx(exact_s, abs=PADDING_S.get(fmt, 0.1))
+    expected = round(samples * rate / VOICE_RATE)
+    if fmt in PADDING_SAMPLES:
+        assert 0 <= audio.shape[0] - expected <= pieces * PADDING_SAMPLES[fmt], (audio.shape[0], expected)
+    else:
+        assert audio.shape[0] == expected
     assert np.sqrt(np.mean(audio ** 2)) > 0.02
 
 
@@ -76,29 +77,29 @@ def assert_speech(audio: np.ndarray, rate: int, expected_rate: int, reference_s:
     ("mp3", 22050), ("opus", 24000), ("aac", 22050), ("flac", 22050), ("wav", 22050),
     ("pcm", PCM_RATE),
 ])
-def test_sdk_every_response_format(sdk, wav_seconds, fmt, rate):
-    response = sdk.audio.speech.create(model="tts-1", voice="alloy", input=TEXT,
-                                       response_format=fmt)
-    assert_speech(*decode(response.content, fmt), rate, wav_seconds, fmt,
-                  exact_s=float(response.response.headers["x-audio-seconds"]))
+def test_sdk_every_response_format(quiet_sdk, samples, fmt, rate):
+    response = quiet_sdk.audio.speech.create(model="tts-1", voice="alloy", input=TEXT,
+                                             response_format=fmt)
+    assert_exact_speech(*decode(response.content, fmt), rate, samples, fmt)
+    assert float(response.response.headers["x-audio-seconds"]) == pytest.approx(samples / VOICE_RATE,
+                                                                                abs=0.001)
     assert response.response.headers["x-model"] == "en_US-joe-medium"
     assert float(response.response.headers["x-rtf"]) > 0
 
 
 @pytest.mark.parametrize("fmt, rate", [("wav", 22050), ("pcm", PCM_RATE), ("mp3", 22050)])
-def test_sdk_streaming_response(sdk, wav_seconds, fmt, rate):
-    with sdk.audio.speech.with_streaming_response.create(
+def test_sdk_streaming_response(quiet_sdk, quiet_pipeline, samples, fmt, rate):
+    with quiet_sdk.audio.speech.with_streaming_response.create(
             model="tts-1", voice="alloy", input=TEXT, response_format=fmt,
             extra_body={"stream": True}) as response:
         assert response.headers["transfer-encoding"] == "chunked"
         data = b"".join(response.iter_bytes())
     if fmt == "wav":  # a streamed WAV's header cannot know its length: read the samples after it
-        data = data[44:]
-        fmt = "pcm"
-        audio = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767
-        assert_speech(audio, 22050, rate, wav_seconds)
+        audio = np.frombuffer(data[44:], dtype="<i2").astype(np.float32) / 32767
+        assert_exact_speech(audio, 22050, rate, samples, "wav")
     else:
-        assert_speech(*decode(data, fmt), rate, wav_seconds, fmt)
+        pieces = len(list(quiet_pipeline.stream(TEXT)))  # each piece is encoded as it comes
+        assert_exact_speech(*decode(data, fmt), rate, samples, fmt, pieces)
 
 
 def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio, figure):
