@@ -119,7 +119,7 @@ class ChildOutput:
         return "".join(self._parts)
 
 
-CHILDREN: list[ChildOutput] = []  # the current test's children, shown in its report if it fails
+CHILDREN: list[ChildOutput] = []  # running children, shown in a failing test's report
 CHILD_TAIL_CHARS = 4000
 
 
@@ -136,8 +136,8 @@ def pytest_runtest_makereport(item, call):
         for child in CHILDREN:
             report.sections.append((f"{child.name} stderr (last {CHILD_TAIL_CHARS} characters)",
                                     child.text()[-CHILD_TAIL_CHARS:]))
-    if call.when == "teardown":
-        CHILDREN.clear()
+    if call.when == "teardown":  # a child that outlives its test (a module's app) stays listed
+        CHILDREN[:] = [child for child in CHILDREN if child.proc.poll() is None]
     return report
 
 
