@@ -73,6 +73,7 @@ def gradio_refusal(e: Exception) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 45 s here (2 shared cores, load average 8); the rest is headroom
 def test_64_concurrent_clients_across_gradio_and_http(steady, serve, figure):
     url = serve(steady)
     texts = [f"Client number {i} asks for {'a longer sentence, with more words in it' if i % 3 else 'this'}."
@@ -133,6 +134,7 @@ def test_64_concurrent_clients_across_gradio_and_http(steady, serve, figure):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 196 s here (2 shared cores, load average 8)
 def test_500_sequential_requests_hold_memory_and_file_descriptors(steady, serve, figure):
     url = serve(steady)
     client = Client(url, verbose=False)
