@@ -65,8 +65,6 @@ def http_refusal(r: httpx.Response) -> bool:
 
 def gradio_refusal(e: Exception) -> bool:
     """A clean refusal through Gradio: its own full queue (QueueError), or the gate's busy error."""
-    from gradio_client.exceptions import AppError
-
     return isinstance(e, QueueError) or (isinstance(e, AppError)
                                          and GATE_BUSY.fullmatch(e.message) is not None)
 
