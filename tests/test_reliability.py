@@ -19,7 +19,7 @@ from gradio_client import Client
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from fakes import FakeEngine, fake_pipeline
-from tts_core import InputError, Pipeline, Settings
+from tts_core import InputError, Pipeline, Settings, SpeechRequest
 from tts_core.text import chunk, clean
 
 DETERMINISTIC = "joe?noise_scale=0&noise_w=0"  # noise off: one text, one exact length
@@ -48,7 +48,7 @@ def test_64_concurrent_clients_across_gradio_and_http(steady, serve, figure):
     url = serve(steady)
     texts = [f"Client number {i} asks for {'a longer sentence, with more words in it' if i % 3 else 'this'}."
              for i in range(64)]
-    expected = [steady.synthesize(t).audio.shape[0] for t in texts]  # each text alone
+    expected = [steady.synthesize(SpeechRequest(t)).audio.shape[0] for t in texts]  # each text alone
     gradio_clients = [Client(url, verbose=False) for _ in range(32)]
     outcomes, latencies, lock = {}, [], threading.Lock()
     barrier = threading.Barrier(64)
@@ -309,7 +309,7 @@ FUZZ = fake_pipeline(FakeEngine(infer_s=0))
 @given(st.text(max_size=400))
 def test_fuzzed_text_is_spoken_or_refused_clearly(text):
     try:
-        result = FUZZ.synthesize(text)
+        result = FUZZ.synthesize(SpeechRequest(text))
     except InputError as e:
         assert str(e)
     else:
