@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fakes import FakeEngine, fake_pipeline
-from tts_core import RECORD_KEYS, InputError, SpeechRequest, UnknownModelError, UnknownVoiceError
+from tts_core import (RECORD_KEYS, InputError, SpeechRequest, SynthesisError, UnknownModelError,
+                      UnknownVoiceError)
 from tts_core.audio import decode
 
 
@@ -22,6 +23,8 @@ def test_whole_file_is_a_wav_with_every_latency_key(pipeline):
     assert record["inference_ms"] > 0 and record["total_ms"] >= record["inference_ms"]
     assert math.isclose(record["rtf"], record["inference_ms"] / 1000 / record["audio_seconds"],
                         rel_tol=0.01)
+    # Nothing of a whole file is heard before the file is ready.
+    assert result.record.first_audio_ms == result.record.total_ms
 
 
 def test_long_text_is_spoken_in_full(quiet_pipeline):
@@ -108,6 +111,31 @@ def test_rolling_stats_follow_requests():
     s = pipeline.snapshot()
     assert (s["count"], s["served"], s["failed"], s["queue_depth"]) == (3, 5, 0, 0)
     assert s["p50_total_ms"] <= s["p95_total_ms"] and s["mean_rtf"] > 0
+
+
+def test_each_outcome_is_counted_once_under_its_route():
+    """Served, refused for bad input, stopped by its caller, failed in the model: one count
+    each, under the route that asked, and only the model's failure is a server failure."""
+    pipe = fake_pipeline(FakeEngine(infer_s=0.0, fail_on="boom"))
+
+    def counts() -> dict:
+        return {(s.labels["route"], s.labels["status"]): s.value
+                for metric in pipe.prometheus.registry.collect() if metric.name == "tts_requests"
+                for s in metric.samples if s.name == "tts_requests_total"}
+
+    pipe.synthesize(SpeechRequest("Served whole."), route="a")
+    list(pipe.stream(SpeechRequest("Served. As a stream."), route="b"))
+    with pytest.raises(InputError):
+        pipe.stream(SpeechRequest("Bad speed.", speed=99), route="c")
+    stopped = pipe.stream(SpeechRequest("One. Two. Three."), route="d")
+    next(iter(stopped))
+    stopped.close()
+    with pytest.raises(SynthesisError, match="simulated device fault"):
+        pipe.synthesize(SpeechRequest("This will boom."), route="e")
+    assert counts() == {("a", "ok"): 1, ("b", "ok"): 1, ("c", "bad_request"): 1,
+                        ("d", "cancelled"): 1, ("e", "error"): 1}
+    s = pipe.snapshot()
+    assert (s["served"], s["failed"], s["queue_depth"]) == (2, 1, 0)
 
 
 def test_a_progress_callback_that_fails_still_frees_the_gate():

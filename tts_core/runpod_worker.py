@@ -23,6 +23,7 @@ import asyncio
 import base64
 import logging
 import sys
+from dataclasses import fields
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from . import audio as audio_io
@@ -34,8 +35,11 @@ from .timings import to_srt, to_vtt
 
 logger = logging.getLogger(__name__)
 
-INPUT_KEYS = ("text", "model", "voice", "speed", "seed", "temperature", "format", "stream",
-              "timings", "loudness", "true_peak")
+# A job's fields: the request's own (all but the speaker embedding, which a job has no way
+# to send), and "stream", which says how the audio comes back (listed after "format").
+REQUEST_KEYS = tuple(f.name for f in fields(SpeechRequest) if f.name != "speaker_embedding")
+_AFTER_FORMAT = REQUEST_KEYS.index("format") + 1
+INPUT_KEYS = REQUEST_KEYS[:_AFTER_FORMAT] + ("stream",) + REQUEST_KEYS[_AFTER_FORMAT:]
 
 
 ROUTE = "runpod"  # the worker's requests in the metrics
@@ -63,11 +67,10 @@ def parse_input(job: Any) -> tuple[SpeechRequest, bool]:
         raise JobError('"timings" must be true or false.')
     if payload.get("format") == "aac":
         raise JobError("aac is not offered by the worker; use wav, mp3, opus, flac, ogg or pcm.")
-    given = {key: payload[key] for key in ("text", "speed", "seed", "temperature", "format",
-                                            "timings", "loudness", "true_peak") if key in payload}
+    given = {key: payload[key] for key in REQUEST_KEYS if key in payload}
     # An empty model or voice means the default, as a missing one does.
-    return SpeechRequest(**given, model=payload.get("model") or None,
-                         voice=payload.get("voice") or None), stream
+    given.update(model=payload.get("model") or None, voice=payload.get("voice") or None)
+    return SpeechRequest(**given), stream
 
 
 def _b64(data: bytes) -> str:
