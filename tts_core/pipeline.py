@@ -226,7 +226,7 @@ class Pipeline:
                     on_chunk(chunk.sentence + 1, len(synthesis.chunks))
         finally:
             synthesis.close()  # frees the gate place at once, whatever `on_chunk` did
-        whole = synthesis._run.delivery
+        whole: _WholeFile = synthesis._run.delivery  # joined and encoded after the last chunk
         return SynthesisResult(whole.data, whole.audio, synthesis.sample_rate, synthesis.format,
                                synthesis.record, words if synthesis.plan.words is not None else None)
 
