@@ -56,15 +56,15 @@ class Plan:
     def batch_key(self) -> tuple | None:
         """What a turn's items must share to be batched into one device call; None: alone.
 
-        Requests for the same engine, voice, speed and temperature can share a device turn;
-        seeded ones (and ones with their own speaker) run alone, so that a seed gives the
-        same audio every time.
+        Requests for the same engine with the same parameters (voice, speed, temperature,
+        and any parameter added later) can share a device turn; seeded ones (and ones with
+        their own speaker) run alone, so that a seed gives the same audio every time.
         """
         engine, params = self.engine, self.params
         if not engine.supports_batching or params.seed is not None \
                 or params.speaker_embedding is not None:
             return None
-        return (id(engine), params.voice, params.speed, params.temperature)
+        return (id(engine), params)  # SynthesisParams is frozen: compared and hashed by value
 
 
 def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
