@@ -9,6 +9,7 @@ from fakes import BatchingFakeEngine, fake_pipeline
 from tts_core import Pipeline, Settings, SpeechRequest, SynthesisError
 from tts_core.gate import GpuGate
 from tts_core.windows import FIRST_WINDOW_FRAMES
+from waiting import wait_until
 
 TEXTS = [
     "A short one.",
@@ -45,8 +46,7 @@ def blocked_gate_batch(pipeline: Pipeline, texts: list[str], **kwargs):
                for _ in range(pipeline.gate.slots)]
     for holder in holders:
         holder.start()
-    while pipeline.gate.slots_in_use < pipeline.gate.slots:
-        threading.Event().wait(0.001)
+    wait_until(lambda: pipeline.gate.slots_in_use == pipeline.gate.slots, what="every slot held")
     out = {}
 
     def run_all():
@@ -55,8 +55,7 @@ def blocked_gate_batch(pipeline: Pipeline, texts: list[str], **kwargs):
 
     runner = threading.Thread(target=run_all)
     runner.start()
-    while len(pipeline.gate._turns) < len(texts):
-        threading.Event().wait(0.005)
+    wait_until(lambda: len(pipeline.gate._turns) == len(texts), what="every text in line")
     release.set()
     for t in (*holders, runner):
         t.join(60)
@@ -120,14 +119,12 @@ def test_batch_size_is_bounded():
     release = threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
-    while not gate.busy:
-        pass
+    wait_until(lambda: gate.busy, what="the holder took the device")
     threads = [threading.Thread(target=gate.run_item, args=("k", i, lambda items: (
         sizes.append(len(items)), items)[1])) for i in range(7)]
     for t in threads:
         t.start()
-    while len(gate._turns) < 7:
-        threading.Event().wait(0.005)
+    wait_until(lambda: len(gate._turns) == 7, what="seven items in line")
     release.set()
     for t in [holder, *threads]:
         t.join(10)

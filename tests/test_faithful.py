@@ -63,19 +63,6 @@ def wav_stream_samples(data: bytes) -> np.ndarray:
     return np.frombuffer(data[at:], dtype="<i2").astype(np.float32) / 32767
 
 
-@pytest.fixture(scope="module")
-def quiet_url(studio, quiet_pipeline):
-    """The real app wiring (Gradio UI + HTTP API) over the noise-off voice."""
-    from conftest import free_port
-    from tts_core.server import StudioServer
-
-    server = StudioServer("127.0.0.1", free_port()).start()
-    demo = studio.build_demo(quiet_pipeline, streaming=False)
-    server.attach(studio.build_server(quiet_pipeline, demo, server.readiness))
-    yield server.url
-    server.stop()
-
-
 def test_whole_and_streamed_in_process_equal_piper(quiet_pipeline, piper_voice, figure):
     worst = 1.0
     for text in SENTENCES:

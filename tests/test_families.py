@@ -343,6 +343,32 @@ def test_through_the_api_bark_temperature_and_speecht5_upload(four_family_app, x
         client.predict("Hello.", "tiny-bark", "v2/fr_speaker_9", api_name="/synthesize")
 
 
+class RunsACommand:
+    """What a hostile pickle holds: loading it would run a shell command."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_a_pickled_npy_upload_through_the_api_is_refused_and_never_loaded(four_family_app,
+                                                                         tmp_path):
+    _, client = four_family_app
+    marker = tmp_path / "unpickled"
+    hostile = np.empty(1, dtype=object)
+    hostile[0] = RunsACommand(f"touch {marker}")
+    np.save(tmp_path / "voice.npy", hostile, allow_pickle=True)
+    with pytest.raises(AppError) as err:
+        client.predict("Hello there.", "tiny-speecht5", "", 1.0, 3, 0.7,
+                       handle_file(str(tmp_path / "voice.npy")), api_name="/synthesize")
+    assert "holds Python objects" in str(err.value) and "allow_pickle" not in str(err.value)
+    assert not marker.exists()  # the pickle was never run
+    path, _ = client.predict("Hello there.", "tiny-speecht5", "bob", 1.0, 3, api_name="/synthesize")
+    assert sf.info(path).duration > 0  # the app serves on
+
+
 def test_the_language_picker_lists_models_by_language_and_examples_follow(studio, families,
                                                                           uroman_vits):
     assert studio._model_choices(families, "English") == [
