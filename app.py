@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 
-from tts_core import InputError, Pipeline, Settings, TTSError, bootstrap, selfcheck
+from tts_core import (InputError, Pipeline, Settings, SpeechRequest, TTSError, bootstrap,
+                      selfcheck)
 from tts_core import audio as audio_io
 from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from tts_core.text import foreign_letters
@@ -226,10 +227,12 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     any_embedding = any(e.embedding_dim is not None for e in engines)
     subtitles = SubtitleFiles(settings.cache_ttl_s)
 
-    def request(text, model, voice, speed, seed, temperature, xvector, route="gradio") -> dict:
-        return dict(text=text, model=model or None, voice=voice or None, speed=speed,
-                    seed=_seed(seed), temperature=temperature, speaker_embedding=xvector or None,
-                    route=route)
+    def request(text, model, voice, speed, seed, temperature, xvector,
+                timings=False) -> SpeechRequest:
+        """The form's values as a request: an empty model or voice is the default, seed -1 none."""
+        return SpeechRequest(text=text, model=model or None, voice=voice or None, speed=speed,
+                             seed=_seed(seed), temperature=temperature,
+                             speaker_embedding=xvector or None, timings=timings)
 
     def warn_foreign(text, model) -> None:
         """Letters the model's alphabet lacks are spelled out as symbol names or dropped: say so."""
@@ -266,8 +269,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         # Gradio's MCP server calls this event through its own client, which says so.
         route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
         try:
-            result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
-                                                   xvector, route), on_chunk=on_chunk)
+            result = pipeline.synthesize(request(text, model, voice, speed, seed, temperature,
+                                                 xvector), route=route, on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
         warn_foreign(text, model)
@@ -296,8 +299,9 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
 
         route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
         try:
-            result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
-                                                   xvector, route), on_chunk=on_chunk, timings=True)
+            result = pipeline.synthesize(request(text, model, voice, speed, seed, temperature,
+                                                 xvector, timings=True), route=route,
+                                         on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
         return result.data, [w.to_dict() for w in result.words], subtitles.write(to_srt(result.words))
@@ -305,8 +309,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     def stream(text, model, voice, speed, seed, temperature=None, xvector=None):
         pieces = []
         try:
-            synthesis = pipeline.stream(**request(text, model, voice, speed, seed, temperature,
-                                                  xvector))
+            synthesis = pipeline.stream(request(text, model, voice, speed, seed, temperature,
+                                                xvector), route="gradio")
             yield gr.skip(), None, gr.skip()  # one current result: the last whole file goes
             try:
                 for chunk in synthesis:

@@ -28,6 +28,7 @@ from fastapi import HTTPException
 from openai import OpenAI
 
 from fakes import FakeEngine, fake_pipeline
+from tts_core import SpeechRequest
 from tts_core.audio import PCM_RATE
 
 SENTENCES = ["The kitchen lights are on.", "The front door is locked.",
@@ -408,8 +409,8 @@ def test_homeassistant_streamed_message_is_the_same_mp3(quiet_url, quiet_pipelin
     streamed = asyncio.run(homeassistant_get_tts_stream(url, "", "en_US-joe-medium", text, "joe",
                                                         instructions="Cheerful."))
     whole = homeassistant_get_tts(url, "", "en_US-joe-medium", text, "joe", instructions="Cheerful.")
-    samples = quiet_pipeline.synthesize(text).audio.shape[0]
-    pieces = len(list(quiet_pipeline.stream(text)))
+    samples = quiet_pipeline.synthesize(SpeechRequest(text)).audio.shape[0]
+    pieces = len(list(quiet_pipeline.stream(SpeechRequest(text))))
     frame = mp3_frame_samples(22050)
     assert is_mp3(streamed) and is_mp3(whole)
     (streamed_n, rate), (whole_n, _) = decode_mp3(streamed), decode_mp3(whole)

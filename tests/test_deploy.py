@@ -24,7 +24,7 @@ import yaml
 
 from conftest import free_port, start_app
 from fakes import FakeEngine, fake_pipeline
-from tts_core import RECORD_KEYS, Settings
+from tts_core import RECORD_KEYS, Settings, SpeechRequest
 from tts_core import registry as registry_module
 from tts_core.pipeline import Pipeline
 from tts_core.runpod_worker import make_async_handler, make_handlers
@@ -160,7 +160,7 @@ def test_on_zerogpu_only_the_model_call_runs_under_spaces_gpu(monkeypatch):
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
-    result = pipeline.synthesize("One sentence. And another one.")
+    result = pipeline.synthesize(SpeechRequest("One sentence. And another one."))
     assert decorated == ["on_device"]
     assert calls == ["on_device", "on_device"]  # once per chunk, nothing else
     assert result.duration_s > 0

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from fakes import FakeEngine, fake_pipeline
-from tts_core import GateBusyError, GateTimeoutError, SynthesisError
+from tts_core import GateBusyError, GateTimeoutError, SpeechRequest, SynthesisError
 from tts_core import Settings
 from tts_core.gate import GpuGate
 from waiting import wait_until
@@ -36,7 +36,7 @@ def test_with_one_slot_concurrent_requests_never_overlap_and_waits_are_measured(
     engine = FakeEngine(infer_s=0.03)
     pipeline = fake_pipeline(engine, cpu_slots=1)
     results, errors = run_concurrently(
-        lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
+        lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Second sentence {i}.")), 8)
     assert not errors
     assert engine.max_active == 1 and engine.calls == 16
     waits = sorted(r.record.queue_ms for r in results)
@@ -49,15 +49,15 @@ def test_an_exception_inside_releases_the_gate():
     engine = FakeEngine(fail_on="boom")
     pipeline = fake_pipeline(engine)
     with pytest.raises(SynthesisError, match="simulated device fault"):
-        pipeline.synthesize("This will boom.")
+        pipeline.synthesize(SpeechRequest("This will boom."))
     assert not pipeline.gate.busy and pipeline.gate.queue_depth == 0
-    assert pipeline.synthesize("This works.").duration_s > 0
+    assert pipeline.synthesize(SpeechRequest("This works.")).duration_s > 0
     assert pipeline.stats.failed == 1 and pipeline.stats.served == 1
 
 
 def test_a_stream_closed_early_frees_its_place():
     pipeline = fake_pipeline(FakeEngine())
-    synthesis = pipeline.stream("One. Two. Three. Four.")
+    synthesis = pipeline.stream(SpeechRequest("One. Two. Three. Four."))
     next(iter(synthesis))
     assert pipeline.gate.queue_depth == 1
     synthesis.close()
@@ -149,7 +149,7 @@ def test_a_cpu_with_two_slots_runs_two_inferences_at_once_and_never_three():
     pipeline = fake_pipeline(engine, cpu_slots=2)
     assert pipeline.gate.slots == 2
     results, errors = run_concurrently(
-        lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
+        lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Second sentence {i}.")), 8)
     assert not errors
     assert engine.max_active == 2 and engine.calls == 16
     waits = sorted(r.record.queue_ms for r in results)
@@ -163,7 +163,8 @@ def test_a_gpu_keeps_one_inference_at_a_time_whatever_the_cpu_slots():
     engine.device = "cuda"
     pipeline = fake_pipeline(engine, cpu_slots=4)
     assert pipeline.gate.slots == 1
-    _, errors = run_concurrently(lambda i: pipeline.synthesize(f"Request {i}. Again {i}."), 6)
+    _, errors = run_concurrently(
+        lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Again {i}.")), 6)
     assert not errors
     assert engine.max_active == 1 and engine.calls == 12
 

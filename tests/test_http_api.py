@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import drain, free_port
 from fakes import FakeEngine, fake_pipeline
 from waiting import wait_until
-from tts_core import Settings
+from tts_core import Settings, SpeechRequest
 from tts_core.audio import PCM_RATE
 from tts_core.config import DEFAULT_CPU_SLOTS
 
@@ -57,7 +57,7 @@ def quiet_sdk(quiet_url):
 @pytest.fixture(scope="module")
 def samples(quiet_pipeline) -> int:
     """How many samples TEXT makes in the noise-off voice, in process."""
-    return quiet_pipeline.synthesize(TEXT).audio.shape[0]
+    return quiet_pipeline.synthesize(SpeechRequest(TEXT)).audio.shape[0]
 
 
 def assert_exact_speech(audio: np.ndarray, rate: int, expected_rate: int, samples: int,
@@ -98,7 +98,8 @@ def test_sdk_streaming_response(quiet_sdk, quiet_pipeline, samples, fmt, rate):
         audio = np.frombuffer(data[44:], dtype="<i2").astype(np.float32) / 32767
         assert_exact_speech(audio, 22050, rate, samples, "wav")
     else:
-        pieces = len(list(quiet_pipeline.stream(TEXT)))  # each piece is encoded as it comes
+        # each piece is encoded as it comes
+        pieces = len(list(quiet_pipeline.stream(SpeechRequest(TEXT))))
         assert_exact_speech(*decode(data, fmt), rate, samples, fmt, pieces)
 
 
@@ -268,7 +269,7 @@ def test_a_client_that_disconnects_mid_stream_stops_synthesis_and_frees_the_gate
     pipeline = fake_pipeline(engine, chunk_chars=60)
     url = serve(pipeline)
     long_text = " ".join(f"Sentence {i:03d} is here to keep the stream going a while." for i in range(80))
-    planned = pipeline.stream(long_text)
+    planned = pipeline.stream(SpeechRequest(long_text))
     total = len(planned.chunks)  # one sentence a chunk; finishing would take `total` inferences
     planned.close()
     assert total == 80 and pipeline.gate.queue_depth == 0

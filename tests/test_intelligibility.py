@@ -17,6 +17,7 @@ import jiwer
 import numpy as np
 import pytest
 import soxr
+from tts_core import SpeechRequest
 
 SENTENCES = Path(__file__).resolve().parent / "data" / "intelligibility.tsv"
 NOISE_OFF = "joe?noise_scale=0&noise_w=0"
@@ -69,7 +70,7 @@ def through_app(texts: list[str], models: str) -> list[tuple[np.ndarray, int]]:
     pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": models}))
     out = []
     for text in texts:
-        result = pipeline.synthesize(text)
+        result = pipeline.synthesize(SpeechRequest(text))
         out.append((result.audio, result.sample_rate))
     return out
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from fakes import FakeEngine, fake_pipeline
 from waiting import wait_until
-from tts_core import InputError, Pipeline, Settings
+from tts_core import InputError, Pipeline, Settings, SpeechRequest
 from tts_core.text import chunk, clean
 
 DETERMINISTIC = "joe?noise_scale=0&noise_w=0"  # noise off: one text, one exact length
@@ -76,7 +76,7 @@ def test_64_concurrent_clients_across_gradio_and_http(steady, serve, figure):
     url = serve(steady)
     texts = [f"Client number {i} asks for {'a longer sentence, with more words in it' if i % 3 else 'this'}."
              for i in range(64)]
-    expected = [steady.synthesize(t).audio.shape[0] for t in texts]  # each text alone
+    expected = [steady.synthesize(SpeechRequest(t)).audio.shape[0] for t in texts]  # each text alone
     gradio_clients = [Client(url, verbose=False) for _ in range(32)]
     outcomes, latencies, lock = {}, [], threading.Lock()
     barrier = threading.Barrier(64)
@@ -219,7 +219,7 @@ def test_a_client_that_never_reads_its_stream_loses_its_place(serve):
     host, port = url.removeprefix("http://").split(":")
     sentence = "A sentence that makes plenty of audio."
     text = " ".join([sentence] * 120)
-    planned = pipeline.stream(text)
+    planned = pipeline.stream(SpeechRequest(text))
     total = len(planned.chunks)  # one sentence a chunk: what a reader would be sent
     planned.close()
     assert total == 120 and pipeline.gate.queue_depth == 0
@@ -416,7 +416,7 @@ FUZZ = fake_pipeline(FakeEngine(infer_s=0))
 @given(st.text(max_size=400))
 def test_fuzzed_text_is_spoken_or_refused_clearly(text):
     try:
-        result = FUZZ.synthesize(text)
+        result = FUZZ.synthesize(SpeechRequest(text))
     except InputError as e:
         assert str(e)
     else:
