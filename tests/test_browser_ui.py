@@ -416,10 +416,10 @@ def test_click_to_sound_in_the_browser_beside_the_servers_first_audio(browser, s
     page.add_init_script(EAR.replace("SILENCE", str(SILENCE)))
     page.goto(studio.url)
     page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
-    api = sorted(api_first_bytes_ms(studio.url, SENTENCE) for _ in range(TRIES))[TRIES // 2]
     for button in ("#generate", "#stream"):
         runs = []
         for _ in range(TRIES):
+            api = api_first_bytes_ms(studio.url, SENTENCE)  # just before: the same machine load
             heard = click_to_sound(page, button, SENTENCE)
             # The latency panel shows what the listener got, the page's own measure, beside the
             # server's figures for this request.
@@ -429,14 +429,14 @@ def test_click_to_sound_in_the_browser_beside_the_servers_first_audio(browser, s
             shown = float(page.inner_text("#timing b[data-part='heard']").split()[0])
             record = studio.pipeline.stats.records()[-1]
             assert shown > 0 and heard > 0
-            runs.append((heard, shown, record))
+            runs.append((heard / api, heard, api, shown, record))
             time.sleep(1)
-        heard, shown, record = sorted(runs, key=lambda r: r[0])[TRIES // 2]
-        figure(f"browser click-to-sound, {button[1:]}: {heard:.0f} ms heard (median of {TRIES}; "
-               f"the page's own figure {shown:.0f} ms); the server's first_audio_ms "
-               f"{record.first_audio_ms:.0f} ms, total_ms {record.total_ms:.0f} ms; the HTTP API's "
-               f"first PCM bytes {api:.0f} ms: {heard / api:.1f}x ({len(SENTENCE)} characters, "
-               f"{record.model})")
+        ratio, heard, api, shown, record = sorted(runs, key=lambda r: r[0])[TRIES // 2]
+        figure(f"browser click-to-sound, {button[1:]}: {heard:.0f} ms heard (the page's own figure "
+               f"{shown:.0f} ms); the server's first_audio_ms {record.first_audio_ms:.0f} ms, "
+               f"total_ms {record.total_ms:.0f} ms; the HTTP API's first PCM bytes just before "
+               f"{api:.0f} ms: {ratio:.1f}x (the median ratio of {TRIES}: "
+               f"{', '.join(f'{r[0]:.1f}x' for r in runs)}; {len(SENTENCE)} characters, {record.model})")
     page.close()
 
 
@@ -503,4 +503,24 @@ def test_a_model_without_word_timings_shows_its_text_and_says_so(browser, famili
     # The stream played through Web Audio from /v1/audio/speech (no words to carry).
     assert "Streamed through Web Audio" in page.inner_text("#player")
     assert page.failures == []
+    page.close()
+
+
+def test_with_an_api_key_stream_falls_back_to_gradios_player(browser, serve):
+    """The page holds no API key (the login, where there is one, is the UI's own): Stream goes
+    through Gradio's player and still ends with the whole file as the one result."""
+    from tts_core import Pipeline, Settings
+    from tts_core.ffmpeg import ensure_ffmpeg
+
+    pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": "joe",
+                                                         "TTS_API_KEY": "page-has-none"}))
+    page = open_page(browser, serve(pipeline, streaming=ensure_ffmpeg() is not None))
+    refused = []
+    page.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
+    page.fill("#text textarea", SENTENCE)
+    page.click("#stream")
+    page.wait_for_selector("#audio a[download]", timeout=60_000)
+    assert "asks for a key" in page.inner_text("#player")
+    assert refused == [] and page.failures == []
+    assert pipeline.stats.served == 1
     page.close()

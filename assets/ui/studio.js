@@ -31,7 +31,9 @@
   // piece back to back on an AudioContext the moment it arrives. /v1/audio/captioned streams
   // NDJSON: a line per piece (its PCM in base64 and the words that start in it), then a line
   // with the latency record; /v1/audio/speech (models without word timings) streams the bytes.
-  const SCHEDULE_AHEAD_S = 0.03;  // a piece starts this far after "now": it is never cut short
+  // A piece that finds the player idle starts this far after "now" (a render quantum or two:
+  // at once, never cut); the next ones are scheduled back to back after it.
+  const SCHEDULE_AHEAD_S = 0.005;
   const SILENCE = 0.01;  // a sample below this (-40 dBFS) is not yet sound
   const FALLBACK_STATUSES = [401, 403, 404, 405];  // the page cannot use the API: Gradio can
   const studio = window.studio = {webAudio: !!(window.AudioContext && window.fetch && window.ReadableStream)};
@@ -133,6 +135,7 @@
     source.start(at);
     s.sources.push(source);
     s.placed.push({at, offset: s.offset, seconds: buffer.duration});
+    s.marks.first ??= performance.now();
     if (s.heard === null) {
       const first = samples.findIndex((v) => Math.abs(v) > SILENCE);
       if (first >= 0) s.heard = performance.now() + (at + first / rate - now) * 1000 - s.clickAt;
@@ -159,11 +162,12 @@
     document.body.classList.remove("gradio-stream");
     const s = session = {abort: new AbortController(), sources: [], placed: [], pcm: [], rate: 24000,
                          next: 0, offset: 0, heard: null, clickAt: clickAt ?? performance.now(),
-                         words: [], record: null};
+                         words: [], record: null, marks: {call: performance.now()}};
     spoken.start();
     status("Streaming through Web Audio...");
     const route = req.timings ? "v1/audio/captioned" : "v1/audio/speech";
     let response;
+    s.marks.fetch = performance.now();
     try {
       response = await fetch(new URL(route, document.baseURI), {
         method: "POST", headers: {"Content-Type": "application/json"}, signal: s.abort.signal,
@@ -182,6 +186,7 @@
       spoken.clear();
       return status(message, true);
     }
+    s.marks.headers = performance.now();
     const reader = response.body.getReader();
     if (req.timings) await readLines(s, reader);
     else await readBytes(s, reader, Number(response.headers.get("X-Sample-Rate")) || 24000, req);
@@ -318,7 +323,10 @@
 
   // What the page is playing, for a look from the console (and the browser tests).
   studio.state = () => ({media: media && {paused: media.paused, time: media.currentTime},
-                         stream: session && {position: streamPosition(session), heard: session.heard},
+                         stream: session && {position: streamPosition(session), heard: session.heard,
+                                             // when each step happened, in ms after the click
+                                             steps: Object.fromEntries(Object.entries(session.marks)
+                                               .map(([k, v]) => [k, Math.round(v - session.clickAt)]))},
                          lit: lit?.textContent ?? null});
 
   function frame() {
