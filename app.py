@@ -556,8 +556,10 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         stream_btn.click(None, [text, model, voice, speed, seed]
                          + ([xvector] if any_embedding else []), None,
                          js="(...args) => window.studio.stream(...args)", api_visibility="private")
-        stream_btn.click(lambda: (None, None), None, [stream_audio, audio],  # one current result
-                         api_visibility="private", queue=False)
+        # One current result; the whole file that comes at the end must not play over the stream
+        # (set now: Gradio's player reads autoplay before a value that comes with it).
+        stream_btn.click(lambda: (None, gr.update(value=None, autoplay=False)), None,
+                         [stream_audio, audio], api_visibility="private", queue=False)
         if streaming:
             streamed = stream_gradio.click(stream, inputs, [stream_audio, audio, latency, said_state],
                                            api_visibility="private", **gpu)

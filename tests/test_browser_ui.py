@@ -237,6 +237,7 @@ def test_stream_then_generate_leaves_one_current_result_of_the_right_length(desk
     assert "Streamed through Web Audio" in page.inner_text("#player")
     assert not page.is_visible("#stream-audio")
     assert page.evaluate("() => window.studio.state().stream") is not None
+    assert not page.evaluate("() => window.studio.state().playing")  # the file waits its turn
     generate(page, "Now the whole file.")
     # The stream is stopped and gone: one current result.
     assert page.evaluate("() => window.studio.state().stream") is None
@@ -459,30 +460,33 @@ def lit_words(page, seconds: float) -> list[tuple[float, int, str]]:
     return seen
 
 
-def assert_advances_in_text_order(seen, text: str) -> None:
+def assert_advances_in_text_order(seen, text: str, what: str) -> None:
     words = text.split()
-    assert seen, "no word was ever highlighted"
+    assert seen, f"{what}: no word was ever highlighted"
     for _, index, word in seen:
-        assert words[index] == word, (index, word)
+        assert words[index] == word, (what, index, word)
     order = [index for _, index, _ in seen]
-    assert order == sorted(order), f"the highlight went back: {order}"
-    assert len(set(order)) >= 6, f"the highlight hardly moved: {order}"
+    assert order == sorted(order), f"{what}: the highlight went back: {order}"
+    assert len(set(order)) >= 6, f"{what}: the highlight hardly moved: {order}"
 
 
-def test_the_highlighted_word_advances_while_the_audio_plays(desk):
+def test_the_highlighted_word_advances_while_the_audio_plays(desk, studio):
     page = desk
     generate(page, LONG)  # Generate: the whole file plays, its words light up in turn
     seen = lit_words(page, 5)
-    assert_advances_in_text_order(seen, LONG)
+    assert_advances_in_text_order(seen, LONG, "Generate")
 
     page.fill("#text textarea", LONG)  # Stream: lit while the stream still arrives
     page.evaluate("() => { const c = document.querySelector('#timing b[data-part=chars]');"
                   " if (c) c.textContent = '' }")
     page.click("#stream")
     seen = lit_words(page, 5)
-    assert_advances_in_text_order(seen, LONG)
+    assert_advances_in_text_order(seen, LONG, "Stream")
     page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
                            "?.textContent === String(n)", arg=len(LONG), timeout=60_000)
+    record = studio.pipeline.stats.records()[-1]
+    # The first word was lit before the server had made the whole stream.
+    assert record.chars == len(LONG) and seen[0][0] < record.total_ms / 1000, (seen[0], record)
 
 
 def test_a_model_without_word_timings_shows_its_text_and_says_so(browser, families_url):

@@ -323,15 +323,29 @@
 
   // What the page is playing, for a look from the console (and the browser tests).
   studio.state = () => ({media: media && {paused: media.paused, time: media.currentTime},
+                         playing: !!playingNow(),
                          stream: session && {position: streamPosition(session), heard: session.heard,
                                              // when each step happened, in ms after the click
                                              steps: Object.fromEntries(Object.entries(session.marks)
                                                .map(([k, v]) => [k, Math.round(v - session.clickAt)]))},
                          lit: lit?.textContent ?? null});
 
+  // A press on the Result player: a play that follows it is the listener's own.
+  const USER_PLAY_MS = 2000;
+  let pressedAt = -Infinity;
+  for (const type of ["pointerdown", "keydown"]) {
+    document.addEventListener(type, (e) => {
+      if (e.target.closest && e.target.closest("#audio")) pressedAt = performance.now();
+    }, true);
+  }
+
   function frame() {
     const now = playingNow();
     if (now) media = now;
+    if (now && session && streamPosition(session) !== null) {  // one sound at a time:
+      if (performance.now() - pressedAt < USER_PLAY_MS) stop();  // the listener chose the file
+      else now.pause();  // Gradio's player autoplaying the handed-back file over the stream
+    }
     if (now && pending) {  // when it began: now, less what it has played
       heardAfter(pending, performance.now() - 1000 * now.currentTime / (now.playbackRate || 1) - pending.clickAt);
       pending = null;
