@@ -18,10 +18,11 @@ import json
 import logging
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 import gradio as gr
@@ -56,6 +57,7 @@ TIMING_PARTS = ("queue", "text", "inference", "encode")  # the timing bar's segm
 # The page's Web Audio player hands its stream's whole audio back (base64 int16, at most this
 # many seconds at its rate) so that the Result player holds the file, as after Generate.
 PLAYED_BACK_MAX_S = 15 * 60
+SAID_KEPT = 256  # browser sessions whose last Generate's words wait for the page to take them
 
 
 class Picker(gr.Dropdown):
@@ -254,6 +256,30 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         return {"text": text, "model": model_name,
                 "words": None if words is None else [w.to_dict() for w in words]}
 
+    # Generate's words, by browser session, until the page's next event takes them: the
+    # `synthesize` endpoint returns only the file and the record ("Use via API" and MCP; a
+    # gr.State output there breaks Gradio 6.31's MCP tools, which drop it twice).
+    said_by_session: OrderedDict[str, dict] = OrderedDict()
+    said_lock = threading.Lock()
+
+    def keep_said(call: gr.Request | None, value: dict) -> None:
+        if call is None or not call.session_hash:
+            return
+        with said_lock:
+            said_by_session[call.session_hash] = value
+            said_by_session.move_to_end(call.session_hash)
+            while len(said_by_session) > SAID_KEPT:
+                said_by_session.popitem(last=False)
+
+    def take_said(call: gr.Request | None) -> dict | None:
+        with said_lock:
+            return said_by_session.pop(call.session_hash, None) if call is not None else None
+
+    def picked_up(call: gr.Request):
+        """The words of this session's Generate, for the spoken-text panel and the history."""
+        value = take_said(call)
+        return value, _spoken_html(value)
+
     def warn_foreign(text, model) -> None:
         """Letters the model's alphabet lacks are spelled out as symbol names or dropped: say so."""
         try:
@@ -291,11 +317,12 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         try:
             result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
                                                    xvector, route), on_chunk=on_chunk,
-                                         timings=timed(model))  # the page lights the words up
+                                         timings=route != "mcp" and timed(model))  # the page's
         except TTSError as e:
             raise _gr_error(e) from e
         warn_foreign(text, model)
-        return result.data, result.record.to_dict(), said(text, result.record.model, result.words)
+        keep_said(call, said(text, result.record.model, result.words))  # lit words
+        return result.data, result.record.to_dict()
 
     def captioned(text, model, voice, speed, seed, temperature=None, xvector=None,
                   progress=gr.Progress(), call: gr.Request = None):
@@ -351,10 +378,12 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                said(text, synthesis.engine.name, words))
 
     def stream_fallback(text, model, voice, speed, seed, temperature=None, xvector=None,
-                        progress=gr.Progress()):
+                        progress=gr.Progress(), call: gr.Request = None):
         gr.Warning("Streaming needs ffmpeg, which is not installed here; "
                    "playing the whole file instead.")
-        return synthesize(text, model, voice, speed, seed, temperature, xvector, progress)
+        data, record = synthesize(text, model, voice, speed, seed, temperature, xvector, progress,
+                                  call)
+        return data, record, take_said(call)
 
     def models() -> list[dict]:
         """List the warm-loaded text-to-speech models: call this before `synthesize`.
@@ -543,14 +572,14 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 outputs=[history, history_html], api_visibility="private", queue=False)
         show_said = dict(fn=_spoken_html, inputs=said_state, outputs=spoken,
                          api_visibility="private", queue=False)
-        # (said_state is a gr.State: "Use via API" and MCP callers get the file and the record.)
         generated = generate_btn.click(
-            synthesize, inputs, [audio, latency, said_state], api_name="synthesize", **gpu)
+            synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
         # One current result: the streamed clip goes, and the whole file plays when it comes.
         generate_btn.click(lambda: (None, gr.update(autoplay=True)), None, [stream_audio, audio],
                            api_visibility="private", queue=False)
-        generated.success(**after).then(**keep)
-        generated.success(**show_said)
+        generated.success(**after)
+        generated.success(picked_up, None, [said_state, spoken], api_visibility="private",
+                          queue=False).then(**keep)
         # Stream: the page's Web Audio player (studio.js) fetches the HTTP API itself; where it
         # cannot (no Web Audio, an API key, a seed, a sampling model...) it clicks stream_gradio.
         stream_btn.click(None, [text, model, voice, speed, seed]
@@ -566,8 +595,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         else:
             streamed = stream_gradio.click(stream_fallback, inputs, [audio, latency, said_state],
                                            api_visibility="private", **gpu)
-        streamed.success(**after).then(**keep)
-        streamed.success(**show_said)
+        streamed.success(**after)
+        streamed.success(**show_said).then(**keep)
         played.change(played_back, [played, text, model],
                      [audio, latency, said_state, timing, spoken], api_visibility="private",
                      queue=False).success(**keep)
