@@ -528,3 +528,14 @@ def test_with_an_api_key_stream_falls_back_to_gradios_player(browser, serve):
     assert refused == [] and page.failures == []
     assert pipeline.stats.served == 1
     page.close()
+
+
+def test_a_refused_stream_says_why_in_the_player(desk):
+    """The HTTP API's error (here: nothing this voice can pronounce) shows in red, in words."""
+    page = desk
+    page.fill("#text textarea", "你好，世界。")
+    page.click("#stream")
+    page.wait_for_function("() => document.querySelector('#player .player-status.error')",
+                           timeout=30_000)
+    assert "cannot pronounce any of this text" in page.inner_text("#player")
+    assert page.failures == []

@@ -36,6 +36,7 @@
   const SCHEDULE_AHEAD_S = 0.005;
   const SILENCE = 0.01;  // a sample below this (-40 dBFS) is not yet sound
   const FALLBACK_STATUSES = [401, 403, 404, 405];  // the page cannot use the API: Gradio can
+  const PCM_RATE = 24000;  // OpenAI's pcm rate: where a response does not name its own
   const studio = window.studio = {webAudio: !!(window.AudioContext && window.fetch && window.ReadableStream)};
   // Gradio's streaming player stays hidden unless the page falls back to it.
   // (Gradio may add this script after the document has loaded.)
@@ -94,7 +95,9 @@
       : null;
     if (why) gradioStream(why);
     else play({text: text || "", model: name, voice: voice || "", speed: Number(speed) || 1.0,
-               timings: card.timings}).catch((e) => status(`The stream stopped: ${e}`, true));
+               timings: card.timings}).catch((e) => {
+      if (e.name !== "AbortError") status(`The stream stopped: ${e.message || e}`, true);  // not a newer click
+    });
     return [];
   };
 
@@ -160,10 +163,11 @@
     stop();
     context();
     document.body.classList.remove("gradio-stream");
-    const s = session = {abort: new AbortController(), sources: [], placed: [], pcm: [], rate: 24000,
+    const s = session = {abort: new AbortController(), sources: [], placed: [], pcm: [], rate: PCM_RATE,
                          next: 0, offset: 0, heard: null, clickAt: clickAt ?? performance.now(),
                          words: [], record: null, marks: {call: performance.now()}};
-    spoken.start();
+    if (req.timings) spoken.start();
+    else spoken.plain(req.text, req.model);
     status("Streaming through Web Audio...");
     const route = req.timings ? "v1/audio/captioned" : "v1/audio/speech";
     let response;
@@ -189,7 +193,7 @@
     s.marks.headers = performance.now();
     const reader = response.body.getReader();
     if (req.timings) await readLines(s, reader);
-    else await readBytes(s, reader, Number(response.headers.get("X-Sample-Rate")) || 24000, req);
+    else await readBytes(s, reader, Number(response.headers.get("X-Sample-Rate")) || PCM_RATE);
     if (session !== s) return;
     const heard = s.heard === null ? "" : `; sound ${Math.round(s.heard)} ms after the click`;
     status(`Streamed through Web Audio${heard}.`);
@@ -216,7 +220,7 @@
     }
   }
 
-  async function readBytes(s, reader, rate, req) {
+  async function readBytes(s, reader, rate) {
     let carry = null;  // a byte split from its sample's other half
     for (;;) {
       const {value, done} = await reader.read();
@@ -224,11 +228,10 @@
       let bytes = value;
       if (carry !== null) { bytes = new Uint8Array(value.length + 1); bytes[0] = carry; bytes.set(value, 1); }
       carry = bytes.length % 2 ? bytes[bytes.length - 1] : null;
-      const whole = bytes.subarray(0, bytes.length - (bytes.length % 2)).slice();
+      const whole = bytes.subarray(0, bytes.length - (bytes.length % 2)).slice();  // (little-endian hosts)
       schedule(s, new Int16Array(whole.buffer), rate);
     }
     s.words = null;
-    spoken.plain(req.text, req.model);
   }
 
   // The whole stream goes back to the page's Result player (and the history), with the
@@ -284,10 +287,29 @@
   // Media elements the page plays: those in the document, and those played from outside it.
   // The result player is whichever of them (not a history entry) is playing now.
   let media = null;  // the result player last seen playing
+  // A press on a player: a play that follows it is the listener's own.
+  const USER_PLAY_MS = 2000;
+  let pressedAt = -Infinity;
+  for (const type of ["pointerdown", "keydown"]) {
+    document.addEventListener(type, (e) => {
+      if (e.target.closest && e.target.closest("#audio, #history")) pressedAt = performance.now();
+    }, true);
+  }
   let pending = null;  // a Generate or Gradio stream click waiting for its first sound
   const played = new Set();
   const play0 = HTMLMediaElement.prototype.play;
-  HTMLMediaElement.prototype.play = function (...args) { played.add(this); return play0.apply(this, args); };
+  HTMLMediaElement.prototype.play = function (...args) {
+    played.add(this);
+    return overStream() ? Promise.resolve() : play0.apply(this, args);
+  };
+  // One sound at a time: while a stream sounds, a player the listener did not press (Gradio's
+  // autoplaying the handed-back file) does not start; one the listener pressed stops the stream.
+  const overStream = () => {
+    if (!session || streamPosition(session) === null) return false;
+    if (performance.now() - pressedAt < USER_PLAY_MS) { stop(); return false; }
+    return true;
+  };
+  document.addEventListener("play", (e) => { if (overStream()) e.target.pause(); }, true);
   function playingNow() {
     for (const a of new Set([...document.querySelectorAll("audio"), ...played])) {
       if (!a.paused && !a.ended && a.currentTime > 0 && !(a.closest && a.closest("#history"))) return a;
@@ -330,22 +352,11 @@
                                                .map(([k, v]) => [k, Math.round(v - session.clickAt)]))},
                          lit: lit?.textContent ?? null});
 
-  // A press on the Result player: a play that follows it is the listener's own.
-  const USER_PLAY_MS = 2000;
-  let pressedAt = -Infinity;
-  for (const type of ["pointerdown", "keydown"]) {
-    document.addEventListener(type, (e) => {
-      if (e.target.closest && e.target.closest("#audio")) pressedAt = performance.now();
-    }, true);
-  }
 
   function frame() {
     const now = playingNow();
     if (now) media = now;
-    if (now && session && streamPosition(session) !== null) {  // one sound at a time:
-      if (performance.now() - pressedAt < USER_PLAY_MS) stop();  // the listener chose the file
-      else now.pause();  // Gradio's player autoplaying the handed-back file over the stream
-    }
+    if (now && overStream()) now.pause();
     if (now && pending) {  // when it began: now, less what it has played
       heardAfter(pending, performance.now() - 1000 * now.currentTime / (now.playbackRate || 1) - pending.clickAt);
       pending = null;
