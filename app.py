@@ -314,14 +314,18 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
 
         # Gradio's MCP server calls this event through its own client, which says so.
         route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
+        # The page (x-gradio-user "app"; gradio_client sends "api", MCP "mcp") lights the words
+        # up as they play: it asks for their timings.
+        page = call is not None and call.headers.get("x-gradio-user") == "app"
         try:
             result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
                                                    xvector, route), on_chunk=on_chunk,
-                                         timings=route != "mcp" and timed(model))  # the page's
+                                         timings=page and timed(model))
         except TTSError as e:
             raise _gr_error(e) from e
         warn_foreign(text, model)
-        keep_said(call, said(text, result.record.model, result.words))  # lit words
+        if page:
+            keep_said(call, said(text, result.record.model, result.words))
         return result.data, result.record.to_dict()
 
     def captioned(text, model, voice, speed, seed, temperature=None, xvector=None,
