@@ -31,7 +31,8 @@ import pandas as pd
 import soundfile as sf
 from fastapi import FastAPI
 
-from tts_core import ConfigError, InputError, ModelLoadError, Pipeline, Settings, TTSError, selfcheck
+from tts_core import (ConfigError, InputError, ModelLoadError, Pipeline, Settings, SpeechRequest,
+                      TTSError, selfcheck)
 from tts_core import audio as audio_io
 from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from tts_core.text import foreign_letters
@@ -239,10 +240,12 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     any_embedding = any(e.embedding_dim is not None for e in engines)
     subtitles = SubtitleFiles(settings.cache_ttl_s)
 
-    def request(text, model, voice, speed, seed, temperature, xvector, route="gradio") -> dict:
-        return dict(text=text, model=model or None, voice=voice or None, speed=speed,
-                    seed=_seed(seed), temperature=temperature, speaker_embedding=xvector or None,
-                    route=route)
+    def request(text, model, voice, speed, seed, temperature, xvector,
+                timings=False) -> SpeechRequest:
+        """The form's values as a request: an empty model or voice is the default, seed -1 none."""
+        return SpeechRequest(text=text, model=model or None, voice=voice or None, speed=speed,
+                             seed=_seed(seed), temperature=temperature,
+                             speaker_embedding=xvector or None, timings=timings)
 
     def timed(model) -> bool:
         """Whether the page can light up this model's words (it gives phoneme durations)."""
@@ -318,9 +321,9 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         # up as they play: it asks for their timings.
         page = call is not None and call.headers.get("x-gradio-user") == "app"
         try:
-            result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
-                                                   xvector, route), on_chunk=on_chunk,
-                                         timings=page and timed(model))
+            result = pipeline.synthesize(request(text, model, voice, speed, seed, temperature,
+                                                 xvector, timings=page and timed(model)),
+                                         route=route, on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
         warn_foreign(text, model)
@@ -351,8 +354,9 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
 
         route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
         try:
-            result = pipeline.synthesize(**request(text, model, voice, speed, seed, temperature,
-                                                   xvector, route), on_chunk=on_chunk, timings=True)
+            result = pipeline.synthesize(request(text, model, voice, speed, seed, temperature,
+                                                 xvector, timings=True), route=route,
+                                         on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
         return result.data, [w.to_dict() for w in result.words], subtitles.write(to_srt(result.words))
@@ -361,8 +365,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         """Gradio's own streaming player (HLS): where the page's Web Audio player cannot be used."""
         pieces, words = [], ([] if timed(model) else None)
         try:
-            synthesis = pipeline.stream(**request(text, model, voice, speed, seed, temperature,
-                                                  xvector), timings=words is not None)
+            synthesis = pipeline.stream(request(text, model, voice, speed, seed, temperature,
+                                                xvector, timings=words is not None), route="gradio")
             yield gr.skip(), None, gr.skip(), gr.skip()  # one current result: the last file goes
             try:
                 for chunk in synthesis:

@@ -199,11 +199,12 @@ def overhead_rows(table: Table, app, pipeline, http, rounds: int) -> None:
     import gradio as gr
     from gradio_client import Client
 
+    from tts_core import SpeechRequest
     from tts_core.engines import SynthesisParams
 
     engine = pipeline.registry.default
     params = SynthesisParams(voice=engine.default_voice)
-    reply = pipeline.synthesize(TWO_SENTENCES).data  # the floor returns exactly this file
+    reply = pipeline.synthesize(SpeechRequest(TWO_SENTENCES)).data  # the floor returns exactly this file
     from fastapi import FastAPI
 
     from tts_core.server import StudioServer
@@ -227,7 +228,7 @@ def overhead_rows(table: Table, app, pipeline, http, rounds: int) -> None:
     floor_plain = Client(plain.local_url, verbose=False)
     calls = {
         "engine direct": lambda: engine.infer(engine.prepare(TWO_SENTENCES, params), params),
-        "pipeline in-process": lambda: pipeline.synthesize(TWO_SENTENCES),
+        "pipeline in-process": lambda: pipeline.synthesize(SpeechRequest(TWO_SENTENCES)),
         "HTTP API /v1/audio/speech (wav)": lambda: http.post(
             "/v1/audio/speech", json={"input": TWO_SENTENCES, "response_format": "wav"}).content,
         "Gradio API /synthesize": lambda: studio.predict(TWO_SENTENCES, api_name="/synthesize"),

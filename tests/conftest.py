@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,12 +98,57 @@ def speak(engine, text, **kw):
     return engine.infer(engine.prepare(text, params), params)
 
 
+class ChildOutput:
+    """A child process's stream read to the end by a thread, so the child never blocks on a
+    full pipe; the test reads it with text(), and a failing test's report shows its tail."""
+
+    def __init__(self, name: str, proc: subprocess.Popen, stream):
+        self.name, self.proc, self._parts = name, proc, []
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
+        CHILDREN.append(self)
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self._parts.append(line)
+
+    def text(self) -> str:
+        """Everything so far; all of it once the child has exited."""
+        if self.proc.poll() is not None:
+            self._reader.join(10)
+        return "".join(self._parts)
+
+
+CHILDREN: list[ChildOutput] = []  # running children, shown in a failing test's report
+CHILD_TAIL_CHARS = 4000
+
+
+def drain(name: str, proc: subprocess.Popen) -> ChildOutput:
+    """Read `proc`'s stderr (opened with stderr=PIPE, text=True) into a buffer as it comes."""
+    proc.output = ChildOutput(name, proc, proc.stderr)
+    return proc.output
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        for child in CHILDREN:
+            report.sections.append((f"{child.name} stderr (last {CHILD_TAIL_CHARS} characters)",
+                                    child.text()[-CHILD_TAIL_CHARS:]))
+    if call.when == "teardown":  # a child that outlives its test (a module's app) stays listed
+        CHILDREN[:] = [child for child in CHILDREN if child.proc.poll() is None]
+    return report
+
+
 def start_app(env: dict, timeout: float = 300) -> tuple[subprocess.Popen, str]:
-    """`python app.py` with `env` (GRADIO_SERVER_PORT set), returned once /ready says 200."""
+    """`python app.py` with `env` (GRADIO_SERVER_PORT set), returned once /ready says 200.
+    Its stderr is drained as it comes: `proc.output.text()`."""
     import httpx
 
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    output = drain("app.py", proc)
     url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}"
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
@@ -113,7 +159,8 @@ def start_app(env: dict, timeout: float = 300) -> tuple[subprocess.Popen, str]:
             pass
         time.sleep(0.2)
     proc.kill()
-    raise AssertionError(f"app.py was not ready within {timeout} s: {proc.stderr.read()[-2000:]}")
+    proc.wait()
+    raise AssertionError(f"app.py was not ready within {timeout} s: {output.text()[-2000:]}")
 
 
 def free_port() -> int:
@@ -150,6 +197,16 @@ def serve(studio):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def quiet_url(studio, quiet_pipeline):
+    """The real app wiring (Gradio UI + HTTP API) over the noise-off voice: exact lengths."""
+    server = StudioServer("127.0.0.1", free_port()).start()
+    demo = studio.build_demo(quiet_pipeline, streaming=False)
+    server.attach(studio.build_server(quiet_pipeline, demo, server.readiness))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ class FakeEngine(Engine):
         self.active = 0
         self.max_active = 0
         self.calls = 0
+        self.texts: list[str] = []  # every chunk inferred, in order
 
     def prepare(self, text: str, params: SynthesisParams):
         return text
@@ -43,6 +44,7 @@ class FakeEngine(Engine):
         with self._lock:
             self.active += 1
             self.calls += 1
+            self.texts.append(prepared)
             self.max_active = max(self.max_active, self.active)
         try:
             time.sleep(self.infer_s)

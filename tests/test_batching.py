@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from fakes import BatchingFakeEngine, fake_pipeline
-from tts_core import Pipeline, Settings, SynthesisError
+from tts_core import Pipeline, Settings, SpeechRequest, SynthesisError
 from tts_core.gate import GpuGate
 from tts_core.windows import FIRST_WINDOW_FRAMES
+from waiting import wait_until
 
 TEXTS = [
     "A short one.",
@@ -45,18 +46,16 @@ def blocked_gate_batch(pipeline: Pipeline, texts: list[str], **kwargs):
                for _ in range(pipeline.gate.slots)]
     for holder in holders:
         holder.start()
-    while pipeline.gate.slots_in_use < pipeline.gate.slots:
-        threading.Event().wait(0.001)
+    wait_until(lambda: pipeline.gate.slots_in_use == pipeline.gate.slots, what="every slot held")
     out = {}
 
     def run_all():
         out["results"], out["errors"] = concurrently(
-            lambda t: pipeline.synthesize(t, **kwargs), texts)
+            lambda t: pipeline.synthesize(SpeechRequest(t, **kwargs)), texts)
 
     runner = threading.Thread(target=run_all)
     runner.start()
-    while len(pipeline.gate._turns) < len(texts):
-        threading.Event().wait(0.005)
+    wait_until(lambda: len(pipeline.gate._turns) == len(texts), what="every text in line")
     release.set()
     for t in (*holders, runner):
         t.join(60)
@@ -74,7 +73,7 @@ def noiseless(tiny_vits_dir):
 @pytest.mark.parametrize("model", ["en_US-joe-medium", "tiny"])
 def test_batched_audio_equals_each_request_alone(noiseless, model):
     texts = [t.lower() if model == "tiny" else t for t in TEXTS]
-    alone = [noiseless.synthesize(t, model=model).audio for t in texts]
+    alone = [noiseless.synthesize(SpeechRequest(t, model=model)).audio for t in texts]
     gate = noiseless.gate
     turns, items = gate.turns_served, gate.items_served
     results, errors = blocked_gate_batch(noiseless, texts, model=model)
@@ -120,14 +119,12 @@ def test_batch_size_is_bounded():
     release = threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
-    while not gate.busy:
-        pass
+    wait_until(lambda: gate.busy, what="the holder took the device")
     threads = [threading.Thread(target=gate.run_item, args=("k", i, lambda items: (
         sizes.append(len(items)), items)[1])) for i in range(7)]
     for t in threads:
         t.start()
-    while len(gate._turns) < 7:
-        threading.Event().wait(0.005)
+    wait_until(lambda: len(gate._turns) == 7, what="seven items in line")
     release.set()
     for t in [holder, *threads]:
         t.join(10)
@@ -136,7 +133,7 @@ def test_batch_size_is_bounded():
 
 def test_first_streamed_piece_is_one_small_window_of_a_whole_sentence(pipeline):
     sentence = "This sentence of a long text goes on for a while, with a pause."
-    chunks = list(pipeline.stream(" ".join([sentence] * 25)))
+    chunks = list(pipeline.stream(SpeechRequest(" ".join([sentence] * 25))))
     engine = pipeline.registry.default
     assert chunks[0].text == sentence  # the sentence is whole: only its decoding is windowed
     assert chunks[0].audio.shape[0] == FIRST_WINDOW_FRAMES * engine.samples_per_frame
@@ -145,7 +142,8 @@ def test_first_streamed_piece_is_one_small_window_of_a_whole_sentence(pipeline):
 
 
 def test_chunk_joins_have_no_discontinuity(pipeline):
-    chunks = list(pipeline.stream("Hello there, friend. This is the second part. And a third one."))
+    chunks = list(pipeline.stream(SpeechRequest(
+        "Hello there, friend. This is the second part. And a third one.")))
     for left, right in zip(chunks, chunks[1:]):
         if left.sentence != right.sentence:
             # What a listener hears between sentences: the step from one's last sample to the

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from test_browser import ARTIFACTS, CHROMIUM, SENTENCE, open_record, pick
+from tts_core import SpeechRequest
 
 pytestmark = pytest.mark.slow
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -184,8 +185,8 @@ def test_ctrl_enter_generates_and_the_focus_outline_is_visible(desk, studio):
 
 def test_the_live_panel_is_filled_on_load_with_a_row_per_model(browser, studio):
     for text in ("one", "two"):
-        studio.pipeline.synthesize(text)
-    studio.pipeline.synthesize("three", model="tiny-vits")
+        studio.pipeline.synthesize(SpeechRequest(text))
+    studio.pipeline.synthesize(SpeechRequest("three", model="tiny-vits"))
     served = studio.pipeline.stats.served
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(studio.url)

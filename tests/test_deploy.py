@@ -24,7 +24,7 @@ import yaml
 
 from conftest import free_port, start_app
 from fakes import FakeEngine, fake_pipeline
-from tts_core import RECORD_KEYS, Settings
+from tts_core import RECORD_KEYS, Settings, SpeechRequest
 from tts_core import registry as registry_module
 from tts_core.pipeline import Pipeline
 from tts_core.runpod_worker import make_async_handler, make_handlers
@@ -87,7 +87,7 @@ def test_the_containers_start_command_serves_with_the_dockerfiles_env(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=30) == 0
     # The start logs the environment summary before serving.
-    log = proc.stderr.read()
+    log = proc.output.text()
     assert "check python:" in log and "check onnxruntime:" in log and "check ffmpeg:" in log
 
 
@@ -160,7 +160,7 @@ def test_on_zerogpu_only_the_model_call_runs_under_spaces_gpu(monkeypatch):
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
-    result = pipeline.synthesize("One sentence. And another one.")
+    result = pipeline.synthesize(SpeechRequest("One sentence. And another one."))
     assert decorated == ["_on_device"]
     assert calls == ["_on_device", "_on_device"]  # once per chunk, nothing else
     assert result.duration_s > 0
@@ -251,19 +251,55 @@ def test_worker_streams_chunk_by_chunk_then_the_record(worker):
     assert last["done"] is True and tuple(last["latency"]) == RECORD_KEYS
 
 
-def test_worker_async_generator_handler(worker):
+def run_like_runpod(handler, job: dict) -> tuple[list[dict], dict]:
+    """One job through the SDK's own job loop step (runpod.serverless.modules.rp_job.handle_job,
+    with the config our worker passes): what it streams to RunPod, and the final result it
+    sends. Only the network post at the bottom (rp_http._transmit) is replaced by a recorder."""
     import asyncio
 
+    from runpod.serverless.modules import rp_http, rp_job
+
+    sent = []
+
+    async def transmit(session, url, data):
+        sent.append((url, json.loads(data)))
+
+    real, rp_http._transmit = rp_http._transmit, transmit
+    try:
+        asyncio.run(rp_job.handle_job(types.SimpleNamespace(headers={}),
+                                      {"handler": handler, "return_aggregate_stream": True}, job))
+    finally:
+        rp_http._transmit = real
+    *streamed, (done_url, result) = sent
+    assert "isStream=true" in done_url  # the SDK took it for the generator handler it is
+    return [body for _, body in streamed], result
+
+
+def test_worker_async_generator_handler_the_way_runpod_runs_it(worker):
+    from runpod.serverless.modules.rp_handler import is_generator
+
     handler = make_async_handler(worker.stream)
+    assert is_generator(handler)  # so RunPod streams it, as main() configures
+    streamed, result = run_like_runpod(handler, {"id": "j1", "input": {
+        "text": "One sentence. Another one. And a third.", "stream": True, "format": "wav"}})
+    parts = [body["output"] for body in streamed]
+    chunks, done = parts[:-1], parts[-1]
+    assert [c["chunk"] for c in chunks] == list(range(len(chunks)))
+    assert {c["sentence"]: c["text"] for c in chunks} == {
+        0: "One sentence.", 1: "Another one.", 2: "And a third."}
+    samples = sum(decode_b64(c["audio_base64"])[0].shape[0] for c in chunks)
+    assert done["done"] is True and tuple(done["latency"]) == RECORD_KEYS
+    assert done["latency"]["audio_seconds"] == pytest.approx(samples / 22050, abs=0.01)
+    assert result == {"output": parts}  # return_aggregate_stream: every part, in order
 
-    async def collect(job):
-        return [part async for part in handler(job)]
+    streamed, result = run_like_runpod(handler, {"id": "j2", "input": {"text": "Not streamed."}})
+    [whole] = [body["output"] for body in streamed]
+    audio, rate = decode_b64(whole["audio_base64"])
+    assert rate == 22050 and audio.shape[0] > 0 and result == {"output": [whole]}
 
-    whole = asyncio.run(collect({"input": {"text": "Not streamed."}}))
-    assert len(whole) == 1 and "audio_base64" in whole[0]
-    streamed = asyncio.run(collect({"input": {"text": "One. Two.", "stream": True}}))
-    assert len(streamed) == 3 and streamed[-1]["done"]
-    assert asyncio.run(collect({"input": {"text": ""}})) == [{"error": "The text is empty. Type something to speak."}]
+    streamed, result = run_like_runpod(handler, {"id": "j3", "input": {"text": ""}})
+    assert streamed == [] and result == {"error": "The text is empty. Type something to speak."}
+    assert not worker.pipeline.gate.busy and worker.pipeline.gate.queue_depth == 0
 
 
 def test_worker_sdk_local_test_mode_returns_audio():

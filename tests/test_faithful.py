@@ -10,6 +10,7 @@ import soundfile as sf
 from gradio_client import Client
 
 from tts_core.windows import window_plan
+from tts_core import SpeechRequest
 
 # Plain sentences from 20 to 300 characters: nothing for text preparation to change, so the
 # app and piper phonemize the same words.
@@ -62,26 +63,13 @@ def wav_stream_samples(data: bytes) -> np.ndarray:
     return np.frombuffer(data[at:], dtype="<i2").astype(np.float32) / 32767
 
 
-@pytest.fixture(scope="module")
-def quiet_url(studio, quiet_pipeline):
-    """The real app wiring (Gradio UI + HTTP API) over the noise-off voice."""
-    from conftest import free_port
-    from tts_core.server import StudioServer
-
-    server = StudioServer("127.0.0.1", free_port()).start()
-    demo = studio.build_demo(quiet_pipeline, streaming=False)
-    server.attach(studio.build_server(quiet_pipeline, demo, server.readiness))
-    yield server.url
-    server.stop()
-
-
 def test_whole_and_streamed_in_process_equal_piper(quiet_pipeline, piper_voice, figure):
     worst = 1.0
     for text in SENTENCES:
         reference = piper_direct(piper_voice, text)
-        whole = quiet_pipeline.synthesize(text).audio
+        whole = quiet_pipeline.synthesize(SpeechRequest(text)).audio
         worst = min(worst, assert_same_speech(whole, reference, f"whole {len(text)} chars"))
-        pieces = list(quiet_pipeline.stream(text))
+        pieces = list(quiet_pipeline.stream(SpeechRequest(text)))
         streamed = np.concatenate([p.audio for p in pieces])
         worst = min(worst, assert_same_speech(streamed, reference, f"streamed {len(text)} chars"))
         assert streamed.shape[0] == reference.shape[0]  # windows join to the sample

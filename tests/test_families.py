@@ -22,7 +22,7 @@ from tiny_models import (TINY_BARK_PRESETS, TINY_BARK_RATE, TINY_BARK_SEMANTIC_T
                          TINY_SPEECHT5_RATE, TINY_TEXT_TO_AUDIO_MAX_NEW_TOKENS,
                          TINY_TEXT_TO_AUDIO_SAMPLE_RATE, TINY_VITS_RATE, make_tiny_bark,
                          make_tiny_vits)
-from tts_core import InputError, ModelLoadError, ModelSpec, Pipeline, Settings
+from tts_core import InputError, ModelLoadError, ModelSpec, Pipeline, Settings, SpeechRequest
 from tts_core import registry as registry_module
 from tts_core.engines import SynthesisParams, load_engine
 from tts_core.errors import UnknownVoiceError
@@ -78,8 +78,9 @@ def test_a_malformed_voice_file_stops_the_load(tiny_speecht5_dir, tmp_path):
 def test_an_uploaded_xvector_is_the_voice_for_that_request(families, tmp_path):
     own = tmp_path / "mine.npy"
     np.save(own, (np.random.default_rng(9).standard_normal(512) * 0.05).astype(np.float32))
-    mine = families.synthesize("hello there", model="tiny-speecht5", seed=2, speaker_embedding=own)
-    alice = families.synthesize("hello there", model="tiny-speecht5", seed=2)
+    mine = families.synthesize(SpeechRequest("hello there", model="tiny-speecht5", seed=2,
+                                             speaker_embedding=own))
+    alice = families.synthesize(SpeechRequest("hello there", model="tiny-speecht5", seed=2))
     assert mine.sample_rate == TINY_SPEECHT5_RATE and not np.array_equal(mine.audio, alice.audio)
 
 
@@ -96,16 +97,17 @@ def test_a_bad_uploaded_xvector_is_a_clear_error(families, tmp_path, content, wo
     else:
         np.save(path, content)
     with pytest.raises(InputError) as err:
-        families.synthesize("hello", model="tiny-speecht5", speaker_embedding=path)
+        families.synthesize(SpeechRequest("hello", model="tiny-speecht5", speaker_embedding=path))
     assert words in str(err.value) and err.value.param == "speaker_embedding"
     assert "allow_pickle" not in str(err.value)  # numpy's advice is not ours to give
 
 
 def test_only_speecht5_takes_an_xvector_and_it_has_no_speed(families):
     with pytest.raises(InputError, match="takes no speaker embedding"):
-        families.synthesize("hello", model="tiny-vits", speaker_embedding=np.zeros(512))
+        families.synthesize(SpeechRequest("hello", model="tiny-vits",
+                                          speaker_embedding=np.zeros(512)))
     with pytest.raises(InputError, match="has no speed control"):
-        families.synthesize("hello", model="tiny-speecht5", speed=1.5)
+        families.synthesize(SpeechRequest("hello", model="tiny-speecht5", speed=1.5))
 
 
 # --- Bark -----------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def test_bark_seed_temperature_and_preset_decide_the_audio(families):
 
 def test_an_unknown_bark_preset_lists_the_presets(families):
     with pytest.raises(UnknownVoiceError) as err:
-        families.synthesize("hello", model="tiny-bark", voice="v2/de_speaker_3")
+        families.synthesize(SpeechRequest("hello", model="tiny-bark", voice="v2/de_speaker_3"))
     assert "Unknown voice 'v2/de_speaker_3'" in str(err.value)
     assert "v2/en_speaker_0, v2/en_speaker_1, random" in str(err.value)
 
@@ -156,7 +158,7 @@ def test_bark_presets_from_a_folder_of_npz(tmp_path):
 
 def test_temperature_is_checked(families):
     with pytest.raises(InputError, match="Temperature must be a number between 0.05 and 2.0"):
-        families.synthesize("hello", model="tiny-bark", temperature=9)
+        families.synthesize(SpeechRequest("hello", model="tiny-bark", temperature=9))
 
 
 # --- any transformers text-to-audio model -----------------------------------------------------
@@ -203,7 +205,7 @@ def test_mms_models_for_other_scripts_hear_romanized_text(uroman_vits, families,
     assert speak(uroman_vits, "Привет — «мир»", seed=1).shape[0] > 0  # uroman keeps — « »
     # A Latin-alphabet model without uroman has nothing to say in Devanagari: a clear error.
     with pytest.raises(InputError, match="cannot pronounce any of this text"):
-        families.synthesize("नमस्ते दुनिया", model="tiny-vits")
+        families.synthesize(SpeechRequest("नमस्ते दुनिया", model="tiny-vits"))
 
 
 # --- precision, memory, startup ------------------------------------------------------------------
@@ -339,6 +341,32 @@ def test_through_the_api_bark_temperature_and_speecht5_upload(four_family_app, x
     np.testing.assert_array_equal(sf.read(uploaded)[0], sf.read(bob)[0])
     with pytest.raises(AppError, match="Unknown voice 'v2/fr_speaker_9' for model 'tiny-bark'"):
         client.predict("Hello.", "tiny-bark", "v2/fr_speaker_9", api_name="/synthesize")
+
+
+class RunsACommand:
+    """What a hostile pickle holds: loading it would run a shell command."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_a_pickled_npy_upload_through_the_api_is_refused_and_never_loaded(four_family_app,
+                                                                         tmp_path):
+    _, client = four_family_app
+    marker = tmp_path / "unpickled"
+    hostile = np.empty(1, dtype=object)
+    hostile[0] = RunsACommand(f"touch {marker}")
+    np.save(tmp_path / "voice.npy", hostile, allow_pickle=True)
+    with pytest.raises(AppError) as err:
+        client.predict("Hello there.", "tiny-speecht5", "", 1.0, 3, 0.7,
+                       handle_file(str(tmp_path / "voice.npy")), api_name="/synthesize")
+    assert "holds Python objects" in str(err.value) and "allow_pickle" not in str(err.value)
+    assert not marker.exists()  # the pickle was never run
+    path, _ = client.predict("Hello there.", "tiny-speecht5", "bob", 1.0, 3, api_name="/synthesize")
+    assert sf.info(path).duration > 0  # the app serves on
 
 
 def test_the_language_picker_lists_models_by_language_and_examples_follow(studio, families,

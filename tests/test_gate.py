@@ -7,9 +7,10 @@ import time
 import pytest
 
 from fakes import FakeEngine, fake_pipeline
-from tts_core import GateBusyError, GateTimeoutError, SynthesisError
+from tts_core import GateBusyError, GateTimeoutError, SpeechRequest, SynthesisError
 from tts_core import Settings
 from tts_core.gate import GpuGate
+from waiting import wait_until
 
 
 def run_concurrently(fn, n):
@@ -35,7 +36,7 @@ def test_with_one_slot_concurrent_requests_never_overlap_and_waits_are_measured(
     engine = FakeEngine(infer_s=0.03)
     pipeline = fake_pipeline(engine, cpu_slots=1)
     results, errors = run_concurrently(
-        lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
+        lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Second sentence {i}.")), 8)
     assert not errors
     assert engine.max_active == 1 and engine.calls == 16
     waits = sorted(r.record.queue_ms for r in results)
@@ -48,15 +49,15 @@ def test_an_exception_inside_releases_the_gate():
     engine = FakeEngine(fail_on="boom")
     pipeline = fake_pipeline(engine)
     with pytest.raises(SynthesisError, match="simulated device fault"):
-        pipeline.synthesize("This will boom.")
+        pipeline.synthesize(SpeechRequest("This will boom."))
     assert not pipeline.gate.busy and pipeline.gate.queue_depth == 0
-    assert pipeline.synthesize("This works.").duration_s > 0
+    assert pipeline.synthesize(SpeechRequest("This works.")).duration_s > 0
     assert pipeline.stats.failed == 1 and pipeline.stats.served == 1
 
 
 def test_a_stream_closed_early_frees_its_place():
     pipeline = fake_pipeline(FakeEngine())
-    synthesis = pipeline.stream("One. Two. Three. Four.")
+    synthesis = pipeline.stream(SpeechRequest("One. Two. Three. Four."))
     next(iter(synthesis))
     assert pipeline.gate.queue_depth == 1
     synthesis.close()
@@ -81,11 +82,11 @@ def test_waiting_past_the_timeout_gives_up_without_holding_the_gate():
     release = threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
-    time.sleep(0.02)
+    wait_until(lambda: gate.slots_in_use == 1, what="the holder took the device")
     with pytest.raises(GateTimeoutError, match="TTS_GATE_TIMEOUT"):
         gate.run(lambda: None)
     release.set()
-    holder.join()
+    holder.join(10)
     assert gate.run(lambda: 42)[0] == 42
 
 
@@ -94,16 +95,17 @@ def test_turns_are_first_come_first_served():
     order, release = [], threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
-    time.sleep(0.02)
+    wait_until(lambda: gate.slots_in_use == 1, what="the holder took the device")
     waiters = []
     for i in range(5):
         t = threading.Thread(target=lambda i=i: gate.run(lambda: order.append(i)))
         t.start()
         waiters.append(t)
-        time.sleep(0.02)  # each asks after the one before
+        # each asks after the one before is in line
+        wait_until(lambda: len(gate._turns) == len(waiters), what=f"waiter {i} in line")
     release.set()
     for t in [holder, *waiters]:
-        t.join()
+        t.join(10)
     assert order == [0, 1, 2, 3, 4]
 
 
@@ -126,9 +128,7 @@ def served_order(gate: GpuGate, turns: list[tuple[str, bool]]) -> list[str]:
                              kwargs={"first": first})
         t.start()
         threads.append(t)
-        deadline = time.monotonic() + 10
-        while len(gate._turns) < len(threads) and time.monotonic() < deadline:
-            threading.Event().wait(0.005)
+        wait_until(lambda: len(gate._turns) == len(threads), what=f"{name} in line")
     release.set()
     for t in [holder, *threads]:
         t.join(10)
@@ -149,7 +149,7 @@ def test_a_cpu_with_two_slots_runs_two_inferences_at_once_and_never_three():
     pipeline = fake_pipeline(engine, cpu_slots=2)
     assert pipeline.gate.slots == 2
     results, errors = run_concurrently(
-        lambda i: pipeline.synthesize(f"Request {i}. Second sentence {i}."), 8)
+        lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Second sentence {i}.")), 8)
     assert not errors
     assert engine.max_active == 2 and engine.calls == 16
     waits = sorted(r.record.queue_ms for r in results)
@@ -163,7 +163,8 @@ def test_a_gpu_keeps_one_inference_at_a_time_whatever_the_cpu_slots():
     engine.device = "cuda"
     pipeline = fake_pipeline(engine, cpu_slots=4)
     assert pipeline.gate.slots == 1
-    _, errors = run_concurrently(lambda i: pipeline.synthesize(f"Request {i}. Again {i}."), 6)
+    _, errors = run_concurrently(
+        lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Again {i}.")), 6)
     assert not errors
     assert engine.max_active == 1 and engine.calls == 12
 
@@ -173,8 +174,7 @@ def test_a_failure_in_one_slot_releases_it_while_the_other_keeps_running():
     release = threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
-    time.sleep(0.02)
-    assert gate.slots_in_use == 1
+    wait_until(lambda: gate.slots_in_use == 1, what="the holder took a slot")
 
     def boom():
         raise RuntimeError("simulated device fault")
@@ -184,7 +184,7 @@ def test_a_failure_in_one_slot_releases_it_while_the_other_keeps_running():
     assert gate.slots_in_use == 1
     assert gate.run(lambda: 7)[0] == 7
     release.set()
-    holder.join()
+    holder.join(10)
     assert gate.slots_in_use == 0 and not gate.busy and gate.busy_s > 0
 
 
@@ -197,36 +197,32 @@ def test_threads_are_divided_among_the_cpu_slots():
 
 def test_going_down_to_one_slot_lets_running_turns_finish_and_then_serializes():
     gate = GpuGate(max_requests=8, slots=2)
-    release, active, peak, lock = threading.Event(), [0], [0], threading.Lock()
+    release, active, seen, lock = threading.Event(), [0], [], threading.Lock()
 
     def work():
         with lock:
             active[0] += 1
-            peak[0] = max(peak[0], active[0])
+            seen.append(active[0])  # how many were on the device as this one started
         release.wait(5)
-        time.sleep(0.02)
+        time.sleep(0.02)  # the inference itself: two turns that overlap would see each other
         with lock:
             active[0] -= 1
 
     first = [threading.Thread(target=lambda: gate.run(work)) for _ in range(2)]
     for t in first:
         t.start()
-    time.sleep(0.05)
-    assert gate.slots_in_use == 2 and peak[0] == 2
+    wait_until(lambda: len(seen) == 2, what="both slots running")
+    assert gate.slots_in_use == 2 and seen == [1, 2]
     gate.one_slot()  # a GPU model arrived
     later = [threading.Thread(target=lambda: gate.run(work)) for _ in range(3)]
     for t in later:
         t.start()
-    time.sleep(0.05)
-    assert gate.slots_in_use == 2  # nobody was stopped, and nobody new started
+    wait_until(lambda: len(gate._turns) == 3, what="the three later turns in line")
+    assert gate.slots_in_use == 2 and len(seen) == 2  # nobody was stopped, nobody new started
     release.set()
-    for t in first:
-        t.join()
-    with lock:
-        peak[0] = 0  # from here only the later turns run
-    for t in later:
-        t.join()
-    assert peak[0] == 1 and gate.slots_in_use == 0
+    for t in [*first, *later]:
+        t.join(10)
+    assert seen[2:] == [1, 1, 1] and gate.slots_in_use == 0  # one at a time from then on
 
 
 def test_a_steady_flow_of_new_requests_cannot_starve_one_being_heard():

@@ -16,28 +16,16 @@ import soundfile as sf
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port
+from conftest import drain, free_port
 from fakes import FakeEngine, fake_pipeline
-from tts_core import Settings
+from waiting import wait_until
+from tts_core import Settings, SpeechRequest
 from tts_core.audio import PCM_RATE
 from tts_core.config import DEFAULT_CPU_SLOTS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Hello there. This came through the OpenAI route."
 TEN_SENTENCES = " ".join(f"This is sentence number {i} of a longer text to stream." for i in range(10))
-
-
-@pytest.fixture(scope="module")
-def sdk(studio):
-    return OpenAI(base_url=f"{studio.url}/v1", api_key="not-needed", max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def wav_seconds(sdk):
-    """How long TEXT is in this voice, from the WAV: what every other format must match."""
-    audio, rate = sf.read(io.BytesIO(sdk.audio.speech.create(
-        model="tts-1", voice="alloy", input=TEXT, response_format="wav").content))
-    return audio.shape[0] / rate
 
 
 def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
@@ -52,22 +40,36 @@ def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     return audio, rate
 
 
-# Lossy codecs pad: encoder priming and the last partial frame. AAC frames are 1024 samples
-# and ADTS cannot say how many to trim, so allow four frames; the others stay within 0.1 s.
-PADDING_S = {"aac": 4 * 1024 / 22050}
-# Piper draws phoneme durations with noise, so two renderings of one text differ by a few
-# percent: a separate rendering is only a plausibility bound for the length.
-SAME_TEXT_SPREAD = 0.3
+# With the voice's noise off one text always makes the same samples (`samples` below), so
+# every format's length is exact: WAV and FLAC carry the samples, pcm and Opus carry them
+# resampled to 24 kHz (soxr keeps the length: round(n * 24000 / 22050)). MP3 and AAC only
+# pad (encoder priming, the last partial frame; ADTS cannot say how much to trim): never
+# shorter, and at most a few frames longer.
+VOICE_RATE = 22050
+PADDING_SAMPLES = {"mp3": 3 * 576, "aac": 4 * 1024}  # at 22050 Hz: MPEG-2 and AAC frames
 
 
-def assert_speech(audio: np.ndarray, rate: int, expected_rate: int, reference_s: float,
-                  fmt: str = "", exact_s: float | None = None):
-    """Right rate; the length the server says it made (within codec padding); speech, not silence."""
-    seconds = audio.shape[0] / rate
+@pytest.fixture(scope="module")
+def quiet_sdk(quiet_url):
+    return OpenAI(base_url=f"{quiet_url}/v1", api_key="not-needed", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def samples(quiet_pipeline) -> int:
+    """How many samples TEXT makes in the noise-off voice, in process."""
+    return quiet_pipeline.synthesize(SpeechRequest(TEXT)).audio.shape[0]
+
+
+def assert_exact_speech(audio: np.ndarray, rate: int, expected_rate: int, samples: int,
+                        fmt: str, pieces: int = 1):
+    """Right rate; exactly the samples the voice made (lossy codecs: never fewer, padding at
+    most a few frames a separately encoded piece); speech, not silence."""
     assert rate == expected_rate
-    assert seconds == pytest.approx(reference_s, rel=SAME_TEXT_SPREAD)
-    if exact_s is not None:
-        assert seconds == pytest.approx(exact_s, abs=PADDING_S.get(fmt, 0.1))
+    expected = round(samples * rate / VOICE_RATE)
+    if fmt in PADDING_SAMPLES:
+        assert 0 <= audio.shape[0] - expected <= pieces * PADDING_SAMPLES[fmt], (audio.shape[0], expected)
+    else:
+        assert audio.shape[0] == expected
     assert np.sqrt(np.mean(audio ** 2)) > 0.02
 
 
@@ -75,29 +77,30 @@ def assert_speech(audio: np.ndarray, rate: int, expected_rate: int, reference_s:
     ("mp3", 22050), ("opus", 24000), ("aac", 22050), ("flac", 22050), ("wav", 22050),
     ("pcm", PCM_RATE),
 ])
-def test_sdk_every_response_format(sdk, wav_seconds, fmt, rate):
-    response = sdk.audio.speech.create(model="tts-1", voice="alloy", input=TEXT,
-                                       response_format=fmt)
-    assert_speech(*decode(response.content, fmt), rate, wav_seconds, fmt,
-                  exact_s=float(response.response.headers["x-audio-seconds"]))
+def test_sdk_every_response_format(quiet_sdk, samples, fmt, rate):
+    response = quiet_sdk.audio.speech.create(model="tts-1", voice="alloy", input=TEXT,
+                                             response_format=fmt)
+    assert_exact_speech(*decode(response.content, fmt), rate, samples, fmt)
+    assert float(response.response.headers["x-audio-seconds"]) == pytest.approx(samples / VOICE_RATE,
+                                                                                abs=0.001)
     assert response.response.headers["x-model"] == "en_US-joe-medium"
     assert float(response.response.headers["x-rtf"]) > 0
 
 
 @pytest.mark.parametrize("fmt, rate", [("wav", 22050), ("pcm", PCM_RATE), ("mp3", 22050)])
-def test_sdk_streaming_response(sdk, wav_seconds, fmt, rate):
-    with sdk.audio.speech.with_streaming_response.create(
+def test_sdk_streaming_response(quiet_sdk, quiet_pipeline, samples, fmt, rate):
+    with quiet_sdk.audio.speech.with_streaming_response.create(
             model="tts-1", voice="alloy", input=TEXT, response_format=fmt,
             extra_body={"stream": True}) as response:
         assert response.headers["transfer-encoding"] == "chunked"
         data = b"".join(response.iter_bytes())
     if fmt == "wav":  # a streamed WAV's header cannot know its length: read the samples after it
-        data = data[44:]
-        fmt = "pcm"
-        audio = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32767
-        assert_speech(audio, 22050, rate, wav_seconds)
+        audio = np.frombuffer(data[44:], dtype="<i2").astype(np.float32) / 32767
+        assert_exact_speech(audio, 22050, rate, samples, "wav")
     else:
-        assert_speech(*decode(data, fmt), rate, wav_seconds, fmt)
+        # each piece is encoded as it comes
+        pieces = len(list(quiet_pipeline.stream(SpeechRequest(TEXT))))
+        assert_exact_speech(*decode(data, fmt), rate, samples, fmt, pieces)
 
 
 def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio, figure):
@@ -259,19 +262,27 @@ def test_metrics_parse_and_move(studio):
     assert sample("tts_device_busy_seconds") > 0
 
 
-def test_a_client_that_disconnects_mid_stream_frees_the_gate(studio):
-    pipeline = studio.pipeline
-    long_text = " ".join(f"Sentence {i} is here to keep the stream going for a while." for i in range(30))
-    served_before = pipeline.gate.turns_served
-    with httpx.stream("POST", f"{studio.url}/v1/audio/speech", timeout=60,
+def test_a_client_that_disconnects_mid_stream_stops_synthesis_and_frees_the_gate(serve):
+    """A listener who hangs up after the first bytes: synthesis stops within a chunk or two of
+    the text's hundred, and the gate is free. (The app's own route, over a counting engine.)"""
+    engine = FakeEngine(infer_s=0.02)
+    pipeline = fake_pipeline(engine, chunk_chars=60)
+    url = serve(pipeline)
+    long_text = " ".join(f"Sentence {i:03d} is here to keep the stream going a while." for i in range(80))
+    planned = pipeline.stream(SpeechRequest(long_text))
+    total = len(planned.chunks)  # one sentence a chunk; finishing would take `total` inferences
+    planned.close()
+    assert total == 80 and pipeline.gate.queue_depth == 0
+    with httpx.stream("POST", f"{url}/v1/audio/speech", timeout=60,
                       json={"input": long_text, "response_format": "pcm", "stream": True}) as r:
+        assert r.status_code == 200
         next(r.iter_bytes())
-    deadline = time.time() + 10
-    while pipeline.gate.queue_depth and time.time() < deadline:
-        time.sleep(0.05)
-    assert pipeline.gate.queue_depth == 0 and not pipeline.gate.busy
-    assert pipeline.gate.turns_served - served_before < 30  # it stopped, it did not finish
-    assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": "next"}, timeout=30).status_code == 200
+    wait_until(lambda: pipeline.gate.queue_depth == 0 and not pipeline.gate.busy, 10,
+               "the gate freed after the disconnect")
+    made = engine.calls
+    assert 1 <= made < total // 4, f"{made} of {total} chunks made after a disconnect"
+    assert httpx.post(f"{url}/v1/audio/speech", json={"input": "next"}, timeout=30).status_code == 200
+    assert engine.texts[made:] == ["next"]  # nothing more of the long text since
 
 
 def test_ready_is_503_until_warm_and_health_is_200_throughout(tmp_path):
@@ -283,6 +294,7 @@ def test_ready_is_503_until_warm_and_health_is_200_throughout(tmp_path):
     }
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    drain("app.py", proc)  # read as it comes (a failure's report shows it)
     url = f"http://127.0.0.1:{port}"
     try:
         seen = []

@@ -17,6 +17,7 @@ import jiwer
 import numpy as np
 import pytest
 import soxr
+from tts_core import SpeechRequest
 
 SENTENCES = Path(__file__).resolve().parent / "data" / "intelligibility.tsv"
 NOISE_OFF = "joe?noise_scale=0&noise_w=0"
@@ -69,7 +70,7 @@ def through_app(texts: list[str], models: str) -> list[tuple[np.ndarray, int]]:
     pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": models}))
     out = []
     for text in texts:
-        result = pipeline.synthesize(text)
+        result = pipeline.synthesize(SpeechRequest(text))
         out.append((result.audio, result.sample_rate))
     return out
 
@@ -120,6 +121,7 @@ def test_the_sentence_set_is_what_the_issue_asks(sentences):
 
 
 @pytest.mark.slow  # about three minutes on two cores: 201 sentences made and heard
+@pytest.mark.timeout(1800)  # 8 minutes of wall time on the shared 2-core machine (README)
 def test_text_preparation_makes_the_voice_clearer_and_never_worse(sentences, listener, figure):
     started = time.perf_counter()
     texts = [s.text for s in sentences]

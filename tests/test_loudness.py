@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from scipy.ndimage import maximum_filter1d
 
-from tts_core import ConfigError, InputError, Settings
+from tts_core import ConfigError, InputError, Settings, SpeechRequest
 from tts_core.loudness import Limiter, integrated_lufs, true_peak
 
 MAX_ERROR_LU = 1.0  # the bound
@@ -45,7 +45,7 @@ def stream_samples(synthesis) -> tuple[np.ndarray, list]:
 def test_whole_files_land_within_1_lu_with_no_peak_over_the_ceiling(quiet_pipeline, target, figure):
     errors = []
     for text in TEXTS:
-        result = quiet_pipeline.synthesize(text, loudness=target)
+        result = quiet_pipeline.synthesize(SpeechRequest(text, loudness=target))
         served = wav(result.data)  # as the caller gets it: int16
         errors.append(integrated_lufs(served, 22050) - target)
         assert peak_db(served) <= CEILING_DB, text
@@ -57,8 +57,8 @@ def test_whole_files_land_within_1_lu_with_no_peak_over_the_ceiling(quiet_pipeli
 def test_streams_keep_one_gain_under_the_ceiling(quiet_pipeline, figure):
     errors, spreads, gains_db = [], [], []
     for text in TEXTS:
-        plain, _ = stream_samples(quiet_pipeline.stream(text))
-        loud, pieces = stream_samples(quiet_pipeline.stream(text, loudness=-16))
+        plain, _ = stream_samples(quiet_pipeline.stream(SpeechRequest(text)))
+        loud, pieces = stream_samples(quiet_pipeline.stream(SpeechRequest(text, loudness=-16)))
         assert loud.shape == plain.shape  # the limiter's look-ahead hands everything back
         assert peak_db(loud) <= CEILING_DB
         # Where the limiter had nothing to do (no loud sample within 20 ms), every piece has
@@ -94,7 +94,8 @@ def test_the_limiter_holds_the_ceiling_across_chunks_without_steps():
 
 
 def test_loudness_off_keeps_the_voices_own_level(quiet_pipeline):
-    assert quiet_pipeline.synthesize(TEXTS[0], loudness=False).data == quiet_pipeline.synthesize(TEXTS[0]).data
+    off = quiet_pipeline.synthesize(SpeechRequest(TEXTS[0], loudness=False))
+    assert off.data == quiet_pipeline.synthesize(SpeechRequest(TEXTS[0])).data
 
 
 def test_the_setting_is_the_default_and_a_request_may_turn_it_off(quiet_pipeline):
@@ -103,8 +104,10 @@ def test_the_setting_is_the_default_and_a_request_may_turn_it_off(quiet_pipeline
     settings = Settings.from_env({"TTS_MODELS": "joe?noise_scale=0&noise_w=0", "TTS_LOUDNESS": "-20"})
     assert settings.loudness_lufs == -20 and settings.true_peak_db == CEILING_DB
     levelled = Pipeline.around(quiet_pipeline.registry, settings)
-    assert abs(integrated_lufs(levelled.synthesize(TEXTS[3]).audio, 22050) + 20) <= MAX_ERROR_LU
-    assert levelled.synthesize(TEXTS[3], loudness=False).data == quiet_pipeline.synthesize(TEXTS[3]).data
+    result = levelled.synthesize(SpeechRequest(TEXTS[3]))
+    assert abs(integrated_lufs(result.audio, 22050) + 20) <= MAX_ERROR_LU
+    off = levelled.synthesize(SpeechRequest(TEXTS[3], loudness=False))
+    assert off.data == quiet_pipeline.synthesize(SpeechRequest(TEXTS[3])).data
     assert Settings.from_env({"TTS_LOUDNESS": "off"}).loudness_lufs is None
     with pytest.raises(ConfigError, match="TTS_LOUDNESS.*between -40 and -9"):
         Settings.from_env({"TTS_LOUDNESS": "0"})
@@ -113,9 +116,9 @@ def test_the_setting_is_the_default_and_a_request_may_turn_it_off(quiet_pipeline
 @pytest.mark.parametrize("value, param", [(-100, "loudness"), ("loud", "loudness")])
 def test_a_bad_target_is_refused_clearly(quiet_pipeline, value, param):
     with pytest.raises(InputError, match="Loudness must be a number from -40 to -9 LUFS"):
-        quiet_pipeline.synthesize("hello", loudness=value)
+        quiet_pipeline.synthesize(SpeechRequest("hello", loudness=value))
     with pytest.raises(InputError, match="true-peak ceiling must be a number from -9 to 0 dBTP"):
-        quiet_pipeline.synthesize("hello", loudness=-16, true_peak=3)
+        quiet_pipeline.synthesize(SpeechRequest("hello", loudness=-16, true_peak=3))
 
 
 def test_http_loudness_whole_and_streamed(studio, figure):

@@ -12,7 +12,7 @@ import srt
 import webvtt
 
 from fakes import FakeEngine, fake_pipeline
-from tts_core import InputError
+from tts_core import InputError, SpeechRequest
 from tts_core.text import expand
 from tts_core.timings import (WORD_BREAK, WordTiming, source_words, to_srt, to_vtt, unit_owners)
 
@@ -85,16 +85,17 @@ def test_subtitles_parse_and_keep_the_times():
 
 def test_timings_do_not_change_the_speech(quiet_pipeline):
     for fmt in ("wav", "mp3"):
-        plain = quiet_pipeline.synthesize(TEXT, fmt=fmt)
-        timed = quiet_pipeline.synthesize(TEXT, fmt=fmt, timings=True)
+        plain = quiet_pipeline.synthesize(SpeechRequest(TEXT, format=fmt))
+        timed = quiet_pipeline.synthesize(SpeechRequest(TEXT, format=fmt, timings=True))
         assert timed.data == plain.data
-    plain = [c.data for c in quiet_pipeline.stream(TEXT, continuous=True)]
-    timed = [c.data for c in quiet_pipeline.stream(TEXT, continuous=True, timings=True)]
+    plain = [c.data for c in quiet_pipeline.stream(SpeechRequest(TEXT), continuous=True)]
+    timed = [c.data for c in quiet_pipeline.stream(SpeechRequest(TEXT, timings=True),
+                                                   continuous=True)]
     assert timed == plain
 
 
 def test_piper_words_are_the_typed_words_in_order_across_the_audio(quiet_pipeline):
-    result = quiet_pipeline.synthesize(TEXT, timings=True)
+    result = quiet_pipeline.synthesize(SpeechRequest(TEXT, timings=True))
     assert [w.word for w in result.words] == typed_words(TEXT)
     assert_in_order(result.words, result.duration_s)
     by_word = {w.word: w for w in result.words}
@@ -105,8 +106,8 @@ def test_piper_words_are_the_typed_words_in_order_across_the_audio(quiet_pipelin
 
 
 def test_timings_follow_the_speed(quiet_pipeline):
-    normal = quiet_pipeline.synthesize(DONE_WHEN, timings=True)
-    fast = quiet_pipeline.synthesize(DONE_WHEN, speed=2.0, timings=True)
+    normal = quiet_pipeline.synthesize(SpeechRequest(DONE_WHEN, timings=True))
+    fast = quiet_pipeline.synthesize(SpeechRequest(DONE_WHEN, speed=2.0, timings=True))
     assert [w.word for w in fast.words] == [w.word for w in normal.words]
     assert_in_order(fast.words, fast.duration_s)
     ratio = fast.words[-1].end / normal.words[-1].end
@@ -114,8 +115,8 @@ def test_timings_follow_the_speed(quiet_pipeline):
 
 
 def test_streamed_words_come_with_their_pieces_and_match_the_whole_file(quiet_pipeline):
-    whole = quiet_pipeline.synthesize(TEXT, timings=True)
-    pieces = list(quiet_pipeline.stream(TEXT, timings=True))
+    whole = quiet_pipeline.synthesize(SpeechRequest(TEXT, timings=True))
+    pieces = list(quiet_pipeline.stream(SpeechRequest(TEXT, timings=True)))
     streamed = [w for p in pieces for w in p.words]
     assert [w.word for w in streamed] == [w.word for w in whole.words]
     for a, b in zip(streamed, whole.words):
@@ -142,12 +143,13 @@ def test_a_batched_item_keeps_its_own_words():
     engine.infer_batch_timed = lambda items, params: sizes.append(len(items)) or timed(items, params)
     texts = ["Close the front door.", "I paid $20 for it.", "It is 9:30 now, isn't it?",
              "She opened the window and let the cold air in."]
-    alone = {t: batching.synthesize(t, timings=True).words for t in texts}
+    alone = {t: batching.synthesize(SpeechRequest(t, timings=True)).words for t in texts}
     sizes.clear()
     together, threads = {}, []
     for t in texts:
         threads.append(threading.Thread(
-            target=lambda t=t: together.__setitem__(t, batching.synthesize(t, timings=True).words)))
+            target=lambda t=t: together.__setitem__(
+                t, batching.synthesize(SpeechRequest(t, timings=True)).words)))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -161,19 +163,19 @@ def test_a_batched_item_keeps_its_own_words():
 
 @pytest.mark.parametrize("model", ["tiny-vits", "tiny-vctk"])
 def test_transformers_vits_words_from_its_duration_predictor(pipeline, model):
-    result = pipeline.synthesize("I paid $20 for a ticket.", model=model, timings=True)
+    request = SpeechRequest("I paid $20 for a ticket.", model=model, timings=True)
+    result = pipeline.synthesize(request)
     assert [w.word for w in result.words] == ["I", "paid", "$20", "for", "a", "ticket."]
     assert_in_order(result.words, result.duration_s)
-    streamed = [w for p in pipeline.stream("I paid $20 for a ticket.", model=model, seed=3,
-                                           timings=True) for w in p.words]
+    streamed = [w for p in pipeline.stream(request.but(seed=3)) for w in p.words]
     assert [w.word for w in streamed] == [w.word for w in result.words]
 
 
 def test_families_without_durations_say_so_and_get_none():
     fake = fake_pipeline(FakeEngine())
     with pytest.raises(InputError, match="no phoneme durations, so it has no word timings"):
-        fake.synthesize("hello", timings=True)
-    assert fake.synthesize("hello").words is None
+        fake.synthesize(SpeechRequest("hello", timings=True))
+    assert fake.synthesize(SpeechRequest("hello")).words is None
     assert fake.models()[0]["word_timings"] is False
 
 

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from tts_core import SpeechRequest
 
 # A dozen sentences of different lengths and shapes, numbers and money included.
 SENTENCES = (
@@ -40,7 +41,7 @@ def whisper():
 def test_word_starts_agree_with_whisper(quiet_pipeline, whisper, figure):
     errors = []
     for sentence in SENTENCES:
-        result = quiet_pipeline.synthesize(sentence, timings=True)
+        result = quiet_pipeline.synthesize(SpeechRequest(sentence, timings=True))
         segments, _ = whisper.transcribe(io.BytesIO(result.data), language="en", beam_size=5,
                                          word_timestamps=True)
         heard = [w for s in segments for w in s.words]

@@ -1,8 +1,8 @@
 """tts_core: the warm text-to-speech engine behind the studio; it never imports gradio.
 
-    from tts_core import Pipeline, Settings
+    from tts_core import Pipeline, Settings, SpeechRequest
     pipeline = Pipeline.from_settings(Settings.from_env())   # loads and warms every model
-    result = pipeline.synthesize("Hello there.")             # result.data is a WAV file
+    result = pipeline.synthesize(SpeechRequest("Hello there."))  # result.data is a WAV file
 """
 
 from . import selfcheck
@@ -11,10 +11,11 @@ from .errors import (ConfigError, GateBusyError, GateTimeoutError, InputError, M
                      SynthesisError, TTSError, UnknownModelError, UnknownVoiceError)
 from .metrics import RECORD_KEYS, LatencyRecord
 from .pipeline import AudioChunk, Pipeline, Synthesis, SynthesisResult
+from .request import SpeechRequest
 
 __all__ = [
     "AudioChunk", "ConfigError", "GateBusyError", "GateTimeoutError", "InputError",
     "LatencyRecord", "ModelLoadError", "ModelSpec", "Pipeline", "RECORD_KEYS", "Settings",
-    "Synthesis", "SynthesisError", "SynthesisResult", "TTSError", "UnknownModelError",
+    "SpeechRequest", "Synthesis", "SynthesisError", "SynthesisResult", "TTSError", "UnknownModelError",
     "UnknownVoiceError", "selfcheck",
 ]

@@ -27,6 +27,7 @@ from .errors import (GateBusyError, GateTimeoutError, InputError, SynthesisError
                      UnknownModelError, UnknownVoiceError)
 from .metrics import LatencyRecord
 from .pipeline import Pipeline
+from .request import SpeechRequest
 from .server import Readiness
 from .timings import to_srt, to_vtt
 
@@ -105,7 +106,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         scheme, _, token = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
                                                                  settings.api_key.encode()):
-            pipeline.prometheus.count(request.url.path, "unknown", "unauthorized")
+            pipeline.refused(request.url.path, "unauthorized")
             raise ApiError(401, "Missing or wrong API key: send 'Authorization: Bearer <key>'.",
                            code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
@@ -126,7 +127,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
 
     @api.get("/metrics")
     def metrics():
-        return Response(pipeline.prometheus.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return Response(pipeline.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
 
     # --- OpenAI-compatible --------------------------------------------------------------
 
@@ -213,9 +214,9 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                             f"{', '.join(settings.openai_models)} map to them.", param="model",
                        code="model_not_found")
 
-    async def speech_call(request: Request, route: str) -> tuple[dict, bool]:
-        """A speech body, read and checked once for both routes: the pipeline's arguments
-        (model and voice resolved) and whether the client asked for a stream."""
+    async def speech_call(request: Request, route: str) -> tuple[SpeechRequest, bool]:
+        """A speech body, read and checked once for both routes: the request (model and voice
+        resolved) and whether the client asked for a stream."""
         try:
             body = await _read_json(request, settings.max_body_bytes)
             fields = _speech_fields(body)
@@ -223,27 +224,28 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                 logger.debug("ignoring 'instructions': the models here do not take a style prompt")
             model = _model_for(fields["model"])
         except ApiError as e:
-            pipeline.prometheus.count(route, "unknown", "bad_request")
+            pipeline.refused(route, "bad_request")
             raise e
         try:  # the model may have been removed a moment ago
             voice = _voice_for(pipeline.registry.get(model), fields["voice"])
         except TTSError as e:
             raise from_tts_error(e) from e
-        return dict(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
-                    fmt=fields["response_format"], route=route, loudness=fields["loudness"],
-                    true_peak=fields["true_peak"]), fields["stream"]
+        return SpeechRequest(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
+                             format=fields["response_format"], loudness=fields["loudness"],
+                             true_peak=fields["true_peak"]), fields["stream"]
 
     @api.post(SPEECH_ROUTE, dependencies=guarded)
     async def speech(request: Request):
         call, stream = await speech_call(request, SPEECH_ROUTE)
-        model = call["model"]
+        model = call.model
         try:
             if not stream:
-                result = await anyio.to_thread.run_sync(lambda: pipeline.synthesize(**call))
+                result = await anyio.to_thread.run_sync(
+                    lambda: pipeline.synthesize(call, route=SPEECH_ROUTE))
                 rate = audio_io.output_rate(result.format, result.sample_rate)
                 return Response(result.data, media_type=audio_io.MEDIA_TYPES[result.format],
                                 headers=latency_headers(result.record, rate))
-            synthesis = pipeline.stream(**call, continuous=True)
+            synthesis = pipeline.stream(call, route=SPEECH_ROUTE, continuous=True)
             chunks = iter(synthesis)
             try:  # anyio lets the thread finish even if the client leaves meanwhile
                 first = await anyio.to_thread.run_sync(next, chunks, None)
@@ -264,14 +266,15 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         With "stream": true, NDJSON: a line per piece of audio with the words that start in
         it, then a last line with the latency record and the subtitles."""
         call, stream = await speech_call(request, CAPTIONED_ROUTE)
-        call["timings"], model = True, call["model"]
+        call, model = call.but(timings=True), call.model
         try:
             if not stream:
-                result = await anyio.to_thread.run_sync(lambda: pipeline.synthesize(**call))
+                result = await anyio.to_thread.run_sync(
+                    lambda: pipeline.synthesize(call, route=CAPTIONED_ROUTE))
                 return {"audio": _b64(result.data), "format": result.format,
                         "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
                         **captions(result.words), "latency": result.record.to_dict()}
-            synthesis = pipeline.stream(**call)
+            synthesis = pipeline.stream(call, route=CAPTIONED_ROUTE)
             lines = _caption_lines(synthesis)
             try:
                 first = await anyio.to_thread.run_sync(next, lines, None)

@@ -1,36 +1,37 @@
-"""The request path: text -> clean -> chunks -> gate -> engine -> encoded audio, with a latency record.
+"""The request path: a checked SpeechRequest -> chunks -> gate -> engine -> encoded audio, with a latency record.
 
-Every caller (Gradio UI, Gradio API, HTTP routes) goes through `Pipeline.stream` or
-`Pipeline.synthesize`, and so through the one gate. Validation happens when the call
-is made, before anything waits for the device; admission to the gate happens when
-iteration starts, and is released however iteration ends (exhausted, error, close()).
+Every caller (Gradio UI, Gradio API, HTTP routes, RunPod jobs) builds a `SpeechRequest`
+and goes through `Pipeline.stream` or `Pipeline.synthesize`, and so through the one gate.
+The request is checked when the call is made (`plan.make_plan`), before anything waits
+for the device; admission to the gate happens when iteration starts, and is released
+however iteration ends (exhausted, error, close()). One generator, `Pipeline._run`, runs
+every request and counts its outcome; a whole file is a thin consumer of it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from . import audio as audio_io
 from . import loudness
-from . import text as textproc
-from .config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE, Settings
+from .config import Settings
 from .device import free_device_memory, is_out_of_memory
 from .engines import Engine, SynthesisParams
 from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
-                     TTSError, UnknownVoiceError)
+                     TTSError)
 from .gate import GpuGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
+from .plan import Plan, make_plan, model_label
+from .record import RecordClock
 from .registry import Registry, warm_load
-from .timings import SourceWord, WordTiming, WordTracker, chunk_timings, source_words, word_frames
+from .request import SpeechRequest
+from .timings import WordTiming, WordTracker, chunk_timings, word_frames
 from .windows import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, window_plan
-from .voices import read_xvector
 from .zerogpu import device_call
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ MS = 1000.0
 # Batch size when TTS_MAX_BATCH is unset and a model runs on CUDA. On CPU batching is off:
 # padded batches ran slower there than the same items one by one (see the benchmark).
 DEFAULT_CUDA_BATCH = 8
-FOREIGN_SHOWN = 12  # letters of another alphabet quoted back in the error
+# Outcomes that are the caller's doing, not the server's: counted, but not as failures.
+NOT_FAILURES = frozenset({"bad_request", "cancelled", "unauthorized"})
 
 
 @dataclass(frozen=True)
@@ -77,40 +79,73 @@ class SynthesisResult:
         return self.audio.shape[0] / self.sample_rate
 
 
+class _Streamed:
+    """How a stream takes its audio: each piece encoded as it leaves (a file each, or one
+    continuous stream of bytes), levelled by a limiter when the request has a loudness target."""
+
+    streamed = True
+
+    def __init__(self, plan: Plan, continuous: bool):
+        self._encoder = audio_io.ChunkEncoder(plan.format, plan.engine.sample_rate, continuous)
+
+    def piece(self, audio: np.ndarray) -> bytes:
+        return self._encoder.encode(audio)
+
+    def end(self) -> None:
+        """Nothing is left to do: every piece has left encoded."""
+
+
+class _WholeFile:
+    """How a whole file takes its audio: the pieces kept, then joined, normalized to the
+    request's loudness target and encoded once, after the last (`data`, `audio`)."""
+
+    streamed = False
+
+    def __init__(self, plan: Plan):
+        self._plan = plan
+        self._pieces: list[np.ndarray] = []
+        self.data: bytes | None = None
+        self.audio: np.ndarray | None = None
+
+    def piece(self, audio: np.ndarray) -> None:
+        self._pieces.append(audio)
+
+    def end(self) -> None:
+        plan = self._plan
+        joined = np.concatenate(self._pieces)
+        if plan.loudness is not None:
+            joined, _ = loudness_normalize(joined, plan.engine.sample_rate, plan.loudness)
+        self.data = audio_io.encode(joined, plan.engine.sample_rate, plan.format)
+        self.audio = joined
+
+
 @dataclass
-class _Plan:
-    engine: Engine
-    params: SynthesisParams
-    chunks: list[str]
-    chars: int
-    fmt: str
-    route: str
-    started: float
-    text_s: float
-    windowed: bool = False  # decode inside sentences (streams from two-stage engines)
-    # Word timings (timings=True): the typed words, and each chunk's first spoken word.
-    words: list[SourceWord] | None = None
-    chunk_words: list[int] | None = None
-    tracker: WordTracker | None = None
-    loudness: loudness.LoudnessTarget | None = None  # None: the voice's own level
-    queue_s: float = 0.0
-    infer_s: float = 0.0
-    encode_s: float = 0.0
-    samples: int = 0
-    first_audio: float | None = None
-    finished: float | None = None
+class _Run:
+    """One request as it runs: its plan, its clock, how its audio leaves, and at the end its record."""
+
+    plan: Plan
+    clock: RecordClock
+    delivery: _Streamed | _WholeFile
+    record: LatencyRecord | None = None
 
 
 class Synthesis:
-    """An accepted request being synthesized: iterate for AudioChunks; `record` is set at the end."""
+    """A checked request being made: iterate for AudioChunks; `record` is set after the last."""
 
-    def __init__(self, pipeline: "Pipeline", plan: _Plan, encoder: audio_io.ChunkEncoder | None):
-        self.engine = plan.engine
-        self.sample_rate = plan.engine.sample_rate
-        self.chunks = plan.chunks
-        self.format = plan.fmt
-        self.record: LatencyRecord | None = None
-        self._iter = pipeline._generate(plan, self, encoder)
+    def __init__(self, run: Iterator):
+        """`run`: `Pipeline._run`'s generator. Its first item (taken here, so a bad request
+        raises now) is the request's _Run; AudioChunks follow."""
+        self._iter = run
+        self._run: _Run = next(run)
+        self.plan = self._run.plan
+        self.engine = self.plan.engine
+        self.sample_rate = self.engine.sample_rate
+        self.chunks = list(self.plan.chunks)
+        self.format = self.plan.format
+
+    @property
+    def record(self) -> LatencyRecord | None:
+        return self._run.record
 
     def __iter__(self) -> Iterator[AudioChunk]:
         return self._iter
@@ -162,71 +197,47 @@ class Pipeline:
 
     # --- what callers use ---------------------------------------------------------------
 
-    def stream(self, text: str, model: str | None = None, voice: str | None = None,
-               speed: float = 1.0, seed: int | float | None = None, fmt: str = "wav",
-               continuous: bool = False, route: str = "python",
-               temperature: float | None = None,
-               speaker_embedding: np.ndarray | bytes | str | Path | None = None,
-               timings: bool = False, loudness: float | bool | None = None,
-               true_peak: float | None = None) -> Synthesis:
-        """Validate now; return the request's chunks with `data` encoded in `fmt`.
+    def stream(self, request: SpeechRequest, route: str = "python",
+               continuous: bool = False) -> Synthesis:
+        """Check `request` now; return its chunks with `data` encoded in `request.format`.
 
-        `continuous=False`: every chunk is a complete file (what Gradio's streaming audio
-        wants). `continuous=True`: the chunks' bytes concatenate into one stream (one WAV
-        header, then samples; what an HTTP response body wants). `timings=True`: each chunk
-        carries the words that start in it (a model without durations is refused).
-        `loudness`: a target in LUFS (None: TTS_LOUDNESS; False: off) with a `true_peak`
-        ceiling in dBTP (None: TTS_TRUE_PEAK); a stream gets one gain and a limiter.
+        `route` names the caller in the metrics. `continuous=False`: every chunk is a
+        complete file (what Gradio's streaming audio wants). `continuous=True`: the chunks'
+        bytes concatenate into one stream (one WAV header, then samples; what an HTTP
+        response body wants). With `request.timings`, each chunk carries the words that
+        start in it; with a loudness target, a stream gets one gain and a limiter.
         """
-        plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding, timings, loudness, true_peak)
-        plan.windowed = plan.engine.supports_windows
-        if continuous and fmt not in audio_io.STREAMABLE:
-            raise InputError(f"{fmt} cannot be streamed; stream one of "
-                             f"{', '.join(sorted(audio_io.STREAMABLE))}, or ask for the whole file.",
-                             param="response_format")
-        return Synthesis(self, plan, audio_io.ChunkEncoder(fmt, plan.engine.sample_rate, continuous))
+        return Synthesis(self._run(request, route, streamed=True, continuous=continuous))
 
-    def synthesize(self, text: str, model: str | None = None, voice: str | None = None,
-                   speed: float = 1.0, seed: int | float | None = None,
-                   fmt: str = "wav", route: str = "python", temperature: float | None = None,
-                   speaker_embedding: np.ndarray | bytes | str | Path | None = None,
-                   on_chunk: Callable[[int, int], None] | None = None,
-                   timings: bool = False, loudness: float | bool | None = None,
-                   true_peak: float | None = None) -> SynthesisResult:
-        """The whole text as one encoded file: a thin wrapper over the chunk generator.
+    def synthesize(self, request: SpeechRequest, route: str = "python",
+                   on_chunk: Callable[[int, int], None] | None = None) -> SynthesisResult:
+        """The whole text as one encoded file: a thin consumer of the chunk generator.
 
-        `on_chunk(done, total)` is told after each chunk (the UI's progress bar).
-        `timings=True`: the result's `words` (a model without durations is refused).
-        `loudness`, `true_peak`: as in `stream`; the whole file is measured and normalized.
+        `on_chunk(done, total)` is told after each chunk (the UI's progress bar). With
+        `request.timings`, the result's `words`; with a loudness target, the whole file is
+        measured and normalized.
         """
-        plan = self._plan(text, model, voice, speed, seed, fmt, route, temperature,
-                          speaker_embedding, timings, loudness, true_peak)
-        pieces, words = [], []
-        synthesis = Synthesis(self, plan, encoder=None)
+        synthesis = Synthesis(self._run(request, route, streamed=False))
+        words = []
         try:
             for chunk in synthesis:
-                pieces.append(chunk.audio)
                 words.extend(chunk.words)
                 if on_chunk is not None:
-                    on_chunk(chunk.sentence + 1, len(plan.chunks))
+                    on_chunk(chunk.sentence + 1, len(synthesis.chunks))
         finally:
             synthesis.close()  # frees the gate place at once, whatever `on_chunk` did
-        try:
-            start = time.perf_counter()
-            joined = np.concatenate(pieces)
-            if plan.loudness is not None:
-                joined, _ = loudness_normalize(joined, plan.engine.sample_rate, plan.loudness)
-            data = audio_io.encode(joined, plan.engine.sample_rate, fmt)
-            plan.encode_s += time.perf_counter() - start
-        except Exception:
-            self._failed(plan.engine.name, route, "error")
-            raise
-        plan.first_audio = plan.finished = time.perf_counter()  # the caller hears nothing sooner
-        record = self._record(plan)
-        self._served(record, route)
-        return SynthesisResult(data, joined, plan.engine.sample_rate, fmt, record,
-                               words if plan.words is not None else None)
+        whole: _WholeFile = synthesis._run.delivery  # joined and encoded after the last chunk
+        return SynthesisResult(whole.data, whole.audio, synthesis.sample_rate, synthesis.format,
+                               synthesis.record, words if synthesis.plan.words is not None else None)
+
+    def refused(self, route: str, status: str) -> None:
+        """Count a request a route turned away before it became a SpeechRequest (an unreadable
+        body: "bad_request"; a wrong key: "unauthorized")."""
+        self._count(route, "unknown", status)
+
+    def prometheus_text(self) -> bytes:
+        """The metrics in Prometheus' text format (what GET /metrics serves)."""
+        return self.prometheus.exposition()
 
     def snapshot(self) -> dict:
         """Rolling stats with the gate's current queue depth and slot use."""
@@ -240,73 +251,200 @@ class Pipeline:
 
     # --- inside -------------------------------------------------------------------------
 
-    def _plan(self, text, model, voice, speed, seed, fmt, route, temperature=None,
-              speaker_embedding=None, timings=False, loudness=None, true_peak=None) -> _Plan:
+    def _run(self, request: SpeechRequest, route: str, streamed: bool,
+             continuous: bool = False) -> Iterator:
+        """The one place a request runs and its outcome is counted: checked, then (when
+        iterated) admitted, made and recorded. Yields the request's _Run as soon as it is
+        checked, then its AudioChunks; a whole file is encoded after the last of them."""
+        model, status, run = model_label(request, self.registry), "error", None
         try:
-            plan = self._validate(text, model, voice, speed, seed, fmt, route, temperature,
-                                  speaker_embedding, timings)
-            plan.loudness = self._loudness(loudness, true_peak)
-            return plan
-        except InputError:
-            known = model if isinstance(model, str) and model in self.registry.engines else None
-            self._failed(known or (self.registry.default.name if not model else "unknown"),
-                         route, "bad_request")
+            plan = make_plan(request, self.registry, self.settings, streamed, continuous)
+            model = plan.engine.name
+            run = _Run(plan, RecordClock(plan),
+                       _Streamed(plan, continuous) if streamed else _WholeFile(plan))
+            yield run
+            yield from self._pieces(run)
+            if run.clock.samples == 0:
+                raise InputError(f"Model {model!r} cannot pronounce any of this text "
+                                 "(no character of it is in the model's alphabet).", param="input")
+            self._timed_encode(run.clock, run.delivery.end)
+            run.record = run.clock.record(streamed)
+            status = "ok"
+        except GeneratorExit:
+            status = "cancelled"  # the caller stopped early (a client went away)
             raise
+        except InputError:
+            status = "bad_request"
+            raise
+        except GateBusyError:
+            status = "busy"
+            raise
+        except GateTimeoutError:
+            status = "timeout"
+            raise
+        finally:
+            self._count(route, model, status, run.record if run is not None else None)
 
-    def _validate(self, text, model, voice, speed, seed, fmt, route, temperature,
-                  speaker_embedding, timings=False) -> _Plan:
-        started = time.perf_counter()
-        engine = self.registry.get(model)
-        params = SynthesisParams(voice=self._voice(engine, voice), speed=_speed(engine, speed),
-                                 seed=_seed(seed), temperature=_temperature(engine, temperature),
-                                 speaker_embedding=_embedding(engine, speaker_embedding))
-        if fmt not in audio_io.ALL_FORMATS:
-            raise InputError(f"Unknown audio format {fmt!r}; choose one of "
-                             f"{', '.join(audio_io.ALL_FORMATS)}.", param="response_format")
-        if fmt == "aac" and not audio_io.aac_available():
-            raise InputError("aac needs ffmpeg, which is not installed on this server; "
-                             "ask for mp3, opus, flac, wav or pcm.", param="response_format")
-        if not isinstance(text, str):
-            raise InputError("The text must be a string.", param="input")
-        limit = self.settings.max_chars
-        if len(text) > limit:
-            raise InputError(f"The text is {len(text)} characters long; the limit is {limit}. "
-                             "Shorten it or split it into several requests.", param="input")
-        cleaned = textproc.clean(text)
-        if not cleaned:
-            raise InputError("The text is empty. Type something to speak.", param="input")
-        if not textproc.has_speakable(cleaned):
-            raise InputError("The text has nothing to speak: no letters or digits are left "
-                             "after removing symbols and control characters.", param="input")
-        foreign = textproc.foreign_letters(cleaned, engine.language)
-        if foreign and not textproc.has_speakable(cleaned.translate(dict.fromkeys(map(ord, foreign)))):
-            raise InputError(f"Model {engine.name!r} cannot pronounce any of this text: it speaks "
-                             f"{engine.language!r}, and none of the text is in that alphabet "
-                             f"({foreign[:FOREIGN_SHOWN]}"
-                             f"{' ...' if len(foreign) > FOREIGN_SHOWN else ''}). Choose a model "
-                             "for the text's language.", param="input")
-        if timings and not engine.supports_timings:
-            raise InputError(f"Model {engine.name!r} ({engine.family}) gives no phoneme durations, "
-                             "so it has no word timings; ask a Piper or VITS model for them.",
-                             param="model")
-        typed = cleaned
-        if engine.language == "en":
-            # MMS-TTS has no digits in its alphabet, and espeak reads "$20" as "dollar twenty".
-            cleaned = textproc.expand(cleaned)
-            if len(cleaned) > limit:  # "7" * 3000 would otherwise be twenty minutes of "seven"
-                raise InputError(f"Spelled out (numbers as words), the text is {len(cleaned)} "
-                                 f"characters long; the limit is {limit}. Shorten it.",
-                                 param="input")
-        longest = min(self.settings.chunk_chars, engine.max_chunk_chars or self.settings.chunk_chars)
-        chunks = textproc.chunk(cleaned, longest)
-        plan = _Plan(engine, params, chunks, len(text), fmt, route, started, 0.0)
-        if timings:
-            plan.words, plan.chunk_words = _word_plan(typed, cleaned, chunks, engine.language == "en")
-            plan.tracker = WordTracker(plan.words)
-        plan.text_s = time.perf_counter() - started
-        return plan
+    def _count(self, route: str, model: str, status: str,
+               record: LatencyRecord | None = None) -> None:
+        """The one place an outcome is counted: a served request with its record, or a failure."""
+        if record is not None:
+            self.stats.add(record)
+            self.prometheus.observe(record, route)
+            return
+        if status not in NOT_FAILURES:
+            self.stats.add_failure()
+        self.prometheus.count(route, model, status)
 
-    def _stream_limiter(self, plan: _Plan, index: int, first: np.ndarray) -> loudness.Limiter:
+    def _pieces(self, run: _Run) -> Iterator[AudioChunk]:
+        """The request's audio in pieces, inside its place at the gate: each chunk of text
+        prepared (CPU), spoken in device turns, faded at its edges, levelled (streams with a
+        loudness target: one gain and a limiter) and handed to the delivery."""
+        plan, clock = run.plan, run.clock
+        engine = plan.engine
+        tracker = WordTracker(plan.words) if plan.words is not None else None
+        levelled = plan.loudness is not None and run.delivery.streamed  # files: once joined
+        limiter = None
+        made = 0
+        held: list[WordTiming] = []  # words of audio the limiter still holds
+        with self.gate.admit(), self.registry.in_use(engine):
+            for index, chunk_text in enumerate(plan.chunks):
+                prepared = self._prepare(clock, index)
+                if prepared is None:  # nothing this model can pronounce in this chunk
+                    self._chunk_words(clock, tracker, index, None, None)  # its words are not heard
+                    continue
+                # Its first piece, whole, when the stream's one gain is still to be set from it.
+                pieces, durations = self._speak(clock, index, prepared,
+                                                whole=levelled and limiter is None)
+                words = self._chunk_words(clock, tracker, index, prepared, durations)
+                if levelled and limiter is None:
+                    limiter = self._stream_limiter(plan, index, pieces[0][0])
+                for audio, head, tail in pieces:
+                    audio = audio_io.fade_edges(audio, engine.sample_rate, head=head, tail=tail)
+                    clock.samples += audio.shape[0]
+                    held += [w for w in words if tail or w.start < clock.audio_s]
+                    words = [w for w in words if w not in held]
+                    if limiter is not None:
+                        audio = limiter.process(audio)
+                        if audio.size == 0:
+                            continue
+                    yield self._piece(run, made, chunk_text, audio, index, held)
+                    made, held = made + 1, []
+            if limiter is not None and clock.samples:
+                yield self._piece(run, made, plan.chunks[-1], limiter.flush(), len(plan.chunks) - 1,
+                                  held)
+
+    def _prepare(self, clock: RecordClock, index: int):
+        """Chunk `index` as the model's inputs (CPU, outside the gate); None: nothing to say."""
+        plan = clock.plan
+        start = time.perf_counter()
+        try:
+            prepared = plan.engine.prepare(plan.chunks[index], plan.params)
+        except TTSError:
+            raise
+        except Exception as e:
+            raise SynthesisError(f"Model {plan.engine.name!r} could not read chunk "
+                                 f"{index + 1} of {len(plan.chunks)}: {e}") from e
+        clock.text_s += time.perf_counter() - start
+        return prepared
+
+    def _speak(self, clock: RecordClock, index: int, prepared, whole: bool):
+        """A prepared chunk's audio through the gate: (pieces, the model's durations or None),
+        each piece (audio, is the chunk's first piece, is its last). One piece, unless the plan
+        is windowed and `whole` is False: then decoder windows, made as they are taken."""
+        plan = clock.plan
+        where = f"chunk {index + 1} of {len(plan.chunks)}"
+        if plan.windowed:
+            latents = self._turn(clock, plan.batch_key, prepared, "encode_batch", where)
+            durations = [lat.durations for lat in latents]
+            if not whole:
+                return self._windows(clock, latents, where), durations
+            audio = np.concatenate([self._turn(clock, None, (lat, 0, lat.frames), "decode", where)
+                                    for lat in latents])
+            return [(audio, True, True)], durations
+        if plan.words is None:
+            audio, durations = self._turn(clock, plan.batch_key, prepared, "infer_batch", where), None
+        else:  # the same audio, with the model's durations beside it
+            audio, durations = self._turn(clock, plan.batch_key, prepared, "infer_batch_timed", where)
+        return [(audio, True, True)], durations
+
+    def _piece(self, run: _Run, index: int, text: str, audio: np.ndarray, sentence: int,
+               words: list[WordTiming]) -> AudioChunk:
+        """A piece of audio as it leaves: handed to the delivery (a stream encodes it), with
+        the words that start in it."""
+        data = self._timed_encode(run.clock, lambda: run.delivery.piece(audio))
+        run.clock.piece_left()
+        return AudioChunk(index, text, audio, run.plan.engine.sample_rate, data, sentence=sentence,
+                          words=tuple(words))
+
+    @staticmethod
+    def _timed_encode(clock: RecordClock, encode: Callable[[], bytes | None]) -> bytes | None:
+        start = time.perf_counter()
+        data = encode()
+        clock.encode_s += time.perf_counter() - start
+        return data
+
+    def _chunk_words(self, clock: RecordClock, tracker: WordTracker | None, index: int, prepared,
+                     durations) -> list[WordTiming]:
+        """The typed words this chunk completes, timed from the start of the whole audio (the
+        chunk starts after `clock.samples`); CPU work, outside the gate."""
+        if tracker is None:
+            return []
+        plan = clock.plan
+        start = time.perf_counter()
+        engine, first = plan.engine, plan.chunk_words[index]
+        spans = {}
+        if prepared is not None and durations is not None and all(d is not None for d in durations):
+            frames = word_frames(engine.word_units(plan.chunks[index], prepared), durations)
+            spans = chunk_timings(first, frames, engine.samples_per_frame / engine.sample_rate,
+                                  clock.audio_s)
+        words = tracker.add(spans, plan.chunk_words[index + 1])
+        clock.text_s += time.perf_counter() - start
+        return words
+
+    def _windows(self, clock: RecordClock, latents,
+                 where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
+        """A chunk in two stages: its latents from one turn (batched like any inference), then
+        decoder windows, each a turn of its own. The request's first sentence starts with a
+        small window, so its first audio needs only the first stage and one small decode;
+        the sentences after it, heard while they are made, are decoded in the largest
+        windows (fewer turns, less context re-read), which still let other requests'
+        first windows in between.
+
+        Yields (audio, is the chunk's first piece, is its last piece).
+        """
+        windows = [(latent, start, stop) for n, latent in enumerate(latents)
+                   for start, stop in window_plan(
+                       latent.frames, FIRST_WINDOW_FRAMES if n == 0 and clock.first_piece is None
+                       else MAX_WINDOW_FRAMES)]
+        for n, window in enumerate(windows):
+            yield (self._turn(clock, None, window, "decode", where), n == 0,
+                   n == len(windows) - 1)
+
+    def _turn(self, clock: RecordClock, key, item, method: str, where: str):
+        """One device turn through the gate: `engine.<method>` on `item` (batched with the
+        same-`key` items waiting beside it), its wait and hold added to the clock."""
+        engine, params = clock.plan.engine, clock.plan.params
+        if key is not None:  # only the same method's items can share a device call
+            key = (method, key)
+        try:
+            result, waited, held, _ = self.gate.run_item(
+                key, item, lambda items: self._device(id(engine), method, items, params),
+                first=clock.first_piece is None)
+        except TTSError:
+            raise
+        except Exception as e:
+            if is_out_of_memory(e):
+                free_device_memory()
+                raise OutOfMemoryError(
+                    f"Model {engine.name!r} ran out of memory on {where}; what could be freed "
+                    "was freed. Try again, or with a shorter text.") from e
+            raise SynthesisError(f"Model {engine.name!r} failed while speaking {where}: {e}") from e
+        clock.queue_s += waited
+        clock.infer_s += held
+        return result
+
+    def _stream_limiter(self, plan: Plan, index: int, first: np.ndarray) -> loudness.Limiter:
         """A stream's limiter with its one gain, from its first sentence (`first`, chunk `index`)
         and the voice's level at warm-up, weighed by how much of the text each stands for:
         a stream that is one sentence gets that sentence's own gain; a long text whose
@@ -329,217 +467,6 @@ class Pipeline:
                                                               engine.sample_rate)
         return self._stream_gains[key]
 
-    def _loudness(self, lufs, true_peak) -> loudness.LoudnessTarget | None:
-        """A request's loudness target: its own, else the TTS_LOUDNESS setting; False: off."""
-        if lufs is False:
-            return None
-        lufs = self.settings.loudness_lufs if lufs is None else lufs
-        if lufs is None:
-            return None
-        peak = self.settings.true_peak_db if true_peak is None else true_peak
-        return loudness.LoudnessTarget(
-            _bounded(lufs, loudness.MIN_LUFS, loudness.MAX_LUFS, "Loudness", "LUFS", "loudness"),
-            _bounded(peak, loudness.MIN_TRUE_PEAK_DB, loudness.MAX_TRUE_PEAK_DB, "The true-peak ceiling",
-                     "dBTP", "true_peak"))
-
-    @staticmethod
-    def _voice(engine: Engine, voice: str | None) -> str:
-        if voice is None or voice == "":
-            return engine.default_voice
-        if not isinstance(voice, str) or voice not in engine.voices:
-            shown = ", ".join(engine.voices[:20]) + (" ..." if len(engine.voices) > 20 else "")
-            raise UnknownVoiceError(f"Unknown voice {voice!r} for model {engine.name!r}. "
-                                    f"Its voices: {shown}.", param="voice")
-        return voice
-
-    def _generate(self, plan: _Plan, synthesis: Synthesis,
-                  encoder: audio_io.ChunkEncoder | None) -> Iterator[AudioChunk]:
-        engine, params = plan.engine, plan.params
-        status = "error"
-        pieces_made = 0
-        # A stream's loudness: one gain for the whole request, set before its first piece
-        # leaves, and a limiter run across its pieces (whole files are normalized once
-        # joined, in `synthesize`).
-        levelled = plan.loudness is not None and encoder is not None
-        limiter = None
-        held: list[WordTiming] = []  # words of audio the limiter still holds
-        try:
-            with self.gate.admit(), self.registry.in_use(engine):
-                for index, chunk_text in enumerate(plan.chunks):
-                    start = time.perf_counter()
-                    try:
-                        prepared = engine.prepare(chunk_text, params)
-                    except TTSError:
-                        raise
-                    except Exception as e:
-                        raise SynthesisError(f"Model {engine.name!r} could not read chunk "
-                                             f"{index + 1} of {len(plan.chunks)}: {e}") from e
-                    plan.text_s += time.perf_counter() - start
-                    if prepared is None:
-                        self._chunk_words(plan, index, None, None)  # its words are not heard
-                        continue  # nothing this model can pronounce in this chunk
-                    # Requests for the same engine, voice and speed can share a device turn;
-                    # seeded ones run alone, so that a seed gives the same audio every time.
-                    key = ((id(engine), params.voice, params.speed, params.temperature)
-                           if engine.supports_batching and params.seed is None
-                           and params.speaker_embedding is None else None)
-                    where = f"chunk {index + 1} of {len(plan.chunks)}"
-                    if plan.windowed:
-                        latents = self._turn(plan, key, prepared, "encode_batch", where)
-                        durations = [lat.durations for lat in latents]
-                        pieces = self._windows(plan, latents, where)
-                        if levelled and limiter is None:  # its gain needs the first sentence whole
-                            pieces = [(np.concatenate([
-                                self._turn(plan, None, (lat, 0, lat.frames), "decode", where)
-                                for lat in latents]), True, True)]
-                    else:
-                        if plan.words is None:
-                            audio, durations = self._turn(plan, key, prepared, "infer_batch", where), None
-                        else:  # the same audio, with the model's durations beside it
-                            audio, durations = self._turn(plan, key, prepared, "infer_batch_timed",
-                                                          where)
-                        pieces = [(audio, True, True)]
-                    words = self._chunk_words(plan, index, prepared, durations)
-                    if levelled and limiter is None:
-                        limiter = self._stream_limiter(plan, index, pieces[0][0])
-                    for audio, head, tail in pieces:
-                        audio = audio_io.fade_edges(audio, engine.sample_rate, head=head, tail=tail)
-                        plan.samples += audio.shape[0]
-                        heard = plan.samples / engine.sample_rate
-                        held += [w for w in words if tail or w.start < heard]
-                        words = [w for w in words if w not in held]
-                        if limiter is not None:
-                            audio = limiter.process(audio)
-                            if audio.size == 0:
-                                continue
-                        yield self._piece(plan, encoder, pieces_made, chunk_text, audio, index, held)
-                        pieces_made, held = pieces_made + 1, []
-                if limiter is not None and plan.samples:
-                    yield self._piece(plan, encoder, pieces_made, plan.chunks[-1], limiter.flush(),
-                                      len(plan.chunks) - 1, held)
-            if plan.samples == 0:
-                raise InputError(f"Model {engine.name!r} cannot pronounce any of this text "
-                                 "(no character of it is in the model's alphabet).", param="input")
-            status = "ok"
-        except GeneratorExit:
-            status = "cancelled"  # the caller stopped early (a client went away)
-            raise
-        except InputError:
-            status = "bad_request"
-            raise
-        except GateBusyError:
-            status = "busy"
-            raise
-        except GateTimeoutError:
-            status = "timeout"
-            raise
-        finally:
-            if status != "ok":
-                self._failed(engine.name, plan.route, status)
-        if encoder is not None:
-            plan.finished = time.perf_counter()
-            synthesis.record = self._record(plan)
-            self._served(synthesis.record, plan.route)
-
-    def _piece(self, plan: _Plan, encoder: audio_io.ChunkEncoder | None, index: int, text: str,
-               audio: np.ndarray, sentence: int, words: list[WordTiming]) -> AudioChunk:
-        """A piece of audio as it leaves: encoded (streams), with the words that start in it."""
-        data = None
-        if encoder is not None:
-            start = time.perf_counter()
-            data = encoder.encode(audio)
-            plan.encode_s += time.perf_counter() - start
-        if plan.first_audio is None:
-            plan.first_audio = time.perf_counter()
-        return AudioChunk(index, text, audio, plan.engine.sample_rate, data, sentence=sentence,
-                          words=tuple(words))
-
-    def _chunk_words(self, plan: _Plan, index: int, prepared, durations) -> list[WordTiming]:
-        """The typed words this chunk completes, timed from the start of the whole audio (the
-        chunk starts after `plan.samples`); CPU work, outside the gate."""
-        if plan.words is None:
-            return []
-        start = time.perf_counter()
-        engine, first = plan.engine, plan.chunk_words[index]
-        spans = {}
-        if prepared is not None and durations is not None and all(d is not None for d in durations):
-            frames = word_frames(engine.word_units(plan.chunks[index], prepared), durations)
-            spans = chunk_timings(first, frames, engine.samples_per_frame / engine.sample_rate,
-                                  plan.samples / engine.sample_rate)
-        words = plan.tracker.add(spans, plan.chunk_words[index + 1])
-        plan.text_s += time.perf_counter() - start
-        return words
-
-    def _windows(self, plan: _Plan, latents,
-                 where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
-        """A chunk in two stages: its latents from one turn (batched like any inference), then
-        decoder windows, each a turn of its own. The request's first sentence starts with a
-        small window, so its first audio needs only the first stage and one small decode;
-        the sentences after it, heard while they are made, are decoded in the largest
-        windows (fewer turns, less context re-read), which still let other requests'
-        first windows in between.
-
-        Yields (audio, is the chunk's first piece, is its last piece).
-        """
-        windows = [(latent, start, stop) for n, latent in enumerate(latents)
-                   for start, stop in window_plan(
-                       latent.frames, FIRST_WINDOW_FRAMES if n == 0 and plan.first_audio is None
-                       else MAX_WINDOW_FRAMES)]
-        for n, window in enumerate(windows):
-            yield (self._turn(plan, None, window, "decode", where), n == 0,
-                   n == len(windows) - 1)
-
-    def _turn(self, plan: _Plan, key, item, method: str, where: str):
-        """One device turn through the gate: `engine.<method>` on `item` (batched with the
-        same-`key` items waiting beside it), its wait and hold added to the plan."""
-        engine, params = plan.engine, plan.params
-        if key is not None:  # only the same method's items can share a device call
-            key = (method, key)
-        try:
-            result, waited, held, _ = self.gate.run_item(
-                key, item, lambda items: self._device(id(engine), method, items, params),
-                first=plan.first_audio is None)
-        except TTSError:
-            raise
-        except Exception as e:
-            if is_out_of_memory(e):
-                free_device_memory()
-                raise OutOfMemoryError(
-                    f"Model {engine.name!r} ran out of memory on {where}; what could be freed "
-                    "was freed. Try again, or with a shorter text.") from e
-            raise SynthesisError(f"Model {engine.name!r} failed while speaking {where}: {e}") from e
-        plan.queue_s += waited
-        plan.infer_s += held
-        return result
-
-    def _served(self, record: LatencyRecord, route: str) -> None:
-        self.stats.add(record)
-        self.prometheus.observe(record, route)
-
-    def _failed(self, model: str, route: str, status: str) -> None:
-        if status not in ("bad_request", "cancelled"):
-            self.stats.add_failure()
-        self.prometheus.count(route, model, status)
-
-    def _record(self, plan: _Plan) -> LatencyRecord:
-        audio_s = plan.samples / plan.engine.sample_rate
-        record = LatencyRecord(
-            queue_ms=plan.queue_s * MS,
-            text_ms=plan.text_s * MS,
-            inference_ms=plan.infer_s * MS,
-            encode_ms=plan.encode_s * MS,
-            total_ms=(plan.finished - plan.started) * MS,
-            first_audio_ms=(plan.first_audio - plan.started) * MS,
-            audio_seconds=audio_s,
-            rtf=plan.infer_s / audio_s if audio_s else 0.0,
-            model=plan.engine.name,
-            device=plan.engine.device,
-            chars=plan.chars,
-        )
-        logger.info("served model=%s chars=%d audio=%.2fs total=%.0fms queue=%.0fms rtf=%.3f",
-                    record.model, record.chars, audio_s, record.total_ms, record.queue_ms, record.rtf)
-        return record
-
 
 # Warm engines by id(). ZeroGPU runs `spaces.GPU` functions in a process forked after import
 # and pickles their arguments, so the device call takes a key, not the engine object.
@@ -555,70 +482,4 @@ def _on_device(engine_key: int, method: str, items: list, params: SynthesisParam
     return getattr(engine, method)(items, params)
 
 
-def _speed(engine: Engine, speed) -> float:
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)):
-        raise InputError(f"Speed must be a number between {MIN_SPEED} and {MAX_SPEED}, "
-                         f"not {speed!r}.", param="speed")
-    if not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
-        raise InputError(f"Speed must be between {MIN_SPEED} and {MAX_SPEED}; got {speed}.",
-                         param="speed")
-    if speed != 1.0 and not engine.supports_speed:
-        raise InputError(f"Model {engine.name!r} ({engine.family}) has no speed control; "
-                         "leave the speed at 1.0.", param="speed")
-    return float(speed)
-
-
-def _temperature(engine: Engine, temperature) -> float | None:
-    if temperature is None:
-        return None
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-            math.isfinite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
-        raise InputError(f"Temperature must be a number between {MIN_TEMPERATURE} and "
-                         f"{MAX_TEMPERATURE}, not {temperature!r}.", param="temperature")
-    # Models without sampling take no temperature: the UI sends its slider's value regardless.
-    return float(temperature) if engine.supports_temperature else None
-
-
-def _embedding(engine: Engine, embedding) -> np.ndarray | None:
-    if embedding is None:
-        return None
-    if engine.embedding_dim is None:
-        raise InputError(f"Model {engine.name!r} ({engine.family}) takes no speaker embedding; "
-                         "only SpeechT5 models do.", param="speaker_embedding")
-    return read_xvector(embedding, engine.embedding_dim)
-
-
-def _seed(seed) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, float)) or (
-            isinstance(seed, float) and not (math.isfinite(seed) and seed.is_integer())):
-        raise InputError(f"Seed must be a whole number, not {seed!r}.", param="seed")
-    if not 0 <= seed <= MAX_SEED:
-        raise InputError(f"Seed must be between 0 and {MAX_SEED}; got {int(seed)}.", param="seed")
-    return int(seed)
-
-
-def _word_plan(typed: str, spoken: str, chunks: list[str],
-               expanded: bool) -> tuple[list[SourceWord], list[int]]:
-    """The typed words with the spoken words each became, and where each chunk's words start
-    among the spoken words (one more entry: the end). Chunks are the spoken text's words in
-    order; where a word longer than a chunk was cut, the chunks' own words are shown."""
-    bounds = [0]
-    for chunk in chunks:
-        bounds.append(bounds[-1] + len(chunk.split(" ")))
-    spoken_words = [w for chunk in chunks for w in chunk.split(" ")]
-    if spoken_words != spoken.split(" "):
-        return source_words(" ".join(spoken_words), " ".join(spoken_words)), bounds
-    return source_words(typed, spoken, textproc.expand if expanded else None), bounds
-
-
 loudness_normalize = loudness.normalize
-
-
-def _bounded(value, low: float, high: float, what: str, unit: str, param: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and low <= value <= high):
-        raise InputError(f"{what} must be a number from {low:g} to {high:g} {unit} "
-                         f"(for example -16 for loudness), not {value!r}.", param=param)
-    return float(value)

@@ -23,26 +23,34 @@ import asyncio
 import base64
 import logging
 import sys
+from dataclasses import fields
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from . import audio as audio_io
 from .config import Settings
 from .errors import ConfigError, ModelLoadError, TTSError
 from .pipeline import Pipeline
+from .request import SpeechRequest
 from .timings import to_srt, to_vtt
 
 logger = logging.getLogger(__name__)
 
-INPUT_KEYS = ("text", "model", "voice", "speed", "seed", "temperature", "format", "stream",
-              "timings", "loudness", "true_peak")
-DEFAULT_FORMAT = "wav"
+# A job's fields: the request's own (all but the speaker embedding, which a job has no way
+# to send), and "stream", which says how the audio comes back (listed after "format").
+REQUEST_KEYS = tuple(f.name for f in fields(SpeechRequest) if f.name != "speaker_embedding")
+_AFTER_FORMAT = REQUEST_KEYS.index("format") + 1
+INPUT_KEYS = REQUEST_KEYS[:_AFTER_FORMAT] + ("stream",) + REQUEST_KEYS[_AFTER_FORMAT:]
+
+
+ROUTE = "runpod"  # the worker's requests in the metrics
 
 
 class JobError(ValueError):
     """The job's input is unusable; its message goes back to the caller as {"error": ...}."""
 
 
-def parse_input(job: Any) -> dict:
+def parse_input(job: Any) -> tuple[SpeechRequest, bool]:
+    """A job's input as a request, and whether it asked for a stream."""
     payload = job.get("input") if isinstance(job, dict) else None
     if not isinstance(payload, dict):
         raise JobError('The job needs an "input" object, e.g. {"input": {"text": "Hello there."}}.')
@@ -57,14 +65,12 @@ def parse_input(job: Any) -> dict:
     timings = payload.get("timings", False)
     if not isinstance(timings, bool):
         raise JobError('"timings" must be true or false.')
-    fmt = payload.get("format", DEFAULT_FORMAT)
-    if fmt == "aac":
+    if payload.get("format") == "aac":
         raise JobError("aac is not offered by the worker; use wav, mp3, opus, flac, ogg or pcm.")
-    return {"text": payload["text"], "model": payload.get("model") or None,
-            "voice": payload.get("voice") or None, "speed": payload.get("speed", 1.0),
-            "seed": payload.get("seed"), "temperature": payload.get("temperature"), "fmt": fmt,
-            "stream": stream, "timings": timings, "loudness": payload.get("loudness"),
-            "true_peak": payload.get("true_peak")}
+    given = {key: payload[key] for key in REQUEST_KEYS if key in payload}
+    # An empty model or voice means the default, as a missing one does.
+    given.update(model=payload.get("model") or None, voice=payload.get("voice") or None)
+    return SpeechRequest(**given), stream
 
 
 def _b64(data: bytes) -> str:
@@ -80,27 +86,26 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
 
     def handle(job: dict) -> dict:
         try:
-            args = parse_input(job)
-            args.pop("stream")
-            result = pipeline.synthesize(**args, route="runpod")
+            request, _ = parse_input(job)
+            result = pipeline.synthesize(request, route=ROUTE)
         except (JobError, TTSError) as e:
             return {"error": str(e)}
         out = {"audio_base64": _b64(result.data), "format": result.format,
                "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
                "latency": result.record.to_dict()}
-        return out | (_captions(result.words) if args["timings"] else {})
+        return out | (_captions(result.words) if request.timings else {})
 
     def handle_stream(job: dict) -> Iterator[dict]:
         try:
-            args = parse_input(job)
+            request, stream = parse_input(job)
         except JobError as e:
             yield {"error": str(e)}
             return
-        if not args.pop("stream"):
+        if not stream:
             yield handle(job)
             return
         try:
-            synthesis = pipeline.stream(**args, route="runpod")
+            synthesis = pipeline.stream(request, route=ROUTE)
             rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
             words = []
             for chunk in synthesis:
@@ -108,14 +113,14 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
                 part = {"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
                         "audio_base64": _b64(chunk.data),
                         "format": synthesis.format, "sample_rate": rate}
-                if args["timings"]:
+                if request.timings:
                     part["words"] = [w.to_dict() for w in chunk.words]
                 yield part
         except TTSError as e:
             yield {"error": str(e)}
             return
         done = {"done": True, "latency": synthesis.record.to_dict()}
-        yield done | (_captions(words) if args["timings"] else {})
+        yield done | (_captions(words) if request.timings else {})
 
     return handle, handle_stream
 

@@ -1,0 +1,46 @@
+"""SpeechRequest: the one frozen description of what a caller asked to hear.
+
+Every entry point builds one from its own input (the UI and Gradio API in `app.py`, the
+HTTP body in `http_api.py`, a RunPod job in `runpod_worker.py`) and hands it to
+`Pipeline.stream` or `Pipeline.synthesize`. The fields' defaults live here and nowhere
+else; their values are the pipeline's to judge (`plan.make_plan` checks them once), so a
+request holds what the caller sent, not what was accepted. How the caller delivers the
+audio (its route, one stream or a file per chunk) is not part of the request: it is an
+argument of the call.
+
+A new field (say `pitch`) goes here, in the check in `plan.py` and the engine step that
+uses it, and in each entry point's mapping of its input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+# A speaker embedding as sent: the vector itself, .npy bytes, or a path or URL to a .npy file.
+Embedding = Union[np.ndarray, bytes, str, Path]
+DEFAULT_FORMAT = "wav"  # what the pipeline encodes when a caller names no format
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: an ndarray field has no single truth value
+class SpeechRequest:
+    """What to say and how: every field but `text` optional, None meaning the default."""
+
+    text: str
+    model: str | None = None  # a loaded model's name; None: the first configured one
+    voice: str | None = None  # one of the model's voices; None: its default voice
+    speed: float = 1.0  # speaking rate, MIN_SPEED to MAX_SPEED
+    seed: int | None = None  # a whole number repeats a rendering; None: a fresh one
+    temperature: float | None = None  # sampling models only (Bark); None: the model's own
+    speaker_embedding: Embedding | None = None  # SpeechT5 only: an x-vector
+    format: str = DEFAULT_FORMAT  # one of audio.ALL_FORMATS
+    timings: bool = False  # word timings beside the audio (models with phoneme durations)
+    loudness: float | bool | None = None  # a target in LUFS; None: TTS_LOUDNESS; False: off
+    true_peak: float | None = None  # the loudness ceiling in dBTP; None: TTS_TRUE_PEAK
+
+    def but(self, **changes) -> "SpeechRequest":
+        """The same request with some fields changed (e.g. `request.but(timings=True)`)."""
+        return replace(self, **changes)
