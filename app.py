@@ -9,20 +9,26 @@ UI at / and the HTTP API (/v1/audio/speech, /v1/models, /ready, /metrics ...) be
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hmac
 import html
+import io
+import json
 import logging
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pandas as pd
+import soundfile as sf
 from fastapi import FastAPI
 
 from tts_core import (InputError, Pipeline, Settings, SpeechRequest, TTSError, bootstrap,
@@ -33,7 +39,8 @@ from tts_core.text import foreign_letters
 from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
-from tts_core.timings import to_srt
+from tts_core.metrics import RECORD_KEYS
+from tts_core.timings import WordTiming, to_srt, to_vtt
 
 logger = logging.getLogger("tts_studio")
 
@@ -48,6 +55,10 @@ HISTORY_TEXT = 160  # characters of each one's text shown
 LATENCY_COLOURS = {"total p50": "#2563eb", "total p95": "#93c5fd",  # the live chart's lines
                    "first audio p50": "#dc2626", "first audio p95": "#fca5a5"}
 TIMING_PARTS = ("queue", "text", "inference", "encode")  # the timing bar's segments, in order
+# The page's Web Audio player hands its stream's whole audio back (base64 int16, at most this
+# many seconds at its rate) so that the Result player holds the file, as after Generate.
+PLAYED_BACK_MAX_S = 15 * 60
+SAID_KEPT = 256  # browser sessions whose last Generate's words wait for the page to take them
 
 
 class Picker(gr.Dropdown):
@@ -234,6 +245,42 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                              seed=_seed(seed), temperature=temperature,
                              speaker_embedding=xvector or None, timings=timings)
 
+    def timed(model) -> bool:
+        """Whether the page can light up this model's words (it gives phoneme durations)."""
+        try:
+            return pipeline.registry.get(model or None).supports_timings
+        except TTSError:
+            return False  # the pipeline's own error says it better
+
+    def said(text, model_name, words) -> dict:
+        """What the spoken-text panel shows: the text, the model, the words as timed (or None)."""
+        return {"text": text, "model": model_name,
+                "words": None if words is None else [w.to_dict() for w in words]}
+
+    # Generate's words, by browser session, until the page's next event takes them: the
+    # `synthesize` endpoint returns only the file and the record ("Use via API" and MCP; a
+    # gr.State output there breaks Gradio 6.31's MCP tools, which drop it twice).
+    said_by_session: OrderedDict[str, dict] = OrderedDict()
+    said_lock = threading.Lock()
+
+    def keep_said(call: gr.Request | None, value: dict) -> None:
+        if call is None or not call.session_hash:
+            return
+        with said_lock:
+            said_by_session[call.session_hash] = value
+            said_by_session.move_to_end(call.session_hash)
+            while len(said_by_session) > SAID_KEPT:
+                said_by_session.popitem(last=False)
+
+    def take_said(call: gr.Request | None) -> dict | None:
+        with said_lock:
+            return said_by_session.pop(call.session_hash, None) if call is not None else None
+
+    def picked_up(call: gr.Request):
+        """The words of this session's Generate, for the spoken-text panel and the history."""
+        value = take_said(call)
+        return value, _spoken_html(value)
+
     def warn_foreign(text, model) -> None:
         """Letters the model's alphabet lacks are spelled out as symbol names or dropped: say so."""
         try:
@@ -268,12 +315,18 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
 
         # Gradio's MCP server calls this event through its own client, which says so.
         route = "mcp" if call is not None and call.headers.get("x-gradio-user") == "mcp" else "gradio"
+        # The page (x-gradio-user "app"; gradio_client sends "api", MCP "mcp") lights the words
+        # up as they play: it asks for their timings.
+        page = call is not None and call.headers.get("x-gradio-user") == "app"
         try:
             result = pipeline.synthesize(request(text, model, voice, speed, seed, temperature,
-                                                 xvector), route=route, on_chunk=on_chunk)
+                                                 xvector, timings=page and timed(model)),
+                                         route=route, on_chunk=on_chunk)
         except TTSError as e:
             raise _gr_error(e) from e
         warn_foreign(text, model)
+        if page:
+            keep_said(call, said(text, result.record.model, result.words))
         return result.data, result.record.to_dict()
 
     def captioned(text, model, voice, speed, seed, temperature=None, xvector=None,
@@ -307,15 +360,18 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         return result.data, [w.to_dict() for w in result.words], subtitles.write(to_srt(result.words))
 
     def stream(text, model, voice, speed, seed, temperature=None, xvector=None):
-        pieces = []
+        """Gradio's own streaming player (HLS): where the page's Web Audio player cannot be used."""
+        pieces, words = [], ([] if timed(model) else None)
         try:
             synthesis = pipeline.stream(request(text, model, voice, speed, seed, temperature,
-                                                xvector), route="gradio")
-            yield gr.skip(), None, gr.skip()  # one current result: the last whole file goes
+                                                xvector, timings=words is not None), route="gradio")
+            yield gr.skip(), None, gr.skip(), gr.skip()  # one current result: the last file goes
             try:
                 for chunk in synthesis:
                     pieces.append(chunk.audio)
-                    yield chunk.data, gr.skip(), gr.skip()
+                    if words is not None:
+                        words.extend(chunk.words)
+                    yield chunk.data, gr.skip(), gr.skip(), gr.skip()
             finally:
                 synthesis.close()
         except TTSError as e:
@@ -324,13 +380,16 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         # The whole file as well: its player shows the true length (the streamed one grows);
         # it does not start playing over the stream.
         whole = audio_io.encode(np.concatenate(pieces), synthesis.sample_rate, "wav")
-        yield gr.skip(), gr.update(value=whole, autoplay=False), synthesis.record.to_dict()
+        yield (gr.skip(), gr.update(value=whole, autoplay=False), synthesis.record.to_dict(),
+               said(text, synthesis.engine.name, words))
 
     def stream_fallback(text, model, voice, speed, seed, temperature=None, xvector=None,
-                        progress=gr.Progress()):
+                        progress=gr.Progress(), call: gr.Request = None):
         gr.Warning("Streaming needs ffmpeg, which is not installed here; "
                    "playing the whole file instead.")
-        return synthesize(text, model, voice, speed, seed, temperature, xvector, progress)
+        data, record = synthesize(text, model, voice, speed, seed, temperature, xvector, progress,
+                                  call)
+        return data, record, take_said(call)
 
     def models() -> list[dict]:
         """List the warm-loaded text-to-speech models: call this before `synthesize`.
@@ -373,14 +432,37 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         return (_live_markdown(pipeline), _per_model_markdown(pipeline),
                 _latency_frame(samples), _queue_frame(samples))
 
-    def remember(history, path, record, text, voice):
+    def remember(history, path, record, text, voice, spoken):
         if not path or not record:
             return history, gr.skip()
         entry = dict(path=path, text=text, model=record["model"], voice=voice or "default",
                      total_ms=record["total_ms"], first_audio_ms=record["first_audio_ms"],
-                     audio_seconds=record["audio_seconds"])
+                     audio_seconds=record["audio_seconds"], words=(spoken or {}).get("words"))
         history = ([entry] + history)[:HISTORY_SIZE]
         return history, _history_html(history)
+
+    def played_back(payload, text, model):
+        """The page's Web Audio player finished a stream: its whole file becomes the Result (as
+        after Generate), with the server's record, the words and what the listener heard."""
+        try:
+            wav, record, spoken, heard = _played_back(payload)
+        except InputError as e:
+            raise _gr_error(e) from e
+        if record is None:  # a /v1/audio/speech stream: its record is this server's newest like it
+            ours = [r for r in pipeline.stats.records()
+                    if r.model == spoken["model"] and r.chars == len(spoken["text"])]
+            record = ours[-1].to_dict() if ours else None
+        warn_foreign(spoken["text"] or text, spoken["model"])
+        return (gr.update(value=wav, autoplay=False), record, spoken, _timing_html(record, heard),
+                _spoken_html(spoken))
+
+    def heard(record, ms):
+        """The browser's click-to-sound for the current result, beside the server's figures
+        ("<ms> <click time>": a second request that sounds as fast is still a change)."""
+        try:
+            return _timing_html(record, float(ms.split()[0])) if record and ms else gr.skip()
+        except ValueError:
+            return gr.skip()
 
     # Gradio keeps each returned audio file in its cache; delete them after TTS_CACHE_TTL.
     ttl = settings.cache_ttl_s
@@ -428,13 +510,23 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                                       elem_id="xvector", height=120)
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stream_btn = gr.Button("Stream" if streaming else "Stream (needs ffmpeg)",
-                                           elem_id="stream")
+                    stream_btn = gr.Button("Stream", elem_id="stream")
+                    # Gradio's streaming player, started by the page when its own cannot play.
+                    stream_gradio = gr.Button("Stream" if streaming else "Stream (needs ffmpeg)",
+                                              elem_id="stream-gradio", visible="hidden")
             with gr.Column(scale=2, elem_id="result-column"):
                 audio = gr.Audio(label="Result (the whole file)", interactive=False,
                                  type="filepath", autoplay=True, elem_id="audio")
                 stream_audio = gr.Audio(label="Streamed (plays as it arrives)", interactive=False,
                                         autoplay=True, streaming=streaming, elem_id="stream-audio")
+                # Stream's own player: the app's HTTP API, its PCM played by Web Audio (studio.js).
+                player = gr.HTML(_player_html(pipeline), elem_id="player", padding=False)
+                spoken = gr.HTML(_spoken_html(None), elem_id="spoken", label="Spoken text")
+                said_state = gr.State(None)
+                # The page's own values for the server, set by studio.js ("hidden" Textboxes do
+                # not pass their changes on in Gradio 6.31; these are hidden by CSS).
+                played = gr.Textbox(elem_id="played-back", elem_classes=["studio-hidden"])  # a stream
+                heard_ms = gr.Textbox(elem_id="heard-ms", elem_classes=["studio-hidden"])  # click-to-sound
                 timing = gr.HTML(_timing_html(None), elem_id="timing", label="Where the time went")
                 with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
                     latency = gr.JSON(label="This request's latency", elem_id="latency")
@@ -469,6 +561,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         live_outputs = [live_md, per_model, latency_chart, queue_chart]
         demo.load(pickers, None, [language, model], api_visibility="private", queue=False)
         demo.load(live, None, live_outputs, api_visibility="private", queue=False)
+        demo.load(lambda: _player_html(pipeline), None, player, api_visibility="private",
+                  queue=False)
         if settings.ui_auth:  # the operator panel only behind the login
             from operator_panel import build_operator_panel
 
@@ -480,21 +574,39 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             inputs.insert(5, gr.State(None))
         after = dict(fn=lambda r: _timing_html(r), inputs=latency, outputs=timing,
                      api_visibility="private", queue=False)
-        keep = dict(fn=remember, inputs=[history, audio, latency, text, voice],
+        keep = dict(fn=remember, inputs=[history, audio, latency, text, voice, said_state],
                 outputs=[history, history_html], api_visibility="private", queue=False)
+        show_said = dict(fn=_spoken_html, inputs=said_state, outputs=spoken,
+                         api_visibility="private", queue=False)
         generated = generate_btn.click(
             synthesize, inputs, [audio, latency], api_name="synthesize", **gpu)
         # One current result: the streamed clip goes, and the whole file plays when it comes.
         generate_btn.click(lambda: (None, gr.update(autoplay=True)), None, [stream_audio, audio],
                            api_visibility="private", queue=False)
-        generated.success(**after).then(**keep)
+        generated.success(**after)
+        generated.success(picked_up, None, [said_state, spoken], api_visibility="private",
+                          queue=False).then(**keep)
+        # Stream: the page's Web Audio player (studio.js) fetches the HTTP API itself; where it
+        # cannot (no Web Audio, an API key, a seed, a sampling model...) it clicks stream_gradio.
+        stream_btn.click(None, [text, model, voice, speed, seed]
+                         + ([xvector] if any_embedding else []), None,
+                         js="(...args) => window.studio.stream(...args)", api_visibility="private")
+        # One current result; the whole file that comes at the end must not play over the stream
+        # (set now: Gradio's player reads autoplay before a value that comes with it).
+        stream_btn.click(lambda: (None, gr.update(value=None, autoplay=False)), None,
+                         [stream_audio, audio], api_visibility="private", queue=False)
         if streaming:
-            streamed = stream_btn.click(stream, inputs, [stream_audio, audio, latency],
-                                        api_visibility="private", **gpu)
+            streamed = stream_gradio.click(stream, inputs, [stream_audio, audio, latency, said_state],
+                                           api_visibility="private", **gpu)
         else:
-            streamed = stream_btn.click(stream_fallback, inputs, [audio, latency],
-                                        api_visibility="private", **gpu)
-        streamed.success(**after).then(**keep)
+            streamed = stream_gradio.click(stream_fallback, inputs, [audio, latency, said_state],
+                                           api_visibility="private", **gpu)
+        streamed.success(**after)
+        streamed.success(**show_said).then(**keep)
+        played.change(played_back, [played, text, model],
+                     [audio, latency, said_state, timing, spoken], api_visibility="private",
+                     queue=False).success(**keep)
+        heard_ms.change(heard, [latency, heard_ms], timing, api_visibility="private", queue=False)
         gr.api(models, api_name="models")
         captions_btn.click(captioned, inputs, [audio, words, srt_file], api_name="captioned", **gpu)
         text.change(None, text, count, js=_COUNT_JS.replace("LIMIT", str(settings.max_chars)))
@@ -522,11 +634,84 @@ def _history_html(entries: list[dict]) -> str:
         short = e["text"] if len(e["text"]) <= HISTORY_TEXT else e["text"][:HISTORY_TEXT] + "..."
         items.append(
             f"<li class='history-item' data-n='{n}'><audio controls preload='none' src='{url}'>"
-            f"</audio><a href='{url}' download>download</a> <b>{html.escape(e['model'])}</b>, "
+            f"</audio><a href='{url}' download>download</a> {_subtitle_links(e.get('words'), n)} "
+            f"<b>{html.escape(e['model'])}</b>, "
             f"{html.escape(e['voice'])}: {e['audio_seconds']:.1f} s of audio, first audio "
             f"{e['first_audio_ms']:.0f} ms, total {e['total_ms']:.0f} ms"
             f"<div class='said'>{html.escape(short)}</div></li>")
     return f"<h3>This session's last {len(entries)}</h3><ol>{''.join(items)}</ol>"
+
+
+def _spoken_html(said: dict | None) -> str:
+    """The spoken text, each word a span with its start and end (seconds) for the page to light
+    up while the audio plays; a model without durations gets its text plain, and says so.
+    studio.js draws the same markup while a stream arrives."""
+    if not said:
+        return "<div class='empty'>The words light up here as they are spoken.</div>"
+    if said.get("words") is None:
+        return (f"<p class='note'>{html.escape(said['model'])} gives no word timings, so the text "
+                f"is shown without highlighting.</p><p class='words plain'>"
+                f"{html.escape(said['text'])}</p>")
+    spans = " ".join(f"<span class='w' data-start='{w['start']:.3f}' data-end='{w['end']:.3f}'>"
+                     f"{html.escape(w['word'])}</span>" for w in said["words"])
+    return f"<p class='words'>{spans}</p>"
+
+
+def _player_html(pipeline: Pipeline) -> str:
+    """What the page's Web Audio player needs to know: each model's word timings and sampling
+    (the HTTP API takes no temperature, seed or speaker file), and whether the HTTP API asks
+    for a key the page does not have (then Stream uses Gradio's player)."""
+    models = {name: {"timings": e.supports_timings, "temperature": e.supports_temperature}
+              for name, e in pipeline.registry.engines.items()}
+    config = {"models": models, "default": pipeline.registry.default.name,
+              "auth": pipeline.settings.api_key is not None}
+    return (f"<div class='player-config' hidden data-config='{html.escape(json.dumps(config))}'>"
+            "</div><div class='player-status'></div>")
+
+
+def _played_back(payload: str) -> tuple[bytes, dict | None, dict, float | None]:
+    """The Web Audio player's stream, handed back: (the whole WAV, the server's latency record
+    if the stream carried one, the words as said, the browser's click-to-sound in ms).
+    Raises InputError if malformed."""
+    try:
+        d = json.loads(payload)
+        rate = int(d["rate"])
+        pcm = base64.b64decode(d["pcm"], validate=True)
+        record = None  # /v1/audio/speech streams have no record in their body
+        if d.get("record") is not None:
+            record = {k: d["record"][k] for k in RECORD_KEYS}
+            for k in RECORD_KEYS:
+                if k not in ("model", "device"):
+                    record[k] = float(record[k]) if k != "chars" else int(record[k])
+        words = d.get("words")
+        words = None if words is None else [WordTiming(str(w["word"]), float(w["start"]),
+                                                       float(w["end"])).to_dict() for w in words]
+        heard = d.get("heard_ms")
+        heard = None if heard is None else float(heard)
+    except (ValueError, KeyError, TypeError, binascii.Error) as e:
+        raise InputError(f"The page's player sent back a stream this server cannot read ({e}); "
+                         "reload the page.") from e
+    if not 8000 <= rate <= 192000 or len(pcm) > 2 * rate * PLAYED_BACK_MAX_S:
+        raise InputError(f"The page's player sent back {len(pcm)} bytes at {rate} Hz; more than "
+                         f"{PLAYED_BACK_MAX_S // 60} minutes is not kept.")
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    said = {"text": str(d.get("text", "")), "model": str(d.get("model", "")), "words": words}
+    return buffer.getvalue(), record, said, heard
+
+
+def _subtitle_links(words: list[dict] | None, n: int) -> str:
+    """Download links for an entry's subtitles, as data: URLs (nothing to serve or expire)."""
+    if not words:
+        return ""
+    timed = [WordTiming(w["word"], w["start"], w["end"]) for w in words]
+    links = []
+    for kind, text, mime in (("srt", to_srt(timed), "application/x-subrip"),
+                             ("vtt", to_vtt(timed), "text/vtt")):
+        url = f"data:{mime};charset=utf-8," + urllib.parse.quote(text)
+        links.append(f"<a class='subtitles' href='{url}' download='speech-{n + 1}.{kind}'>{kind}</a>")
+    return " ".join(links)
 
 
 # The character count, counted in the browser: over the limit it turns red and says so.

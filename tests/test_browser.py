@@ -84,7 +84,10 @@ def stream_once(page, previous_src: str = "") -> dict:
 
 
 def test_stream_plays_and_plays_again(ui, figure):
+    """Gradio's own streaming player: what Stream falls back to where the page's Web Audio
+    player cannot play (test_browser_ui.py tests that one)."""
     page = ui
+    page.evaluate("() => { window.studio.forceGradio = true }")
     page.fill("#text textarea", SENTENCE)
     first = stream_once(page)
     second = stream_once(page, first["src"])  # the second clip must not be silent (gradio 13807)
@@ -93,6 +96,8 @@ def test_stream_plays_and_plays_again(ui, figure):
     assert second["src"] != first["src"]
     for clip in (first, second):
         assert 3 < clip["duration"] < 10 and clip["played"] > 1
+    assert "Gradio's player" in page.inner_text("#player")
+    page.evaluate("() => { window.studio.forceGradio = false }")
     page.screenshot(path=str(ARTIFACTS / "ui-after-stream.png"), full_page=True)
 
 
