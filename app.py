@@ -31,12 +31,12 @@ import pandas as pd
 import soundfile as sf
 from fastapi import FastAPI
 
-from tts_core import (ConfigError, InputError, ModelLoadError, Pipeline, Settings, SpeechRequest,
-                      TTSError, selfcheck)
+from tts_core import (InputError, Pipeline, Settings, SpeechRequest, TTSError, bootstrap,
+                      selfcheck)
 from tts_core import audio as audio_io
 from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from tts_core.text import foreign_letters
-from tts_core.ffmpeg import ensure_ffmpeg
+from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
 from tts_core.metrics import RECORD_KEYS
@@ -85,27 +85,25 @@ def load_examples(language: str | None) -> list[list[str]]:
     return [[line.strip()] for line in lines if line.strip()]
 
 
-def _language(engine) -> str:
-    return engine.describe()["language_name"] or "language not stated"
+def _language(card) -> str:
+    return card.language_name or "language not stated"
 
 
 def _model_choices(pipeline: Pipeline, language: str = ALL_LANGUAGES) -> list[tuple[str, str]]:
     """(label, name) for the model picker: 'mms-tts-deu (vits)', filtered by language (the
     language is in the filter and the note; in the label it ran under the arrow)."""
-    return [(f"{name} ({e.family})", name)
-            for name, e in pipeline.registry.engines.items()
-            if language == ALL_LANGUAGES or _language(e) == language]
+    return [(f"{warm.name} ({warm.card.family})", warm.name) for warm in pipeline.registry.warm
+            if language == ALL_LANGUAGES or _language(warm.card) == language]
 
 
 def _model_note(pipeline: Pipeline, model: str | None) -> str:
-    engine = pipeline.registry.get(model)
-    d = engine.describe()
-    info = next(i for i in pipeline.registry.load_info if i.model == engine.name)
-    voices = len(engine.voices)
-    line = (f"**{engine.name}**: {engine.family}, {_language(engine)}, {engine.sample_rate} Hz, "
-            f"{voices} voice{'s' if voices != 1 else ''}, {d['dtype']} on {engine.device}, "
-            f"{d['memory_mb']} MB; warm-up ran at RTF {info.warmup_rtf:.2f}.")
-    return f"{line}\n\n{engine.note}" if engine.note else line
+    """The note beside the picker: the model's card and its warm-up RTF."""
+    warm = pipeline.registry.warm_model(model)
+    card, voices = warm.card, len(warm.card.voices)
+    line = (f"**{card.name}**: {card.family}, {_language(card)}, {card.sample_rate} Hz, "
+            f"{voices} voice{'s' if voices != 1 else ''}, {card.dtype} on {card.device}, "
+            f"{card.memory_mb} MB; warm-up ran at RTF {warm.warmup_rtf:.2f}.")
+    return f"{line}\n\n{card.note}" if card.note else line
 
 
 def _fail(message: str) -> None:
@@ -145,9 +143,9 @@ def _live_markdown(pipeline: Pipeline) -> str:
         "| model | family | device | dtype | memory | sample rate | load | warm-up | warm-up RTF |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {i.model} | {i.family} | {i.device} | {i.dtype} | {i.memory_mb:.1f} MB "
-              f"| {i.sample_rate} Hz | {i.load_s:.2f} s | {i.warmup_s:.2f} s | {i.warmup_rtf:.2f} |"
-              for i in pipeline.registry.load_info]
+    lines += [f"| {c.name} | {c.family} | {c.device} | {c.dtype} | {c.memory_mb:.1f} MB "
+              f"| {c.sample_rate} Hz | {w.load_s:.2f} s | {w.warmup_s:.2f} s | {w.warmup_rtf:.2f} |"
+              for w, c in ((w, w.card) for w in pipeline.registry.warm)]
     return "\n".join(lines)
 
 
@@ -291,7 +289,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             return  # the pipeline's own error says it better
         foreign = foreign_letters(text or "", engine.language)
         if foreign:
-            gr.Warning(f"{engine.name} speaks {_language(engine)}; it cannot pronounce these "
+            gr.Warning(f"{engine.name} speaks {_language(pipeline.registry.card(engine.name))}; it cannot pronounce these "
                        f"letters, so they were not spoken as words: {foreign[:40]}")
 
     def synthesize(text, model, voice, speed, seed, temperature=None, xvector=None,
@@ -480,7 +478,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                                   placeholder="Type or paste what should be spoken.")
                 count = gr.HTML(_count_html(0, settings.max_chars), elem_id="char-count",
                                 padding=False)
-                languages = sorted({_language(e) for e in engines})
+                languages = sorted({_language(w.card) for w in pipeline.registry.warm})
                 with gr.Row():
                     language = Picker([("All languages", ALL_LANGUAGES)] + languages,
                                       value=ALL_LANGUAGES, label="Language", elem_id="language",
@@ -556,7 +554,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             per_model = gr.Markdown(_per_model_markdown(pipeline), elem_id="per-model")
 
         def pickers():  # models added or removed while serving: each page load sees the warm ones
-            names = sorted({_language(e) for e in pipeline.registry.engines.values()})
+            names = sorted({_language(w.card) for w in pipeline.registry.warm})
             return (gr.update(choices=[("All languages", ALL_LANGUAGES)] + names),
                     gr.update(choices=_model_choices(pipeline)))
 
@@ -767,33 +765,29 @@ def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> F
 
 
 def load_settings() -> Settings:
+    """The start-up's first step (settings, logging), or one line and exit 1."""
     try:
-        settings = Settings.from_env()
-    except ConfigError as e:
-        _fail(f"invalid setting {e}")
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return settings
+        return bootstrap.settings()
+    except bootstrap.StartupError as e:
+        _fail(str(e))
 
 
 def create_app(settings: Settings) -> tuple[Pipeline, gr.Blocks]:
-    """Environment summary, ffmpeg, warm load, then the UI: the order the process starts in."""
-    for check in selfcheck.environment(settings, inspect_torch=False):
-        logger.log(logging.INFO if check.ok else logging.WARNING, "check %s: %s", check.name,
-                   check.value)
-    streaming = ensure_ffmpeg() is not None
-    if not streaming:
+    """The start-up's second step (environment summary, warm load), then the UI."""
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
         logger.warning("No ffmpeg found: the Stream button will play whole files instead")
+    else:
+        expose_to_gradio(ffmpeg)  # Gradio's streamed audio runs ffmpeg by name
     try:
-        pipeline = Pipeline.from_settings(settings)
-    except (ModelLoadError, ConfigError) as e:
+        pipeline = bootstrap.pipeline(settings)
+    except bootstrap.StartupError as e:
         _fail(str(e))
-    return pipeline, build_demo(pipeline, streaming)
+    return pipeline, build_demo(pipeline, ffmpeg is not None)
 
 
 def self_check(settings: Settings) -> None:
     """`python app.py --check`: the report, each model loaded once, exit 0 or 1 with the problem."""
-    ensure_ffmpeg()
     checks, problem = selfcheck.run(settings)
     print(selfcheck.format_report(checks))
     if problem:

@@ -352,25 +352,35 @@ def first_sentence_rows(table: Table, pipeline, http, rounds: int) -> None:
                       "(reported)")
 
 
-def throughput_rows(table: Table, pipeline, url: str, model: str, requests_per_level: int,
+def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
                     passes: int = 1) -> dict:
     """Each concurrency level sends the same number of requests, spread over its clients.
 
     With `passes` > 1 the levels run in turn that many times (1, 4, 8, 16, 1, 4, ...) and
     each figure is the median of its passes, so slow drift on a shared machine hits every
-    level alike.
+    level alike. Batching off and on are two pipelines over the same warm models, built
+    from public settings (`Settings.max_batch`), each behind its own HTTP API server.
     """
+    from dataclasses import replace
+
     import httpx
+
+    from tts_core import Pipeline
+    from tts_core.http_api import create_http_api
+    from tts_core.server import StudioServer
 
     texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
     texts = [t.lower() for t in texts] if pipeline.registry.get(model).family == "vits" else texts
     results = {}
     on_cuda = pipeline.registry.get(model).device == "cuda"
-    saved = pipeline.gate.max_batch
     section = f"Throughput, {model}, HTTP clients (audio s per wall s; latency p50/p95)"
-    try:
-        for batching in (False, True):
-            pipeline.gate.max_batch = 8 if batching else 1
+    for batching in (False, True):
+        variant = Pipeline.around(pipeline.registry,
+                                  replace(pipeline.settings, max_batch=8 if batching else 1))
+        server = StudioServer("127.0.0.1", _free_port()).start()
+        server.attach(create_http_api(variant, server.readiness))
+        url = server.url
+        try:
             runs: dict[int, list[tuple[float, list[float]]]] = {c: [] for c in CONCURRENCY}
             for clients in [c for _ in range(passes) for c in CONCURRENCY]:
                 latencies, audio_s, lock = [], [0.0], threading.Lock()
@@ -414,8 +424,8 @@ def throughput_rows(table: Table, pipeline, url: str, model: str, requests_per_l
                 table.add(section, label,
                           f"{rate:.1f} x   {statistics.median(latencies) * 1000:.0f}/{q[18] * 1000:.0f} ms",
                           target, met, clients=clients, batching=batching, audio_per_wall_s=rate)
-    finally:
-        pipeline.gate.max_batch = saved
+        finally:
+            server.stop()
     return results
 
 
@@ -689,13 +699,13 @@ def main(argv: list[str] | None = None) -> int:
         streaming_rows(table, pipeline, http, rounds)
         first_sentence_rows(table, pipeline, http, rounds)
     if "throughput" in only:
-        throughput = throughput_rows(table, pipeline, server.url, pipeline.registry.default.name,
+        throughput = throughput_rows(table, pipeline, pipeline.registry.default.name,
                                      per_level, passes=1 if args.quick else 3)
     if "piper-http" in only:
         piper_http_rows(table, per_level, passes=1 if args.quick else 3)
     for engine in list(pipeline.registry.engines.values())[1:]:
         if "throughput" in only and engine.family in ("vits", "speecht5"):  # slow on a CPU: fewer
-            throughput_rows(table, pipeline, server.url, engine.name,
+            throughput_rows(table, pipeline, engine.name,
                             per_level if engine.device == "cuda" else max(4, per_level // 4))
     if "memory" in only:
         memory_rows(table, http, soak)

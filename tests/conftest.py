@@ -91,11 +91,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def speak(engine, text, **kw):
-    """One engine call as the pipeline makes it: prepare, then infer (voice: its default)."""
-    from tts_core.engines import SynthesisParams
+    """`tts_core.engines.speak` (what the warm-up and the self-check run) with these params
+    (voice: the engine's default)."""
+    from tts_core.engines import SynthesisParams, speak as speak_once
 
-    params = SynthesisParams(voice=kw.pop("voice", engine.default_voice), **kw)
-    return engine.infer(engine.prepare(text, params), params)
+    return speak_once(engine, text, SynthesisParams(voice=kw.pop("voice", engine.default_voice), **kw))
 
 
 class ChildOutput:

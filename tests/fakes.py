@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from tts_core import Pipeline, Settings
-from tts_core.engines import Engine, SynthesisParams
-from tts_core.registry import LoadInfo, Registry
+from tts_core import ModelSpec, Pipeline, Settings
+from tts_core.engines import Engine, SynthesisParams, WarmModel
+from tts_core.registry import Registry
 
 FAKE_RATE = 8000
 
@@ -24,7 +24,8 @@ class FakeEngine(Engine):
     def __init__(self, infer_s: float = 0.02, fail_on: str | None = None,
                  oom_on: str | None = None, hang_on: str | None = None,
                  samples_per_char: int = 100):
-        super().__init__("fake", FAKE_RATE, ("a", "b"), "cpu")
+        super().__init__(ModelSpec("fake", "fake", "fake"), "cpu")
+        self.sample_rate, self.voices = FAKE_RATE, ("a", "b")
         self.infer_s = infer_s
         self.fail_on = fail_on
         self.oom_on = oom_on
@@ -61,7 +62,7 @@ class FakeEngine(Engine):
 
 
 def fake_pipeline(engine: FakeEngine, **settings) -> Pipeline:
-    registry = Registry({engine.name: engine}, [LoadInfo(engine.name, "fake", "cpu", FAKE_RATE, 0, 0)])
+    registry = Registry({engine.name: engine}, [WarmModel(engine.card(), 0, 0)])
     return Pipeline.around(registry, Settings(**settings))
 
 

@@ -515,11 +515,14 @@ def test_with_an_api_key_stream_falls_back_to_gradios_player(browser, serve):
     """The page holds no API key (the login, where there is one, is the UI's own): Stream goes
     through Gradio's player and still ends with the whole file as the one result."""
     from tts_core import Pipeline, Settings
-    from tts_core.ffmpeg import ensure_ffmpeg
+    from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 
     pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": "joe",
                                                          "TTS_API_KEY": "page-has-none"}))
-    page = open_page(browser, serve(pipeline, streaming=ensure_ffmpeg() is not None))
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is not None:
+        expose_to_gradio(ffmpeg)  # Gradio's streamed player runs ffmpeg by name, as in app.py
+    page = open_page(browser, serve(pipeline, streaming=ffmpeg is not None))
     refused = []
     page.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
     page.fill("#text textarea", SENTENCE)

@@ -161,18 +161,49 @@ def test_on_zerogpu_only_the_model_call_runs_under_spaces_gpu(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
     result = pipeline.synthesize(SpeechRequest("One sentence. And another one."))
-    assert decorated == ["_on_device"]
-    assert calls == ["_on_device", "_on_device"]  # once per chunk, nothing else
+    assert decorated == ["on_device"]
+    assert calls == ["on_device", "on_device"]  # once per chunk, nothing else
     assert result.duration_s > 0
 
 
 def test_off_zerogpu_nothing_is_wrapped(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     pipeline = fake_pipeline(FakeEngine(infer_s=0))
-    assert pipeline._device.__name__ == "_on_device" and pipeline._device.__module__ == "tts_core.pipeline"
+    assert pipeline._device.__name__ == "on_device" and pipeline._device.__module__ == "tts_core.zerogpu"
+
+
+def test_finding_ffmpeg_changes_no_path_and_aac_uses_the_one_found(monkeypatch):
+    import imageio_ffmpeg
+
+    from tts_core import audio
+    from tts_core.ffmpeg import find_ffmpeg
+
+    monkeypatch.setenv("PATH", "/nowhere")  # no ffmpeg on PATH: imageio-ffmpeg's is found
+    find_ffmpeg.cache_clear()
+    try:
+        found = find_ffmpeg()
+        assert found == imageio_ffmpeg.get_ffmpeg_exe() and os.environ["PATH"] == "/nowhere"
+        tone = np.sin(np.arange(22050) * 2 * np.pi * 440 / 22050).astype(np.float32) * 0.5
+        adts = audio.encode(tone, 22050, "aac", ffmpeg=found)
+        assert adts[:2] == b"\xff\xf1" and audio.aac_available(found)  # an ADTS frame header
+    finally:
+        find_ffmpeg.cache_clear()
 
 
 # --- RunPod serverless worker -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env, line", [
+    ({"TTS_MAX_CHARS": "many"},
+     "TTS worker cannot start: invalid setting TTS_MAX_CHARS: 'many' is not a whole number"),
+    ({"TTS_MODELS": "/nowhere/voice.onnx"}, "TTS worker cannot start: Piper model"),
+])
+def test_the_worker_that_cannot_start_says_why_in_one_line(env, line):
+    proc = run_module("tts_core.runpod_worker", env)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(line), proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.fixture(scope="module")

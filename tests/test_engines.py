@@ -5,7 +5,8 @@ import pytest
 
 from conftest import speak
 from tts_core import ModelLoadError, ModelSpec, Settings
-from tts_core.engines import SynthesisParams, load_engine, resolve_device
+from tts_core.device import resolve_device
+from tts_core.engines import SynthesisParams, load_engine
 from tts_core.errors import ConfigError
 from tts_core.registry import warm_load
 
@@ -75,8 +76,8 @@ def test_warm_load_runs_each_model_once_and_records_timings(tiny_vits_dir):
     registry = warm_load(Settings.from_env({"TTS_MODELS": f"joe,vits:{tiny_vits_dir}?name=tiny"}))
     assert registry.available_models() == ["en_US-joe-medium", "tiny"]
     assert registry.default.name == "en_US-joe-medium"
-    for info in registry.load_info:
-        assert info.load_s > 0 and info.warmup_s > 0 and info.device == "cpu"
+    for warm in registry.warm:
+        assert warm.load_s > 0 and warm.warmup_s > 0 and warm.card.device == "cpu"
 
 
 def test_one_bad_model_stops_startup(tiny_vits_dir, tmp_path):

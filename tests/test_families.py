@@ -198,7 +198,7 @@ def uroman_vits(tmp_path_factory):
 def test_mms_models_for_other_scripts_hear_romanized_text(uroman_vits, families, monkeypatch):
     import uroman
 
-    assert uroman_vits.language_tag == "hin" and uroman_vits.describe()["language_name"] == "Hindi"
+    assert uroman_vits.language_tag == "hin" and uroman_vits.card().language_name == "Hindi"
     # The one Uroman made at load serves every request: building one per call takes seconds.
     monkeypatch.setattr(uroman, "Uroman", lambda: pytest.fail("Uroman built per request"))
     assert uroman_vits.prepare("नमस्ते दुनिया", SynthesisParams(voice="default")) is not None
@@ -231,13 +231,15 @@ def test_half_precision_where_it_is_the_cuda_default(request, xvector_dir, famil
 
 
 def test_the_warm_load_table_has_memory_and_dtype(families):
-    by_name = {i.model: i for i in families.registry.load_info}
+    by_name = {w.name: w.to_dict() for w in families.registry.warm}
     assert set(by_name) == {"tiny-vits", "tiny-speecht5", "tiny-bark", "tiny-csm"}
     for name, info in by_name.items():
         engine = families.registry.get(name)
-        assert info.memory_mb == round(engine.memory_bytes / 2**20, 1) and info.memory_mb > 0
-        assert info.dtype == "float32" and info.warmup_rtf > 0
-    assert by_name["tiny-bark"].memory_mb > by_name["tiny-vits"].memory_mb
+        assert info["memory_mb"] == round(engine.memory_bytes / 2**20, 1) and info["memory_mb"] > 0
+        assert info["dtype"] == "float32" and info["warmup_rtf"] > 0
+        # /models (and the UI's note) read the same card as the warm-load table.
+        assert next(m for m in families.models() if m["name"] == name)["memory_mb"] == info["memory_mb"]
+    assert by_name["tiny-bark"]["memory_mb"] > by_name["tiny-vits"]["memory_mb"]
 
 
 def test_a_model_that_does_not_fit_is_refused_at_startup(monkeypatch):

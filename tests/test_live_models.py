@@ -18,7 +18,6 @@ from fake_hub import FakeHub, joe_files
 from fakes import FakeEngine, fake_pipeline
 from test_catalog import hub_env
 from tts_core.http_api import create_http_api
-from tts_core.registry import LoadInfo
 from tts_core.server import Readiness
 
 KEY = "operator-key"
@@ -108,10 +107,11 @@ def test_a_removed_model_refuses_new_requests_and_finishes_admitted_ones():
     pipeline = fake_pipeline(FakeEngine(), api_key=KEY)
     slow = FakeEngine(infer_s=1.0)
     slow.name = "slow"
-    from tts_core.pipeline import _ENGINES
+    from tts_core import zerogpu
+    from tts_core.engines import WarmModel
 
-    _ENGINES[id(slow)] = slow
-    pipeline.registry.add(slow, LoadInfo("slow", "fake", "cpu", 8000, 0, 0))
+    zerogpu.register(slow)
+    pipeline.registry.add(slow, WarmModel(slow.card(), 0, 0))
     client = api_for(pipeline)
     answers = []
     admitted = threading.Thread(target=lambda: answers.append(client.post(
@@ -130,7 +130,7 @@ def test_a_removed_model_refuses_new_requests_and_finishes_admitted_ones():
     admitted.join(10)
     assert answers[0].status_code == 200  # the admitted request finished its audio
     assert wait_for(client, "slow", ("removed",))["status"] == "removed"
-    assert id(slow) not in _ENGINES
+    assert id(slow) not in zerogpu.DEVICE_ENGINES
     assert [m["model"] for m in client.get("/ready").json()["models"]] == ["fake"]
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import subprocess
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from .ffmpeg import find_ffmpeg
 
 INT16_MAX = 32767
 
@@ -22,7 +23,7 @@ SOUNDFILE_FORMATS = {
     "mp3": ("MP3", "MPEG_LAYER_III"),
 }
 # "pcm" is raw signed 16-bit little-endian mono at PCM_RATE, as OpenAI's speech API sends it;
-# "aac" is ADTS, encoded by ffmpeg where one is on PATH.
+# "aac" is ADTS, encoded by ffmpeg where one is found (ffmpeg.find_ffmpeg).
 ALL_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm", "ogg")
 PCM_RATE = 24000
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates Opus encodes at
@@ -81,18 +82,20 @@ def output_rate(fmt: str, rate: int) -> int:
     return rate
 
 
-def aac_available() -> bool:
-    return shutil.which("ffmpeg") is not None
+def aac_available(ffmpeg: str | None = None) -> bool:
+    """True when `ffmpeg` (default: the one `find_ffmpeg` found) can encode aac."""
+    return (ffmpeg or find_ffmpeg()) is not None
 
 
-def encode(audio: np.ndarray, sample_rate: int, fmt: str = "wav") -> bytes:
-    """Encode mono float32 audio as a complete file (or raw PCM) in `fmt`."""
+def encode(audio: np.ndarray, sample_rate: int, fmt: str = "wav", ffmpeg: str | None = None) -> bytes:
+    """Encode mono float32 audio as a complete file (or raw PCM) in `fmt`; aac runs `ffmpeg`
+    (default: the one `find_ffmpeg` found)."""
     rate = output_rate(fmt, sample_rate)
     audio = resample(audio, sample_rate, rate)
     if fmt == "pcm":
         return to_int16(audio).tobytes()
     if fmt == "aac":
-        return _ffmpeg_aac(to_int16(audio), rate)
+        return _ffmpeg_aac(to_int16(audio), rate, ffmpeg or find_ffmpeg())
     if fmt == "mp3":
         return _encode_mp3(to_int16(audio), rate)
     try:
@@ -176,10 +179,11 @@ def strip_mp3_info_frame(data: bytes) -> bytes:
 class ChunkEncoder:
     """Encodes a request's chunks one by one: each a complete file, or one continuous stream."""
 
-    def __init__(self, fmt: str, sample_rate: int, continuous: bool):
+    def __init__(self, fmt: str, sample_rate: int, continuous: bool, ffmpeg: str | None = None):
         self.fmt = fmt
         self.sample_rate = sample_rate
         self.continuous = continuous
+        self.ffmpeg = ffmpeg  # for aac; None: the one `find_ffmpeg` found
         self._started = False
 
     def encode(self, audio: np.ndarray) -> bytes:
@@ -189,11 +193,10 @@ class ChunkEncoder:
                 self._started = True
                 return wav_stream_header(self.sample_rate) + body
             return body
-        return encode(audio, self.sample_rate, self.fmt)  # MP3 chunks carry no Info frame
+        return encode(audio, self.sample_rate, self.fmt, self.ffmpeg)  # MP3 chunks: no Info frame
 
 
-def _ffmpeg_aac(samples: np.ndarray, rate: int) -> bytes:
-    ffmpeg = shutil.which("ffmpeg")
+def _ffmpeg_aac(samples: np.ndarray, rate: int, ffmpeg: str | None) -> bytes:
     if ffmpeg is None:
         raise ValueError("aac needs ffmpeg, and none is installed here")
     proc = subprocess.run(

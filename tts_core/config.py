@@ -27,21 +27,9 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-# Per-model options a spec may carry after "?", e.g. `bark:suno/bark-small?dtype=float16`.
+# Options every spec may carry after "?"; each family's own (e.g. `bark:suno/bark-small?dtype=
+# float16`) are declared on its engine class (`Engine.options`, `Engine.full_precision_only`).
 COMMON_OPTIONS = ("name", "device")
-FAMILY_OPTIONS = {
-    "piper": ("dtype", "noise_scale", "noise_w", "speaker", "revision"),
-    "vits": ("dtype", "noise_scale", "noise_w"),
-    "speecht5": ("dtype", "voices", "vocoder"),
-    "bark": ("dtype", "voices"),
-    "transformers": ("dtype", "lang"),
-}
-# Families that run in float32 only, and why.
-FULL_PRECISION_ONLY = {
-    "piper": "Piper voices are float32 ONNX models",
-    "vits": "VITS's duration flow overflows to NaN in float16, and in bfloat16 its phoneme "
-            "durations shift (measured on a tiny model in tests/test_families.py)",
-}
 
 # OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -85,7 +73,7 @@ class ModelSpec:
 
         Without a family, a path ending in `.onnx` (or the alias `joe`) is a Piper
         voice and anything else is a transformers VITS model (hub id or folder).
-        Which options a family takes is in FAMILY_OPTIONS.
+        Which options a family takes is declared by its engine class (`Engine.options`).
         """
         text = raw.strip()
         source, _, query = text.partition("?")
@@ -110,7 +98,10 @@ class ModelSpec:
                                             "(language_REGION-name-quality, e.g. "
                                             "en_US-lessac-medium) nor a path to an .onnx file")
 
-        allowed = COMMON_OPTIONS + FAMILY_OPTIONS[family]
+        from .engines import family_class  # its module only: a Piper-only start imports no torch
+
+        engine = family_class(family)
+        allowed = COMMON_OPTIONS + engine.options
         options: dict[str, str] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key not in allowed:
@@ -140,9 +131,9 @@ class ModelSpec:
         if dtype not in DTYPES:
             raise ConfigError("TTS_MODELS", f"dtype {dtype!r} in {raw!r} is not one of "
                                             f"{', '.join(DTYPES)}")
-        if family in FULL_PRECISION_ONLY and dtype not in ("auto", "float32"):
+        if engine.full_precision_only and dtype not in ("auto", "float32"):
             raise ConfigError("TTS_MODELS", f"dtype {dtype!r} in {raw!r}: {family} runs in float32 "
-                                            f"only ({FULL_PRECISION_ONLY[family]})")
+                                            f"only ({engine.full_precision_only})")
         return cls(family=family, source=source, name=name, device=device, raw=text, dtype=dtype,
                    voices=options.get("voices") or None, vocoder=options.get("vocoder") or None,
                    lang=options.get("lang") or None, speaker=options.get("speaker") or None,

@@ -1,8 +1,22 @@
-"""Device memory: recognizing out-of-memory errors, freeing what can be freed, measuring use."""
+"""The device a model runs on: choosing it, recognizing out-of-memory errors, freeing and measuring memory."""
 
 from __future__ import annotations
 
 import sys
+
+from .errors import ConfigError
+
+
+def resolve_device(requested: str, cuda_available: bool) -> str:
+    """Map `auto`/`cpu`/`cuda` to the device a model is placed on."""
+    if requested == "cuda" and not cuda_available:
+        raise ConfigError(
+            "TTS_DEVICE",
+            "cuda was asked for but no CUDA device is usable here; set TTS_DEVICE=cpu or auto",
+        )
+    if requested == "auto":
+        return "cuda" if cuda_available else "cpu"
+    return requested
 
 
 def is_out_of_memory(e: BaseException) -> bool:

@@ -1,4 +1,10 @@
-"""Find an ffmpeg binary for streamed audio, using the one `imageio-ffmpeg` ships if none is on PATH."""
+"""Find the ffmpeg binary (AAC, the UI's streamed audio): one on PATH, else the one `imageio-ffmpeg` ships.
+
+Finding it changes nothing: `find_ffmpeg()` returns a path, and what needs ffmpeg takes
+that path (`audio.encode(..., ffmpeg=...)`, `audio.aac_available(ffmpeg)`). Only Gradio's
+streamed audio output runs `ffmpeg` by name; `expose_to_gradio` gives it the binary found,
+and nothing in this package reads PATH back.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,39 @@ import logging
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 
-def ensure_ffmpeg() -> str | None:
-    """Return the path of an `ffmpeg` on PATH, putting imageio-ffmpeg's there if needed.
-
-    Gradio's streaming audio output runs `ffmpeg` by name, so the bundled binary is
-    linked as `ffmpeg` in a private folder that is put first on PATH. Returns None
-    when neither exists; the caller then disables streaming and says so.
-    """
+@lru_cache(maxsize=1)
+def find_ffmpeg() -> str | None:
+    """The path of an `ffmpeg`: PATH's, else imageio-ffmpeg's; None when neither exists
+    (then aac is refused and the UI's Stream button plays whole files)."""
     found = shutil.which("ffmpeg")
     if found:
         return found
     try:
         import imageio_ffmpeg
 
-        exe = Path(imageio_ffmpeg.get_ffmpeg_exe())
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as e:  # the package is optional; any failure means "no ffmpeg"
         logger.warning("No ffmpeg on PATH and imageio-ffmpeg has none (%s); streaming is off", e)
         return None
+    logger.info("Using the ffmpeg that imageio-ffmpeg ships: %s", exe)
+    return exe
+
+
+def expose_to_gradio(ffmpeg: str) -> None:
+    """Gradio's streaming audio output runs `ffmpeg` by name (it has no setting for a path):
+    link `ffmpeg` as `ffmpeg` in a private folder put first on PATH, unless PATH's is it."""
+    if shutil.which("ffmpeg") == ffmpeg:
+        return
     folder = Path(tempfile.mkdtemp(prefix="tts-ffmpeg-"))
     link = folder / "ffmpeg"
     try:
-        link.symlink_to(exe)
+        link.symlink_to(ffmpeg)
     except OSError:
-        shutil.copy2(exe, link)
+        shutil.copy2(ffmpeg, link)
     os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
-    logger.info("Using the ffmpeg that imageio-ffmpeg ships: %s", exe)
-    return shutil.which("ffmpeg")

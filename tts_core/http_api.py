@@ -120,7 +120,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
 
     @api.get("/ready")
     def ready():
-        table = [info.to_dict() for info in pipeline.registry.load_info]
+        table = [warm.to_dict() for warm in pipeline.registry.warm]
         if readiness.stopping:
             return JSONResponse({"status": "stopping", "models": table}, status_code=503)
         return {"status": "ready", "models": table}
@@ -149,14 +149,14 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         """OpenAI-style `data`, and `voices` as objects: what Open WebUI reads, {id, name};
         with `available=true`, the Piper catalogue too, under its own key."""
         data = []
-        for engine in pipeline.registry.engines.values():
-            spoken = engine.describe()["language_name"] or engine.language
-            for voice in engine.voices:
+        for card in (warm.card for warm in pipeline.registry.warm):
+            spoken = card.language_name or card.language
+            for voice in card.voices:
                 data.append({
-                    "id": voice, "object": "voice", "name": _voice_label(voice, engine.name,
+                    "id": voice, "object": "voice", "name": _voice_label(voice, card.name,
                                                                           spoken),
-                    "model": engine.name, "language": spoken,
-                    "aliases": [a for a in OPENAI_VOICES if _voice_for(engine, a) == voice]})
+                    "model": card.name, "language": spoken,
+                    "aliases": [a for a in OPENAI_VOICES if _voice_for(card, a) == voice]})
         voices = [{k: d[k] for k in ("id", "name", "model", "language")} for d in data]
         listing = {"object": "list", "data": data, "voices": voices}
         if available:
@@ -166,14 +166,11 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
     @api.get("/v1/audio/models")
     def list_audio_models():
         """{"models": [{id, name}]}: the loaded models, then the OpenAI names that reach them."""
-        models = [{"id": name, "name": f"{name} ({_language_of(engine)}, {engine.family})"}
-                  for name, engine in pipeline.registry.engines.items()]
+        models = [{"id": card.name, "name": f"{card.name} ({card.spoken_language}, {card.family})"}
+                  for card in (warm.card for warm in pipeline.registry.warm)]
         models += [{"id": alias, "name": f"{alias} -> {_model_for(alias)}"}
                    for alias in settings.openai_models if alias not in pipeline.registry.engines]
         return {"models": models}
-
-    def _language_of(engine) -> str:
-        return engine.describe()["language_name"] or engine.language or "language not stated"
 
     def _catalogue_listing(language: str | None) -> dict:
         """The Piper catalogue's voices by language and quality, the loaded ones marked."""

@@ -15,9 +15,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from . import zerogpu
 from .device import free_device_memory
 from .errors import InputError, TTSError
-from .pipeline import _ENGINES, Pipeline
+from .pipeline import Pipeline
 from .registry import load_one, warm_one
 
 logger = logging.getLogger(__name__)
@@ -62,9 +63,9 @@ class ModelManager:
         with self._lock:
             state = self._states.get(name)
         if state is None and name in self.pipeline.registry.engines:
-            info = next((i for i in self.pipeline.registry.load_info if i.model == name), None)
-            return ModelState(name, "", WARM, load_s=getattr(info, "load_s", None),
-                              warmup_s=getattr(info, "warmup_s", None))
+            warm = next((w for w in self.pipeline.registry.warm if w.name == name), None)
+            return ModelState(name, "", WARM, load_s=getattr(warm, "load_s", None),
+                              warmup_s=getattr(warm, "warmup_s", None))
         return state
 
     def add(self, raw_spec: str) -> ModelState:
@@ -90,7 +91,7 @@ class ModelManager:
         pipeline = self.pipeline
         engine = None
         try:
-            spec, engine, load_s, memory = load_one(spec, pipeline.settings)
+            spec, engine, load_s = load_one(spec, pipeline.settings)
             state.load_s = round(load_s, 3)
             if engine.device == "cuda":  # a GPU runs one inference at a time
                 pipeline.gate.one_slot()
@@ -99,14 +100,13 @@ class ModelManager:
                 seconds, _, _ = pipeline.gate.run(warm_up)
                 return seconds
 
-            info = warm_one(spec, engine, load_s, memory, pipeline.settings, run=gate_turn)
-            _ENGINES[id(engine)] = engine
-            pipeline.registry.add(engine, info)
-            pipeline.prometheus.load_seconds.labels(info.model, "load").set(info.load_s)
-            pipeline.prometheus.load_seconds.labels(info.model, "warmup").set(info.warmup_s)
-            state.warmup_s, state.status = info.warmup_s, WARM
+            warm = warm_one(spec, engine, load_s, pipeline.settings, run=gate_turn)
+            zerogpu.register(engine)
+            pipeline.registry.add(engine, warm)
+            pipeline.prometheus.observe_load(warm)
+            state.warmup_s, state.status = warm.warmup_s, WARM
         except Exception as e:
-            _ENGINES.pop(id(engine), None)
+            zerogpu.forget(engine)
             engine = None
             gc.collect()
             free_device_memory()
@@ -135,12 +135,8 @@ class ModelManager:
     def _free(self, holder: list, state: ModelState) -> None:
         engine = holder.pop()  # the only reference left once the registry let it go
         self.pipeline.registry.wait_unused(engine.name)
-        _ENGINES.pop(id(engine), None)
-        for stage in ("load", "warmup"):
-            try:
-                self.pipeline.prometheus.load_seconds.remove(engine.name, stage)
-            except KeyError:
-                pass
+        zerogpu.forget(engine)
+        self.pipeline.prometheus.forget_load(engine.name)
         del engine  # the last reference: the model's memory goes with it
         gc.collect()
         free_device_memory()

@@ -123,6 +123,19 @@ class PrometheusMetrics:
     def count(self, route: str, model: str, status: str) -> None:
         self.requests.labels(route, model, status).inc()
 
+    def observe_load(self, warm) -> None:
+        """A model now serving: its load and warm-up seconds, from its `WarmModel`."""
+        self.load_seconds.labels(warm.name, "load").set(warm.load_s)
+        self.load_seconds.labels(warm.name, "warmup").set(warm.warmup_s)
+
+    def forget_load(self, model: str) -> None:
+        """A removed model's load and warm-up seconds leave the exposition."""
+        for phase in ("load", "warmup"):
+            try:
+                self.load_seconds.remove(model, phase)
+            except KeyError:
+                pass
+
     def exposition(self) -> bytes:
         """The text format, with the gauges that are read rather than counted brought up to date."""
         from prometheus_client import generate_latest

@@ -19,9 +19,10 @@ import numpy as np
 
 from . import audio as audio_io
 from . import loudness
+from . import zerogpu
 from .config import Settings
 from .device import free_device_memory, is_out_of_memory
-from .engines import Engine, SynthesisParams
+from .engines import Engine
 from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
                      TTSError)
 from .gate import GpuGate
@@ -32,7 +33,6 @@ from .registry import Registry, warm_load
 from .request import SpeechRequest
 from .timings import WordTiming, WordTracker, chunk_timings, word_frames
 from .windows import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, window_plan
-from .zerogpu import device_call
 
 logger = logging.getLogger(__name__)
 MS = 1000.0
@@ -163,17 +163,16 @@ class Pipeline:
         self.gate = gate
         self.stats = stats
         self.settings = settings
-        _ENGINES.update({id(engine): engine for engine in registry.engines.values()})
-        self._device = device_call(_on_device)  # the only device call: spaces.GPU on ZeroGPU
+        zerogpu.register(*registry.engines.values())
+        self._device = zerogpu.device_call(zerogpu.on_device)  # spaces.GPU on ZeroGPU
         self._stream_gains: dict[tuple[str, loudness.LoudnessTarget], float] = {}
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
         self.prometheus.slots.set_function(lambda: gate.slots)
         self.prometheus.slots_in_use.set_function(lambda: gate.slots_in_use)
         self.prometheus.busy_seconds.set_function(lambda: gate.busy_s)
-        for info in registry.load_info:
-            self.prometheus.load_seconds.labels(info.model, "load").set(info.load_s)
-            self.prometheus.load_seconds.labels(info.model, "warmup").set(info.warmup_s)
+        for warm in registry.warm:
+            self.prometheus.observe_load(warm)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Pipeline":
@@ -245,9 +244,9 @@ class Pipeline:
                     slots_in_use=self.gate.slots_in_use)
 
     def models(self) -> list[dict]:
-        loads = {info.model: info for info in self.registry.load_info}
-        return [dict(engine.describe(), load_s=loads[name].load_s, warmup_s=loads[name].warmup_s)
-                for name, engine in self.registry.engines.items()]
+        """Each loaded model's card, with its warm-load timings (Gradio /models)."""
+        return [dict(warm.card.to_dict(), load_s=warm.load_s, warmup_s=warm.warmup_s)
+                for warm in self.registry.warm]
 
     # --- inside -------------------------------------------------------------------------
 
@@ -467,19 +466,6 @@ class Pipeline:
                                                               engine.sample_rate)
         return self._stream_gains[key]
 
-
-# Warm engines by id(). ZeroGPU runs `spaces.GPU` functions in a process forked after import
-# and pickles their arguments, so the device call takes a key, not the engine object.
-_ENGINES: dict[int, Engine] = {}
-
-
-def _on_device(engine_key: int, method: str, items: list, params: SynthesisParams) -> list:
-    """One device call for a batch of `items`: `infer_batch` or `encode_batch` on the batch
-    (one result per item), or `decode` on each (latent, start, stop) window."""
-    engine = _ENGINES[engine_key]
-    if method == "decode":
-        return [engine.decode(*window) for window in items]
-    return getattr(engine, method)(items, params)
 
 
 loudness_normalize = loudness.normalize

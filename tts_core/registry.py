@@ -1,4 +1,5 @@
-"""Warm registry: every configured model loaded, placed on its device and run once before serving."""
+"""Warm registry: every configured model loaded, placed on its device and run once before serving;
+with each, its model card and what warm loading it cost (`WarmModel`)."""
 
 from __future__ import annotations
 
@@ -6,59 +7,39 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
-
-from .config import FULL_PRECISION_ONLY, ModelSpec, Settings
-from .device import cuda_allocated, cuda_free, free_device_memory, is_out_of_memory
-from .engines import Engine, load_engine
+from .config import ModelSpec, Settings
+from .device import cuda_free, free_device_memory, is_out_of_memory
+from .engines import Engine, ModelCard, WarmModel, engine_class, load_engine, needs_torch
 from .errors import InputError, ModelLoadError, TTSError, UnknownModelError
 from .model_cache import use_baked_cache
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LoadInfo:
-    """What warm loading cost one model, kept for the UI's warm-load table and /ready."""
-
-    model: str
-    family: str
-    device: str
-    sample_rate: int
-    load_s: float
-    warmup_s: float
-    dtype: str = "float32"
-    memory_mb: float = 0.0  # weights on the device (on CUDA: what loading allocated)
-    warmup_rtf: float = 0.0  # warm-up compute seconds per second of audio
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 class Registry:
     """A plain dict of warm engines by name, in TTS_MODELS order (the first is the default).
 
-    Models can be added and removed while serving: `engines` and `load_info` are replaced,
+    Models can be added and removed while serving: `engines` and `warm` are replaced,
     never changed in place, so a reader always sees a whole version of them.
     """
 
-    def __init__(self, engines: dict[str, Engine], load_info: list[LoadInfo]):
+    def __init__(self, engines: dict[str, Engine], warm: list[WarmModel]):
         if not engines:
             raise ModelLoadError("No model is loaded; TTS_MODELS must name at least one")
         self.engines = engines
-        self.load_info = load_info
+        self.warm = warm  # each model's card and warm-load timings, in the same order
         self._lock = threading.Condition()
         self._in_use: dict[str, int] = {}  # model name -> requests admitted with it
 
-    def add(self, engine: Engine, info: LoadInfo) -> None:
+    def add(self, engine: Engine, warm: WarmModel) -> None:
         """Serve a warm engine from now on (last in the lists)."""
         with self._lock:
             if engine.name in self.engines:
                 raise ModelLoadError(f"A model called {engine.name!r} is already loaded")
-            # Its load info first: whoever sees the engine finds its info too.
-            self.load_info = [*self.load_info, info]
+            # Its card first: whoever sees the engine finds its card too.
+            self.warm = [*self.warm, warm]
             self.engines = {**self.engines, engine.name: engine}
 
     def withdraw(self, name: str) -> Engine:
@@ -70,7 +51,7 @@ class Registry:
                 raise InputError(f"{name!r} is the only model loaded; add another first.",
                                  param="model")
             self.engines = {n: e for n, e in self.engines.items() if n != name}
-            self.load_info = [i for i in self.load_info if i.model != name]
+            self.warm = [w for w in self.warm if w.name != name]
             return engine
 
     def wait_unused(self, name: str, timeout_s: float | None = None) -> bool:
@@ -100,6 +81,15 @@ class Registry:
     def available_models(self) -> list[str]:
         return list(self.engines)
 
+    def warm_model(self, name: str | None) -> WarmModel:
+        """The card and warm-load timings of `name` (None or "" for the default)."""
+        engine = self.get(name)
+        return next(w for w in self.warm if w.name == engine.name)
+
+    def card(self, name: str | None) -> ModelCard:
+        """The model card of `name` (None or "" for the default); unknown names list the valid ones."""
+        return self.warm_model(name).card
+
     def get(self, name: str | None) -> Engine:
         """The engine called `name` (None or "" for the default); unknown names list the valid ones."""
         if not name:
@@ -124,16 +114,16 @@ def warm_load(settings: Settings) -> Registry:
     use_baked_cache(settings.baked_hf_cache)
     loaded = [load_one(spec, settings) for spec in settings.models]
     engines: dict[str, Engine] = {}
-    info: list[LoadInfo] = []
-    for spec, engine, load_s, memory in loaded:
+    warm: list[WarmModel] = []
+    for spec, engine, load_s in loaded:
         engines[engine.name] = engine
-        info.append(warm_one(spec, engine, load_s, memory, settings))
-    return Registry(engines, info)
+        warm.append(warm_one(spec, engine, load_s, settings))
+    return Registry(engines, warm)
 
 
-def load_one(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, Engine, float, int]:
-    """Load one model (not yet warm): (spec, engine, seconds, bytes on the device)."""
-    start, before = time.perf_counter(), cuda_allocated()
+def load_one(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, Engine, float]:
+    """Load one model (not yet warm) with its family's `load`: (spec, engine, seconds)."""
+    start = time.perf_counter()
     try:
         engine = load_engine(spec, spec.device or settings.device, settings.slot_threads())
     except TTSError:
@@ -143,23 +133,21 @@ def load_one(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, Engine, fl
             free_device_memory()
             raise ModelLoadError(_does_not_fit(spec, "load", e)) from e
         raise ModelLoadError(f"Model {spec.raw!r} ({spec.family}) failed to load: {e}") from e
-    on_device = cuda_allocated() - before if engine.device == "cuda" else 0
-    return spec, engine, time.perf_counter() - start, on_device or engine.memory_bytes
+    return spec, engine, time.perf_counter() - start
 
 
-def warm_one(spec: ModelSpec, engine: Engine, load_s: float, memory: int, settings: Settings,
-             run: Callable[[Callable[[], float]], float] | None = None) -> LoadInfo:
-    """Run a loaded model's warm-up (through `run`, e.g. a gate turn, if given) and describe it."""
+def warm_one(spec: ModelSpec, engine: Engine, load_s: float, settings: Settings,
+             run: Callable[[Callable[[], float]], float] | None = None) -> WarmModel:
+    """Run a loaded model's warm-up (through `run`, e.g. a gate turn, if given); its card
+    (made now: the warm-up can turn windows off) with what loading and warming cost."""
     start = time.perf_counter()
     audio_s = _warm_up(spec, engine, settings.warmup_text, run)
     warm_s = time.perf_counter() - start
+    card = engine.card()
     logger.info("Warm: %s (%s, %s) on %s, %.1f MB, load %.2f s, warm-up %.2f s",
-                engine.name, engine.family, engine.dtype, engine.device, memory / 2**20,
-                load_s, warm_s)
+                card.name, card.family, card.dtype, card.device, card.memory_mb, load_s, warm_s)
     _warn_if_a_chunk_may_time_out(engine, warm_s / audio_s, settings)
-    return LoadInfo(engine.name, engine.family, engine.device, engine.sample_rate,
-                    round(load_s, 3), round(warm_s, 3), engine.dtype,
-                    round(memory / 2**20, 1), round(warm_s / audio_s, 3))
+    return WarmModel(card, round(load_s, 3), round(warm_s, 3), round(warm_s / audio_s, 3))
 
 
 def _warm_up(spec: ModelSpec, engine: Engine, text: str,
@@ -193,14 +181,14 @@ def _does_not_fit(spec: ModelSpec, stage: str, e: Exception) -> str:
     free = cuda_free()
     room = f" ({free[0] / 2**30:.1f} of {free[1] / 2**30:.1f} GiB free)" if free else ""
     advice = "load fewer models, or put this one on the CPU with ?device=cpu."
-    if spec.family not in FULL_PRECISION_ONLY:
+    if not engine_class(spec).full_precision_only:
         advice = f"use dtype=float16 or bfloat16, {advice}"
     return (f"Model {spec.raw!r} does not fit in device memory beside the models before it "
             f"(out of memory during its {stage}{room}: {e}). {advice[0].upper()}{advice[1:]}")
 
 
 def _set_torch_threads(settings: Settings) -> None:
-    if any(spec.family != "piper" for spec in settings.models):
+    if any(needs_torch(spec) for spec in settings.models):
         import torch
 
         torch.set_num_threads(settings.slot_threads())

@@ -27,8 +27,8 @@ from dataclasses import fields
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from . import audio as audio_io
-from .config import Settings
-from .errors import ConfigError, ModelLoadError, TTSError
+from . import bootstrap
+from .errors import TTSError
 from .pipeline import Pipeline
 from .request import SpeechRequest
 from .timings import to_srt, to_vtt
@@ -139,15 +139,8 @@ def make_async_handler(handle_stream: Callable[[dict], Iterator[dict]]):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        settings = Settings.from_env()
-    except ConfigError as e:
-        print(f"TTS worker cannot start: invalid setting {e}", file=sys.stderr)
-        return 1
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        pipeline = Pipeline.from_settings(settings)  # warm, once, before the job loop
-    except (ModelLoadError, ConfigError) as e:
+        settings, pipeline = bootstrap.start()  # warm, once, before the job loop
+    except bootstrap.StartupError as e:
         print(f"TTS worker cannot start: {e}", file=sys.stderr)
         return 1
     import runpod

@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import EMBEDDED_VOICE_ALIAS, ModelSpec, Settings
+from .config import Settings
+from .engines import RUNTIMES, needs_torch
+from .ffmpeg import find_ffmpeg
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +52,11 @@ def environment(settings: Settings, inspect_torch: bool = True) -> list[Check]:
     need not pay for the import).
     """
     checks = [Check("python", f"{platform.python_version()} ({platform.machine()})")]
-    needs_torch = any(spec.family != "piper" for spec in settings.models)
+    torch_needed = any(needs_torch(spec) for spec in settings.models)
     torch_version = _version("torch")
     if torch_version is None:
-        checks.append(Check("torch", "not installed", ok=not needs_torch))
-    elif not (inspect_torch or needs_torch):
+        checks.append(Check("torch", "not installed", ok=not torch_needed))
+    elif not (inspect_torch or torch_needed):
         checks.append(Check("torch", f"{torch_version} (not needed by the configured models)"))
     else:
         import torch
@@ -74,12 +76,10 @@ def environment(settings: Settings, inspect_torch: bool = True) -> list[Check]:
                                            f"{', '.join(onnxruntime.get_available_providers())}"))
     except ImportError:
         checks.append(Check("onnxruntime", "not installed",
-                            ok=not any(s.family == "piper" for s in settings.models)))
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None and _version("imageio-ffmpeg"):
-        import imageio_ffmpeg
-
-        ffmpeg = f"{imageio_ffmpeg.get_ffmpeg_exe()} (from imageio-ffmpeg)"
+                            ok=not any(RUNTIMES[s.family] == "onnxruntime" for s in settings.models)))
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is not None and ffmpeg != shutil.which("ffmpeg"):
+        ffmpeg = f"{ffmpeg} (from imageio-ffmpeg)"
     checks.append(Check("ffmpeg", ffmpeg or "none: streaming in the UI and aac are off"))
     cache = model_cache_dir()
     probe = cache if cache.exists() else next(p for p in cache.parents if p.exists())
@@ -141,43 +141,23 @@ def driver_check(driver: int | None, built_for: str | None, device: str = "auto"
                                "or TTS_DEVICE=cpu.", ok=device == "cpu")
 
 
-def resolved_source(spec: ModelSpec) -> str:
-    """Where a spec's weights come from, without loading them."""
-    if spec.family == "piper":
-        if spec.source == EMBEDDED_VOICE_ALIAS:
-            from .engines.piper import embedded_voice_paths
-
-            return f"embedded voice {embedded_voice_paths()[0]}"
-        return str(Path(spec.source).expanduser().resolve())
-    if Path(spec.source).expanduser().is_dir():
-        return f"folder {Path(spec.source).expanduser().resolve()}"
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(spec.source, "config.json")
-    except Exception:  # an id the hub library rejects: loading will say why
-        cached = None
-    return f"hub {spec.source} ({'cached' if isinstance(cached, str) else 'not cached: will download'})"
-
-
 def run(settings: Settings) -> tuple[list[Check], str | None]:
     """The whole report, each model loaded and warmed once; returns (checks, first problem)."""
-    from .engines import SynthesisParams, load_engine
-
+    from .engines import engine_class, load_engine, speak
     from .model_cache import use_baked_cache
 
     checks = environment(settings)
     use_baked_cache(settings.baked_hf_cache)
     for spec in settings.models:
-        source = resolved_source(spec)
+        source = engine_class(spec).resolved_source(spec)
         start = time.perf_counter()
         try:
             engine = load_engine(spec, spec.device or settings.device, settings.slot_threads())
-            params = SynthesisParams(voice=engine.default_voice)
-            engine.infer(engine.prepare(settings.warmup_text, params), params)
+            speak(engine, settings.warmup_text)
+            card = engine.card()
             checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: loads and speaks on "
-                                                      f"{engine.device} in {engine.dtype}, "
-                                                      f"{engine.memory_bytes / 2**20:.1f} MB "
+                                                      f"{card.device} in {card.dtype}, "
+                                                      f"{card.memory_bytes / 2**20:.1f} MB "
                                                       f"({time.perf_counter() - start:.1f} s)"))
         except Exception as e:
             checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: FAILS: {e}", ok=False))

@@ -15,9 +15,10 @@ import torch
 from transformers import BarkModel, BarkProcessor
 
 from ..config import ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError
 from ..voices import load_bark_presets, voices_folder
-from .base import Engine, SynthesisParams, resolve_device
+from .base import Engine, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,15 @@ SEMANTIC_TOKENS_MIN = 60
 
 class BarkEngine(Engine):
     family = "bark"
+    options = ("dtype", "voices")
     supports_seed = True
     supports_speed = False
     supports_temperature = True
     max_chunk_chars = 180  # about 12 s of speech: within what Bark says well in one go
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        device = resolve_device(device, torch.cuda.is_available())
+        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
+        device = self.device
         # bfloat16 on CUDA: a tiny Bark's output stays within 38 dB of float32's, where float16
         # drifted to 16 dB (its EnCodec decoder); float32 where the GPU has no bfloat16.
         dtype = pick_dtype(spec.dtype, device, cuda_default="bfloat16")
@@ -61,7 +64,8 @@ class BarkEngine(Engine):
         # "mul" (ISO 639-3: multiple languages): Bark speaks the language of the text and preset.
         rate = (getattr(self.model.generation_config, "sample_rate", None)
                 or self.model.config.codec_config.sampling_rate)
-        super().__init__(spec.name, int(rate), tuple(self.presets) + (NO_PRESET,), device, "mul")
+        self.sample_rate, self.voices = int(rate), tuple(self.presets) + (NO_PRESET,)
+        self.language_tag = "mul"
         self.dtype, self.memory_bytes = dtype_name(dtype), weights_bytes(self.model)
         semantic = getattr(self.model.generation_config, "semantic_config", {})
         self.max_semantic_tokens = int(semantic.get("max_new_tokens", 768) if isinstance(semantic, dict)

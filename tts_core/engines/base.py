@@ -1,25 +1,30 @@
-"""The one small interface every model family implements, and device selection."""
+"""The one small interface every model family implements, its model card, and `speak`."""
 
 from __future__ import annotations
 
 import logging
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, ModelLoadError
+from ..device import cuda_allocated
+from ..errors import SynthesisError
+from ..languages import language_code, language_name
 from ..loudness import integrated_lufs
 from ..windows import FIRST_WINDOW_FRAMES
+
+if TYPE_CHECKING:
+    from ..config import ModelSpec
 
 logger = logging.getLogger(__name__)
 
 # A windowed decode must join into the whole decode at least this cleanly, or the engine
 # streams whole sentences instead (checked at warm-up, on the warm-up text).
 MIN_WINDOW_SNR_DB = 40.0
+MIB = 2**20
 
 
 @dataclass(frozen=True)
@@ -49,15 +54,118 @@ class Latent:
     durations: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a loaded model can do with a request (see the flags of the same names on `Engine`)."""
+
+    seed: bool
+    speed: bool
+    temperature: bool
+    speaker_embedding_dim: int | None
+    batching: bool
+    windows: bool  # streams inside a sentence (two-stage decode)
+    timings: bool  # word timings from the model's own durations
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The one description of a loaded, warm model: what the UI note, the warm-load table,
+    /models, /v1/models, /ready, the self-check and the metrics all read.
+
+    Built once, after the warm-up (which can turn windows off), by `Engine.card()`.
+    """
+
+    name: str
+    family: str
+    language: str | None  # ISO 639-1 when known ('en'); else the model's own tag's head
+    language_tag: str | None  # the model's own tag ('eng', 'en-us', 'aze-script_cyrillic')
+    language_name: str | None  # 'English (US)'; None when the model states none
+    sample_rate: int
+    voices: tuple[str, ...]
+    device: str
+    dtype: str
+    memory_bytes: int  # weights on the device (on CUDA: what loading allocated)
+    capabilities: Capabilities
+    note: str = ""
+
+    @property
+    def default_voice(self) -> str:
+        return self.voices[0]
+
+    @property
+    def memory_mb(self) -> float:
+        return round(self.memory_bytes / MIB, 1)
+
+    @property
+    def spoken_language(self) -> str:
+        """What the UI and /v1/audio/models show: the language's name, else its code."""
+        return self.language_name or self.language or "language not stated"
+
+    def to_dict(self) -> dict:
+        """The JSON shape of /models and /v1/audio/models' model entries."""
+        c = self.capabilities
+        return {
+            "name": self.name,
+            "family": self.family,
+            "sample_rate": self.sample_rate,
+            "voices": list(self.voices),
+            "default_voice": self.default_voice,
+            "device": self.device,
+            "language": self.language,
+            "language_name": self.language_name,
+            "dtype": self.dtype,
+            "memory_mb": self.memory_mb,
+            "supports_seed": c.seed,
+            "supports_speed": c.speed,
+            "supports_temperature": c.temperature,
+            "speaker_embedding_dim": c.speaker_embedding_dim,
+            "supports_batching": c.batching,
+            "streams_inside_sentences": c.windows,
+            "word_timings": c.timings,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class WarmModel:
+    """A model's card with what warm loading it cost: the warm-load table, /ready, metrics."""
+
+    card: ModelCard
+    load_s: float
+    warmup_s: float
+    warmup_rtf: float = 0.0  # warm-up compute seconds per second of audio
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def to_dict(self) -> dict:
+        """The JSON shape of /ready's `models` table."""
+        card = self.card
+        return {"model": card.name, "family": card.family, "device": card.device,
+                "sample_rate": card.sample_rate, "load_s": self.load_s, "warmup_s": self.warmup_s,
+                "dtype": card.dtype, "memory_mb": card.memory_mb, "warmup_rtf": self.warmup_rtf}
+
+
 class Engine(ABC):
     """A loaded, warm model.
 
     Work is split in two so that only device work is serialized by the gate:
     `prepare` (text -> model inputs, CPU, outside the gate) and `infer`
     (inputs -> float32 mono audio in [-1, 1], inside the gate).
+
+    A family is one subclass: it declares what it can do and which spec options it takes
+    as class attributes, loads with `load(spec, device, threads)`, and knows where its
+    weights come from (`fetch`, `resolved_source`). Flags that depend on the loaded
+    weights (a Piper graph that cannot be split) are changed in `__init__` after the
+    base constructor, never before it.
     """
 
     family: str = ""
+    #: Per-model options a spec of this family may carry after "?" (besides name and device).
+    options: tuple[str, ...] = ("dtype",)
+    #: Why this family runs in float32 only; "" when float16/bfloat16 may be asked for.
+    full_precision_only: str = ""
     #: True when `infer_batch` runs several inputs in one device call (not one by one).
     supports_batching: bool = False
     #: True when `SynthesisParams.seed` makes the output reproducible.
@@ -87,26 +195,78 @@ class Engine(ABC):
     #: loudness (LUFS): what a stream's one loudness gain is chosen from.
     level_audio: np.ndarray | None = None
     stream_lufs: float | None = None
-    #: Weights' precision and their size in device memory (set by loaders that know it).
+    #: Weights' precision and their size in device memory (set by loaders that know it;
+    #: on CUDA `load` replaces the size with what loading allocated).
     dtype: str = "float32"
     memory_bytes: int = 0
+    #: Set by each family's constructor, after the base constructor.
+    sample_rate: int = 0
+    voices: tuple[str, ...] = ()
+    #: The model's own language tag ('eng', 'en-us', 'aze-script_cyrillic'), when it has one.
+    language_tag: str | None = None
 
-    def __init__(self, name: str, sample_rate: int, voices: tuple[str, ...], device: str,
-                 language: str | None = None):
-        self.name = name
-        self.sample_rate = sample_rate
-        self.voices = voices
-        self.device = device
-        #: The model's own language tag ('eng', 'en-us', 'aze-script_cyrillic'), when it has one.
-        self.language_tag = language
-        #: ISO 639-1 code when known; English text gets numbers and abbreviations spelled out.
-        self.language = language_code(language)
+    def __init__(self, spec: "ModelSpec", device: str, cpu_threads: int | None = None):
+        """Every family's constructor calls this first, with its own arguments."""
+        self.spec = spec
+        self.name = spec.name
+        self.device = device  # families replace "auto" with the device they chose
+        self.cpu_threads = cpu_threads
 
     @classmethod
-    def fetch(cls, spec) -> None:
-        """Download what `spec` needs into the local caches (image build time): by default,
-        load it once on the CPU with the family's own code."""
+    def load(cls, spec: "ModelSpec", device: str, cpu_threads: int | None = None) -> "Engine":
+        """Load `spec` onto `device` (auto, cpu, cuda) with the family's own code, ready for
+        its warm-up; on CUDA its memory is what loading allocated there."""
+        before = cuda_allocated()
+        engine = cls(spec, device, cpu_threads)
+        if engine.device == "cuda":
+            engine.memory_bytes = (cuda_allocated() - before) or engine.memory_bytes
+        return engine
+
+    @classmethod
+    def fetch(cls, spec: "ModelSpec") -> str:
+        """Make `spec` loadable offline (image build time, `python -m tts_core.prefetch`):
+        `download` it into the local caches; returns what was done."""
+        cls.download(spec)
+        where = "local folder" if Path(spec.source).expanduser().is_dir() else "downloaded to the HF cache"
+        return f"{where}: {spec.source}"
+
+    @classmethod
+    def download(cls, spec: "ModelSpec") -> None:
+        """By default, load `spec` once on the CPU with the family's own code (weights,
+        tokenizer, presets land in the Hugging Face cache)."""
         cls(spec, "cpu")
+
+    @classmethod
+    def resolved_source(cls, spec: "ModelSpec") -> str:
+        """Where `spec`'s weights come from, without loading them (the self-check's report)."""
+        if Path(spec.source).expanduser().is_dir():
+            return f"folder {Path(spec.source).expanduser().resolve()}"
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(spec.source, "config.json")
+        except Exception:  # an id the hub library rejects: loading will say why
+            cached = None
+        return f"hub {spec.source} ({'cached' if isinstance(cached, str) else 'not cached: will download'})"
+
+    @property
+    def language(self) -> str | None:
+        """ISO 639-1 code when known; English text gets numbers and abbreviations spelled out."""
+        return language_code(self.language_tag)
+
+    def card(self) -> ModelCard:
+        """This model as it is now (after its warm-up, which may turn windows off)."""
+        return ModelCard(
+            name=self.name, family=self.family, language=self.language,
+            language_tag=self.language_tag, language_name=language_name(self.language_tag),
+            sample_rate=self.sample_rate, voices=tuple(self.voices), device=self.device,
+            dtype=self.dtype, memory_bytes=self.memory_bytes,
+            capabilities=Capabilities(
+                seed=self.supports_seed, speed=self.supports_speed,
+                temperature=self.supports_temperature, speaker_embedding_dim=self.embedding_dim,
+                batching=self.supports_batching, windows=self.supports_windows,
+                timings=self.supports_timings),
+            note=self.note)
 
     @property
     def default_voice(self) -> str:
@@ -156,13 +316,9 @@ class Engine(ABC):
         Windowed engines also check here that their windows join into the whole decode.
         """
         params = SynthesisParams(voice=self.default_voice)
-        prepared = self.prepare(text, params)
-        if prepared is None:
-            raise ModelLoadError(f"the warm-up text {text!r} has nothing it can say")
-        audio = self.infer(prepared, params)
-        if audio.size == 0:
-            raise ModelLoadError("the warm-up produced no audio")
-        self.check_windows(prepared, params)
+        audio = speak(self, text, params)
+        if self.supports_windows:
+            self.check_windows(self.prepare(text, params), params)
         self.stream_lufs = self.measure_stream_level(text, audio)
         return audio.shape[0] / self.sample_rate
 
@@ -208,67 +364,16 @@ class Engine(ABC):
             self.supports_windows = False
         return snr
 
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "sample_rate": self.sample_rate,
-            "voices": list(self.voices),
-            "default_voice": self.default_voice,
-            "device": self.device,
-            "language": self.language,
-            "language_name": language_name(self.language_tag),
-            "dtype": self.dtype,
-            "memory_mb": round(self.memory_bytes / 2**20, 1),
-            "supports_seed": self.supports_seed,
-            "supports_speed": self.supports_speed,
-            "supports_temperature": self.supports_temperature,
-            "speaker_embedding_dim": self.embedding_dim,
-            "supports_batching": self.supports_batching,
-            "streams_inside_sentences": self.supports_windows,
-            "word_timings": self.supports_timings,
-            "note": self.note,
-        }
 
-
-# MMS-TTS tokenizers name languages in ISO 639-3; the few this app treats specially, in 639-1.
-ISO_639_3_TO_1 = {"eng": "en", "deu": "de", "fra": "fr", "spa": "es", "por": "pt", "ita": "it",
-                  "nld": "nl", "rus": "ru", "hin": "hi", "cmn": "zh", "jpn": "ja", "kor": "ko"}
-
-
-def language_code(tag: str | None) -> str | None:
-    """'en-us', 'en_US', 'eng' -> 'en'; None stays None."""
-    if not tag:
-        return None
-    head = tag.replace("_", "-").split("-", 1)[0].lower()
-    return ISO_639_3_TO_1.get(head, head)
-
-
-@lru_cache(maxsize=None)
-def language_name(tag: str | None) -> str | None:
-    """'eng' -> 'English', 'en-us' -> 'English (US)', 'aze-script_cyrillic' -> 'Azerbaijani
-    (script cyrillic)'; an unknown code is shown as it is. ISO 639 names from pycountry."""
-    if not tag:
-        return None
-    import pycountry
-
-    head, rest = re.match(r"([A-Za-z]+)[-_]?(.*)", tag).groups() if tag[0].isalpha() else (tag, "")
-    head = head.lower()
-    found = None
-    if len(head) in (2, 3):
-        found = pycountry.languages.get(**{"alpha_2" if len(head) == 2 else "alpha_3": head})
-    name = getattr(found, "name", None) or head
-    rest = rest.replace("_", " ").strip()
-    return f"{name} ({rest.upper() if len(rest) == 2 else rest})" if rest else name
-
-
-def resolve_device(requested: str, cuda_available: bool) -> str:
-    """Map `auto`/`cpu`/`cuda` to the device a model is placed on."""
-    if requested == "cuda" and not cuda_available:
-        raise ConfigError(
-            "TTS_DEVICE",
-            "cuda was asked for but no CUDA device is usable here; set TTS_DEVICE=cpu or auto",
-        )
-    if requested == "auto":
-        return "cuda" if cuda_available else "cpu"
-    return requested
+def speak(engine: Engine, text: str, params: SynthesisParams | None = None) -> np.ndarray:
+    """Say `text` once, the way the pipeline does (prepare, then infer), outside any gate:
+    the warm-up, the self-check and the tests all speak through this. `params` default
+    to the engine's default voice."""
+    params = params or SynthesisParams(voice=engine.default_voice)
+    prepared = engine.prepare(text, params)
+    if prepared is None:
+        raise SynthesisError(f"{engine.name} has nothing it can say in {text!r}")
+    audio = engine.infer(prepared, params)
+    if audio.size == 0:
+        raise SynthesisError(f"{engine.name} produced no audio for {text!r}")
+    return audio

@@ -14,8 +14,9 @@ import torch
 from transformers import AutoConfig, pipeline
 
 from ..config import ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError
-from .base import Engine, SynthesisParams, resolve_device
+from .base import Engine, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
@@ -34,11 +35,13 @@ BETTER_FAMILY = {"bark": "bark", "vits": "vits"}
 
 class TransformersEngine(Engine):
     family = "transformers"
+    options = ("dtype", "lang")
     supports_seed = True  # sampling models (CSM, MusicGen) are reproducible with a seed
     supports_speed = False
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        device = resolve_device(device, torch.cuda.is_available())
+        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
+        device = self.device
         # The config first: what a model needs is known before its weights are fetched.
         with load_errors(f"Model {spec.raw!r} could not be loaded by transformers' text-to-audio "
                          "pipeline", "Give a hub id or a save_pretrained folder of a model that "
@@ -65,7 +68,7 @@ class TransformersEngine(Engine):
         if not rate:
             raise ModelLoadError(f"Model {spec.raw!r} ({model_type}) does not say its sample rate.")
         self.model_type = model_type
-        super().__init__(spec.name, int(rate), ("default",), device, spec.lang)
+        self.sample_rate, self.voices, self.language_tag = int(rate), ("default",), spec.lang
         self.dtype, self.memory_bytes = dtype_name(dtype), weights_bytes(self.pipe.model)
         if self.pipe.vocoder is not None:
             self.memory_bytes += weights_bytes(self.pipe.vocoder)

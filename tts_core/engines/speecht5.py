@@ -14,9 +14,10 @@ import torch
 from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor
 
 from ..config import ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError
 from ..voices import XVECTOR_HOWTO, load_xvectors, voices_folder
-from .base import Engine, SynthesisParams, resolve_device
+from .base import Engine, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
@@ -26,13 +27,15 @@ DEFAULT_VOCODER = "microsoft/speecht5_hifigan"
 
 class SpeechT5Engine(Engine):
     family = "speecht5"
+    options = ("dtype", "voices", "vocoder")
     supports_seed = True  # its decoder pre-net keeps dropout on when speaking: a seed fixes it
     supports_speed = False
     # SpeechT5 reads characters; past a few hundred it loses its place, so chunks stay short.
     max_chunk_chars = 200
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        device = resolve_device(device, torch.cuda.is_available())
+        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
+        device = self.device
         # float16 on CUDA: a tiny SpeechT5's output stays within 58 dB of float32's.
         dtype = pick_dtype(spec.dtype, device, cuda_default="float16")
         folder = voices_folder(spec.voices, self.family)
@@ -47,8 +50,8 @@ class SpeechT5Engine(Engine):
                 f"{XVECTOR_HOWTO} Put such files in {folder} (the file name is the voice name) or "
                 "name another folder with ?voices=/path/to/folder.")
         self.torch_dtype = dtype
-        super().__init__(spec.name, int(self.vocoder.config.sampling_rate),
-                         tuple(self.embeddings), device, "en")
+        self.sample_rate, self.voices = int(self.vocoder.config.sampling_rate), tuple(self.embeddings)
+        self.language_tag = "en"
         self.dtype = dtype_name(dtype)
         self.memory_bytes = weights_bytes(self.model, self.vocoder)
         self.note = ("SpeechT5 speaks English only, has no speed control, and its voice is a "
@@ -70,7 +73,7 @@ class SpeechT5Engine(Engine):
                     SpeechT5HifiGan.from_pretrained(vocoder, dtype=dtype))
 
     @classmethod
-    def fetch(cls, spec: ModelSpec) -> None:
+    def download(cls, spec: ModelSpec) -> None:
         """Weights, processor and vocoder only: the x-vector voices may be mounted at run time."""
         cls._load(spec)
 

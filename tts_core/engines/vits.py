@@ -10,9 +10,10 @@ import torch
 from transformers import AutoTokenizer, VitsModel
 
 from ..config import ModelSpec
+from ..device import resolve_device
 from ..errors import ModelLoadError
 from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
-from .base import Engine, Latent, SynthesisParams, resolve_device
+from .base import Engine, Latent, SynthesisParams
 from .torch_util import dtype_name, load_errors, pick_dtype, seed_all, weights_bytes
 
 logger = logging.getLogger(__name__)
@@ -24,11 +25,16 @@ _WINDOW_CONTEXT = 12
 
 class VitsEngine(Engine):
     family = "vits"
+    options = ("dtype", "noise_scale", "noise_w")
+    full_precision_only = ("VITS's duration flow overflows to NaN in float16, and in bfloat16 its "
+                           "phoneme durations shift (measured on a tiny model in tests/test_families.py)")
     supports_seed = True
     supports_batching = True  # padded inputs, trimmed back with the model's sequence_lengths
+    # supports_timings and supports_windows: set below when the checkpoint exposes them.
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        device = resolve_device(device, torch.cuda.is_available())
+        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
+        device = self.device
         dtype = pick_dtype(spec.dtype, device)
         with load_errors(f"VITS model {spec.raw!r} could not be loaded from {spec.source!r}",
                          "Give a Hugging Face hub id (e.g. facebook/mms-tts-eng) or a folder made "
@@ -51,8 +57,8 @@ class VitsEngine(Engine):
             self.model.noise_scale_duration = spec.noise_w
         speakers = self.model.config.num_speakers
         voices = tuple(f"speaker_{i}" for i in range(speakers)) if speakers > 1 else ("default",)
-        super().__init__(spec.name, self.model.config.sampling_rate, voices, device,
-                         getattr(self.tokenizer, "language", None))
+        self.sample_rate, self.voices = self.model.config.sampling_rate, voices
+        self.language_tag = getattr(self.tokenizer, "language", None)
         self.dtype = dtype_name(dtype)
         self.memory_bytes = weights_bytes(self.model) + (weights_bytes(self.decoder) if self.decoder else 0)
         # MMS checkpoints for non-Latin scripts are trained on romanized text (uroman). The
