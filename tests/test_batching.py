@@ -94,7 +94,6 @@ def test_batched_audio_equals_each_request_alone(noiseless, model):
 def test_a_bad_item_fails_only_its_own_request():
     engine = BatchingFakeEngine(infer_s=0.05, fail_on="boom")
     pipeline = fake_pipeline(engine, max_batch=8)
-    pipeline.gate.max_batch = 8
     texts = ["fine one", "this will boom", "fine two", "fine three"]
     results, errors = blocked_gate_batch(pipeline, texts)
     assert max(engine.batch_sizes) == 4  # they did share a batch, which failed
@@ -107,8 +106,7 @@ def test_a_bad_item_fails_only_its_own_request():
 
 def test_seeded_requests_are_never_batched():
     engine = BatchingFakeEngine(infer_s=0.02)
-    pipeline = fake_pipeline(engine)
-    pipeline.gate.max_batch = 8
+    pipeline = fake_pipeline(engine, max_batch=8)
     results, errors = blocked_gate_batch(pipeline, ["one", "two", "three"], seed=5)
     assert not errors and set(engine.batch_sizes) == {1}
 

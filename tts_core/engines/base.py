@@ -316,7 +316,7 @@ class Engine(ABC):
         Windowed engines also check here that their windows join into the whole decode.
         """
         params = SynthesisParams(voice=self.default_voice)
-        audio = speak(self, text, params)
+        audio = speak(self, text, params, what="warm-up text")
         if self.supports_windows:
             self.check_windows(self.prepare(text, params), params)
         self.stream_lufs = self.measure_stream_level(text, audio)
@@ -365,15 +365,16 @@ class Engine(ABC):
         return snr
 
 
-def speak(engine: Engine, text: str, params: SynthesisParams | None = None) -> np.ndarray:
+def speak(engine: Engine, text: str, params: SynthesisParams | None = None,
+          what: str = "text") -> np.ndarray:
     """Say `text` once, the way the pipeline does (prepare, then infer), outside any gate:
     the warm-up, the self-check and the tests all speak through this. `params` default
-    to the engine's default voice."""
+    to the engine's default voice; `what` names the text in errors ("warm-up text")."""
     params = params or SynthesisParams(voice=engine.default_voice)
     prepared = engine.prepare(text, params)
     if prepared is None:
-        raise SynthesisError(f"{engine.name} has nothing it can say in {text!r}")
+        raise SynthesisError(f"the {what} {text!r} has nothing it can say")
     audio = engine.infer(prepared, params)
     if audio.size == 0:
-        raise SynthesisError(f"{engine.name} produced no audio for {text!r}")
+        raise SynthesisError(f"the {what} {text!r} produced no audio")
     return audio
