@@ -257,6 +257,11 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         return {"text": text, "model": model_name,
                 "words": None if words is None else [w.to_dict() for w in words]}
 
+    def captions_said(text, model, words):
+        """After "Generate with captions": its words light up in the spoken-text panel too."""
+        value = {"text": text, "model": pipeline.registry.get(model or None).name, "words": words}
+        return value, _spoken_html(value)
+
     # Generate's words, by browser session, until the page's next event takes them: the
     # `synthesize` endpoint returns only the file and the record ("Use via API" and MCP; a
     # gr.State output there breaks Gradio 6.31's MCP tools, which drop it twice).
@@ -530,7 +535,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 timing = gr.HTML(_timing_html(None), elem_id="timing", label="Where the time went")
                 with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
                     latency = gr.JSON(label="This request's latency", elem_id="latency")
-                with gr.Accordion("Captions (word timings, Piper and VITS models)", open=False):
+                with gr.Accordion("Captions (word timings, Piper and VITS models)", open=False,
+                                  elem_id="captions-box"):
                     captions_btn = gr.Button("Generate with captions", elem_id="captions")
                     words = gr.JSON(label="Words (seconds)", elem_id="words")
                     srt_file = gr.File(label="Subtitles (.srt)", elem_id="srt")
@@ -608,7 +614,11 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                      queue=False).success(**keep)
         heard_ms.change(heard, [latency, heard_ms], timing, api_visibility="private", queue=False)
         gr.api(models, api_name="models")
-        captions_btn.click(captioned, inputs, [audio, words, srt_file], api_name="captioned", **gpu)
+        captions_btn.click(lambda: (None, gr.update(autoplay=True)), None, [stream_audio, audio],
+                           api_visibility="private", queue=False)  # as Generate: one result
+        captions_btn.click(captioned, inputs, [audio, words, srt_file], api_name="captioned", **gpu
+                           ).success(captions_said, [text, model, words], [said_state, spoken],
+                                     api_visibility="private", queue=False)
         text.change(None, text, count, js=_COUNT_JS.replace("LIMIT", str(settings.max_chars)))
         model.change(model_changed, model,
                      [model, voice, speed, temperature, xvector_box, xvector, note, examples],

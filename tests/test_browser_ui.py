@@ -447,6 +447,10 @@ LONG = ("The first sentence starts the stream. The second one follows it closely
         "ends this short text.")
 
 
+OTHER = ("Captions come with this one. Each word has a start and an end, and the panel lights "
+         "them in turn while the file plays from the top.")
+
+
 def lit_words(page, seconds: float) -> list[tuple[float, int, str]]:
     """(time, index, text) of the highlighted word in #spoken, sampled every 0.1 s."""
     seen, start = [], time.time()
@@ -488,6 +492,13 @@ def test_the_highlighted_word_advances_while_the_audio_plays(desk, studio):
     record = studio.pipeline.stats.records()[-1]
     # The first word was lit before the server had made the whole stream.
     assert record.chars == len(LONG) and seen[0][0] < record.total_ms / 1000, (seen[0], record)
+
+    page.fill("#text textarea", OTHER)
+    page.click("#captions-box button")  # unfold it; Generate with captions: its own words light
+    page.click("#captions")  # up as it plays, too
+    page.wait_for_function("() => !document.querySelector('#spoken span.w.now')", timeout=30_000)
+    seen = lit_words(page, 5)
+    assert_advances_in_text_order(seen, OTHER, "Generate with captions")
 
 
 def test_a_model_without_word_timings_shows_its_text_and_says_so(browser, families_url):

@@ -332,15 +332,16 @@
   }
 
   document.addEventListener("click", (e) => {
-    const button = e.target.closest && e.target.closest("#generate, #stream");
+    const button = e.target.closest && e.target.closest("#generate, #stream, #captions");
     if (!button) return;
-    clickAt = performance.now();
-    if (button.id === "generate") {
+    if (button.id !== "stream") {  // a new whole file: what sounds now stops
       stop();
       for (const a of new Set([...document.querySelectorAll("audio"), ...played])) a.pause();
       status("");
-      pending = {clickAt, timing: $("#timing")?.innerHTML};
     }
+    if (button.id === "captions") return;  // it has no latency record to time the sound against
+    clickAt = performance.now();
+    if (button.id === "generate") pending = {clickAt, timing: $("#timing")?.innerHTML};
   }, true);
 
   // What the page is playing, for a look from the console (and the browser tests).
