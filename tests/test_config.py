@@ -1,5 +1,9 @@
 """Settings.from_env: defaults, model specs, and errors that name the variable."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tts_core import ConfigError, ModelSpec, Settings
@@ -64,3 +68,14 @@ def test_family_options_are_parsed():
     assert (spec.voices, spec.vocoder, spec.dtype) == ("/data/xv", "/m/hifigan", "bfloat16")
     assert ModelSpec.parse("bark:suno/bark").dtype == "auto"
     assert ModelSpec.parse("transformers:facebook/seamless-m4t-v2-large?lang=deu").lang == "deu"
+
+
+def test_reading_a_torch_family_spec_imports_no_torch():
+    """Specs are read at start-up before the port opens, and when a model is added while
+    serving (on the event loop): importing torch there would stall every stream for seconds."""
+    code = ("import sys; from tts_core.config import ModelSpec; "
+            "spec = ModelSpec.parse('bark:suno/bark-small?dtype=float16&voices=v2/en_speaker_6'); "
+            "print(spec.family, spec.dtype, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parent.parent)
+    assert out.stdout.split() == ["bark", "float16", "False"], out.stderr[-2000:]

@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 EMBEDDED_VOICE_ALIAS = "joe"
 DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
 
-FAMILIES = ("piper", "vits", "speecht5", "bark", "transformers")
 DEVICES = ("auto", "cpu", "cuda")
 # Model calls at once on a CPU (TTS_CPU_SLOTS), each with the cores divided among them; a GPU
 # always has one. Chosen by measurement on 2 shared cores (README, "Benchmark"; scripts/cpu_slots.py).
@@ -28,7 +27,7 @@ DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 # Options every spec may carry after "?"; each family's own (e.g. `bark:suno/bark-small?dtype=
-# float16`) are declared on its engine class (`Engine.options`, `Engine.full_precision_only`).
+# float16`) are in its entry in `engines.FAMILIES` (`options`, `full_precision_only`).
 COMMON_OPTIONS = ("name", "device")
 
 # OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
@@ -73,8 +72,10 @@ class ModelSpec:
 
         Without a family, a path ending in `.onnx` (or the alias `joe`) is a Piper
         voice and anything else is a transformers VITS model (hub id or folder).
-        Which options a family takes is declared by its engine class (`Engine.options`).
+        Which options a family takes is in its `engines.FAMILIES` entry (no engine imported).
         """
+        from .engines import FAMILIES  # what each family takes, without importing it (or torch)
+
         text = raw.strip()
         source, _, query = text.partition("?")
         family = ""
@@ -98,9 +99,7 @@ class ModelSpec:
                                             "(language_REGION-name-quality, e.g. "
                                             "en_US-lessac-medium) nor a path to an .onnx file")
 
-        from .engines import family_class  # its module only: a Piper-only start imports no torch
-
-        engine = family_class(family)
+        engine = FAMILIES[family]
         allowed = COMMON_OPTIONS + engine.options
         options: dict[str, str] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):

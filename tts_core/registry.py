@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 from .config import ModelSpec, Settings
 from .device import cuda_free, free_device_memory, is_out_of_memory
-from .engines import Engine, ModelCard, WarmModel, engine_class, load_engine, needs_torch
+from .engines import FAMILIES, Engine, ModelCard, WarmModel, load_engine, needs_torch
 from .errors import InputError, ModelLoadError, TTSError, UnknownModelError
 from .model_cache import use_baked_cache
 
@@ -181,7 +181,7 @@ def _does_not_fit(spec: ModelSpec, stage: str, e: Exception) -> str:
     free = cuda_free()
     room = f" ({free[0] / 2**30:.1f} of {free[1] / 2**30:.1f} GiB free)" if free else ""
     advice = "load fewer models, or put this one on the CPU with ?device=cpu."
-    if not engine_class(spec).full_precision_only:
+    if not FAMILIES[spec.family].full_precision_only:
         advice = f"use dtype=float16 or bfloat16, {advice}"
     return (f"Model {spec.raw!r} does not fit in device memory beside the models before it "
             f"(out of memory during its {stage}{room}: {e}). {advice[0].upper()}{advice[1:]}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .engines import RUNTIMES, needs_torch
+from .engines import FAMILIES, needs_torch
 from .ffmpeg import find_ffmpeg
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def environment(settings: Settings, inspect_torch: bool = True) -> list[Check]:
                                            f"{', '.join(onnxruntime.get_available_providers())}"))
     except ImportError:
         checks.append(Check("onnxruntime", "not installed",
-                            ok=not any(RUNTIMES[s.family] == "onnxruntime" for s in settings.models)))
+                            ok=not any(FAMILIES[s.family].runtime == "onnxruntime" for s in settings.models)))
     ffmpeg = find_ffmpeg()
     if ffmpeg is not None and ffmpeg != shutil.which("ffmpeg"):
         ffmpeg = f"{ffmpeg} (from imageio-ffmpeg)"

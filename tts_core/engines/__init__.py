@@ -1,33 +1,52 @@
-"""Model families behind one interface; LOADERS maps a spec's family to its engine class.
+"""Model families behind one interface; FAMILIES says what each is, without importing it.
 
-Each family's module is imported only when a model of that family is configured, so
-a Piper-only deployment never pays torch's import time. Everything else a family
-knows (its options, where its weights come from, how it loads) is on its class.
+Each family's module is imported only when a model of that family is loaded, so a
+Piper-only deployment never pays torch's import time, and reading a spec (TTS_MODELS,
+or a model added while serving) never does: what a spec may say is in the family's
+`Family` entry here. Everything else a family knows (where its weights come from, how it
+loads, what it can do) is on its engine class.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from ..config import ModelSpec
 from .base import Engine, ModelCard, SynthesisParams, WarmModel, speak
 
-LOADERS = {
-    "piper": ("tts_core.engines.piper", "PiperEngine"),
-    "vits": ("tts_core.engines.vits", "VitsEngine"),
-    "speecht5": ("tts_core.engines.speecht5", "SpeechT5Engine"),
-    "bark": ("tts_core.engines.bark", "BarkEngine"),
-    "transformers": ("tts_core.engines.generic", "TransformersEngine"),
+
+@dataclass(frozen=True)
+class Family:
+    """A model family as a spec sees it, known without importing its engine (or torch)."""
+
+    module: str  # where its engine class lives
+    engine: str  # the class's name
+    runtime: str  # what it runs on: "torch" or "onnxruntime"
+    options: tuple[str, ...]  # what a spec of this family may carry after "?" (besides name, device)
+    full_precision_only: str = ""  # why it runs in float32 only; "": float16/bfloat16 allowed
+
+
+FAMILIES = {
+    "piper": Family("tts_core.engines.piper", "PiperEngine", "onnxruntime",
+                    ("dtype", "noise_scale", "noise_w", "speaker", "revision"),
+                    "Piper voices are float32 ONNX models"),
+    "vits": Family("tts_core.engines.vits", "VitsEngine", "torch",
+                   ("dtype", "noise_scale", "noise_w"),
+                   "VITS's duration flow overflows to NaN in float16, and in bfloat16 its "
+                   "phoneme durations shift (measured on a tiny model in tests/test_families.py)"),
+    "speecht5": Family("tts_core.engines.speecht5", "SpeechT5Engine", "torch",
+                       ("dtype", "voices", "vocoder")),
+    "bark": Family("tts_core.engines.bark", "BarkEngine", "torch", ("dtype", "voices")),
+    "transformers": Family("tts_core.engines.generic", "TransformersEngine", "torch",
+                           ("dtype", "lang")),
 }
-# What each family's engine runs on, known without importing it (the start-up environment
-# check reads torch's version without importing torch when no model needs it).
-RUNTIMES = {"piper": "onnxruntime", "vits": "torch", "speecht5": "torch", "bark": "torch",
-            "transformers": "torch"}
 
 
 def family_class(family: str) -> type[Engine]:
-    module, cls = LOADERS[family]
-    return getattr(importlib.import_module(module), cls)
+    """The family's engine class (its module imported now: torch, for most)."""
+    entry = FAMILIES[family]
+    return getattr(importlib.import_module(entry.module), entry.engine)
 
 
 def engine_class(spec: ModelSpec) -> type[Engine]:
@@ -35,7 +54,7 @@ def engine_class(spec: ModelSpec) -> type[Engine]:
 
 
 def needs_torch(spec: ModelSpec) -> bool:
-    return RUNTIMES[spec.family] == "torch"
+    return FAMILIES[spec.family].runtime == "torch"
 
 
 def load_engine(spec: ModelSpec, device: str, cpu_threads: int | None = None) -> Engine:
@@ -44,4 +63,4 @@ def load_engine(spec: ModelSpec, device: str, cpu_threads: int | None = None) ->
 
 
 __all__ = ["Engine", "ModelCard", "WarmModel", "SynthesisParams", "speak", "load_engine",
-           "engine_class", "family_class", "needs_torch", "LOADERS", "RUNTIMES"]
+           "engine_class", "family_class", "needs_torch", "Family", "FAMILIES"]

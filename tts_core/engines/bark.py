@@ -34,7 +34,6 @@ SEMANTIC_TOKENS_MIN = 60
 
 class BarkEngine(Engine):
     family = "bark"
-    options = ("dtype", "voices")
     supports_seed = True
     supports_speed = False
     supports_temperature = True

@@ -154,18 +154,15 @@ class Engine(ABC):
     `prepare` (text -> model inputs, CPU, outside the gate) and `infer`
     (inputs -> float32 mono audio in [-1, 1], inside the gate).
 
-    A family is one subclass: it declares what it can do and which spec options it takes
-    as class attributes, loads with `load(spec, device, threads)`, and knows where its
+    A family is one subclass: it declares what it can do as class attributes (the spec
+    options it takes are in `engines.FAMILIES`, readable without importing it), loads
+    with `load(spec, device, threads)`, and knows where its
     weights come from (`fetch`, `resolved_source`). Flags that depend on the loaded
     weights (a Piper graph that cannot be split) are changed in `__init__` after the
     base constructor, never before it.
     """
 
     family: str = ""
-    #: Per-model options a spec of this family may carry after "?" (besides name and device).
-    options: tuple[str, ...] = ("dtype",)
-    #: Why this family runs in float32 only; "" when float16/bfloat16 may be asked for.
-    full_precision_only: str = ""
     #: True when `infer_batch` runs several inputs in one device call (not one by one).
     supports_batching: bool = False
     #: True when `SynthesisParams.seed` makes the output reproducible.

@@ -35,7 +35,6 @@ BETTER_FAMILY = {"bark": "bark", "vits": "vits"}
 
 class TransformersEngine(Engine):
     family = "transformers"
-    options = ("dtype", "lang")
     supports_seed = True  # sampling models (CSM, MusicGen) are reproducible with a seed
     supports_speed = False
 

@@ -91,8 +91,6 @@ def session_options(cpu_threads: int | None) -> onnxruntime.SessionOptions:
 
 class PiperEngine(Engine):
     family = "piper"
-    options = ("dtype", "noise_scale", "noise_w", "speaker", "revision")
-    full_precision_only = "Piper voices are float32 ONNX models"
     # Batching, windows and timings need the graph split at its decoder: set in __init__ when
     # that split works (most voices), else the voice runs whole.
     supports_batching = supports_windows = supports_timings = False

@@ -27,7 +27,6 @@ DEFAULT_VOCODER = "microsoft/speecht5_hifigan"
 
 class SpeechT5Engine(Engine):
     family = "speecht5"
-    options = ("dtype", "voices", "vocoder")
     supports_seed = True  # its decoder pre-net keeps dropout on when speaking: a seed fixes it
     supports_speed = False
     # SpeechT5 reads characters; past a few hundred it loses its place, so chunks stay short.

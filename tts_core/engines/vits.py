@@ -25,9 +25,6 @@ _WINDOW_CONTEXT = 12
 
 class VitsEngine(Engine):
     family = "vits"
-    options = ("dtype", "noise_scale", "noise_w")
-    full_precision_only = ("VITS's duration flow overflows to NaN in float16, and in bfloat16 its "
-                           "phoneme durations shift (measured on a tiny model in tests/test_families.py)")
     supports_seed = True
     supports_batching = True  # padded inputs, trimmed back with the model's sequence_lengths
     # supports_timings and supports_windows: set below when the checkpoint exposes them.
