@@ -85,22 +85,18 @@ def load_examples(language: str | None) -> list[list[str]]:
     return [[line.strip()] for line in lines if line.strip()]
 
 
-def _language(card) -> str:
-    return card.language_name or "language not stated"
-
-
 def _model_choices(pipeline: Pipeline, language: str = ALL_LANGUAGES) -> list[tuple[str, str]]:
     """(label, name) for the model picker: 'mms-tts-deu (vits)', filtered by language (the
     language is in the filter and the note; in the label it ran under the arrow)."""
     return [(f"{warm.name} ({warm.card.family})", warm.name) for warm in pipeline.registry.warm
-            if language == ALL_LANGUAGES or _language(warm.card) == language]
+            if language == ALL_LANGUAGES or warm.card.spoken_language == language]
 
 
 def _model_note(pipeline: Pipeline, model: str | None) -> str:
     """The note beside the picker: the model's card and its warm-up RTF."""
     warm = pipeline.registry.warm_model(model)
     card, voices = warm.card, len(warm.card.voices)
-    line = (f"**{card.name}**: {card.family}, {_language(card)}, {card.sample_rate} Hz, "
+    line = (f"**{card.name}**: {card.family}, {card.spoken_language}, {card.sample_rate} Hz, "
             f"{voices} voice{'s' if voices != 1 else ''}, {card.dtype} on {card.device}, "
             f"{card.memory_mb} MB; warm-up ran at RTF {warm.warmup_rtf:.2f}.")
     return f"{line}\n\n{card.note}" if card.note else line
@@ -248,7 +244,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     def timed(model) -> bool:
         """Whether the page can light up this model's words (it gives phoneme durations)."""
         try:
-            return pipeline.registry.get(model or None).supports_timings
+            return pipeline.registry.card(model or None).capabilities.timings
         except TTSError:
             return False  # the pipeline's own error says it better
 
@@ -289,12 +285,12 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     def warn_foreign(text, model) -> None:
         """Letters the model's alphabet lacks are spelled out as symbol names or dropped: say so."""
         try:
-            engine = pipeline.registry.get(model or None)
+            card = pipeline.registry.card(model or None)
         except TTSError:
             return  # the pipeline's own error says it better
-        foreign = foreign_letters(text or "", engine.language)
+        foreign = foreign_letters(text or "", card.language)
         if foreign:
-            gr.Warning(f"{engine.name} speaks {_language(pipeline.registry.card(engine.name))}; it cannot pronounce these "
+            gr.Warning(f"{card.name} speaks {card.spoken_language}; it cannot pronounce these "
                        f"letters, so they were not spoken as words: {foreign[:40]}")
 
     def synthesize(text, model, voice, speed, seed, temperature=None, xvector=None,
@@ -483,7 +479,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                                   placeholder="Type or paste what should be spoken.")
                 count = gr.HTML(_count_html(0, settings.max_chars), elem_id="char-count",
                                 padding=False)
-                languages = sorted({_language(w.card) for w in pipeline.registry.warm})
+                languages = sorted({w.card.spoken_language for w in pipeline.registry.warm})
                 with gr.Row():
                     language = Picker([("All languages", ALL_LANGUAGES)] + languages,
                                       value=ALL_LANGUAGES, label="Language", elem_id="language",
@@ -560,7 +556,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             per_model = gr.Markdown(_per_model_markdown(pipeline), elem_id="per-model")
 
         def pickers():  # models added or removed while serving: each page load sees the warm ones
-            names = sorted({_language(w.card) for w in pipeline.registry.warm})
+            names = sorted({w.card.spoken_language for w in pipeline.registry.warm})
             return (gr.update(choices=[("All languages", ALL_LANGUAGES)] + names),
                     gr.update(choices=_model_choices(pipeline)))
 
@@ -671,8 +667,9 @@ def _player_html(pipeline: Pipeline) -> str:
     """What the page's Web Audio player needs to know: each model's word timings and sampling
     (the HTTP API takes no temperature, seed or speaker file), and whether the HTTP API asks
     for a key the page does not have (then Stream uses Gradio's player)."""
-    models = {name: {"timings": e.supports_timings, "temperature": e.supports_temperature}
-              for name, e in pipeline.registry.engines.items()}
+    models = {w.name: {"timings": w.card.capabilities.timings,
+                       "temperature": w.card.capabilities.temperature}
+              for w in pipeline.registry.warm}
     config = {"models": models, "default": pipeline.registry.default.name,
               "auth": pipeline.settings.api_key is not None}
     return (f"<div class='player-config' hidden data-config='{html.escape(json.dumps(config))}'>"
@@ -786,7 +783,8 @@ def create_app(settings: Settings) -> tuple[Pipeline, gr.Blocks]:
     """The start-up's second step (environment summary, warm load), then the UI."""
     ffmpeg = find_ffmpeg()
     if ffmpeg is None:
-        logger.warning("No ffmpeg found: the Stream button will play whole files instead")
+        logger.warning("No ffmpeg found: no AAC, and where the page cannot stream through "
+                       "Web Audio, Stream plays whole files instead")
     else:
         expose_to_gradio(ffmpeg)  # Gradio's streamed audio runs ffmpeg by name
     try:

@@ -89,15 +89,17 @@ def test_stream_plays_and_plays_again(ui, figure):
     page = ui
     page.evaluate("() => { window.studio.forceGradio = true }")
     page.fill("#text textarea", SENTENCE)
-    first = stream_once(page)
-    second = stream_once(page, first["src"])  # the second clip must not be silent (gradio 13807)
+    try:
+        first = stream_once(page)
+        second = stream_once(page, first["src"])  # the second clip must not be silent (gradio 13807)
+    finally:  # the page is shared with the tests after this one
+        page.evaluate("() => { window.studio.forceGradio = false }")
     figure(f"browser: streamed twice: {first['duration']:.1f} s and {second['duration']:.1f} s of "
            f"audio, played {first['played']:.1f} s and {second['played']:.1f} s")
     assert second["src"] != first["src"]
     for clip in (first, second):
         assert 3 < clip["duration"] < 10 and clip["played"] > 1
     assert "Gradio's player" in page.inner_text("#player")
-    page.evaluate("() => { window.studio.forceGradio = false }")
     page.screenshot(path=str(ARTIFACTS / "ui-after-stream.png"), full_page=True)
 
 

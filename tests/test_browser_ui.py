@@ -431,6 +431,8 @@ def test_click_to_sound_in_the_browser_beside_the_servers_first_audio(browser, s
             shown = float(page.inner_text("#timing b[data-part='heard']").split()[0])
             record = studio.pipeline.stats.records()[-1]
             assert shown > 0 and heard > 0
+            if button == "#stream":  # the page's own player, not Gradio's (its fallback)
+                assert "Streamed through Web Audio" in page.inner_text("#player")
             runs.append((heard / api, heard, api, shown, record))
             time.sleep(1)
         ratio, heard, api, shown, record = sorted(runs, key=lambda r: r[0])[TRIES // 2]

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def find_ffmpeg() -> str | None:
     """The path of an `ffmpeg`: PATH's, else imageio-ffmpeg's; None when neither exists
-    (then aac is refused and the UI's Stream button plays whole files)."""
+    (then aac is refused, and the Stream button's Gradio fallback plays whole files)."""
     found = shutil.which("ffmpeg")
     if found:
         return found

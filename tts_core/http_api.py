@@ -226,6 +226,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         try:  # the model may have been removed a moment ago
             voice = _voice_for(pipeline.registry.get(model), fields["voice"])
         except TTSError as e:
+            pipeline.refused(route, "bad_request")
             raise from_tts_error(e) from e
         return SpeechRequest(text=fields["input"], model=model, voice=voice, speed=fields["speed"],
                              format=fields["response_format"], loudness=fields["loudness"],
@@ -430,7 +431,7 @@ def _speech_fields(body: dict[str, Any]) -> dict[str, Any]:
         "model": typed("model", (str,), "tts-1", "a string") or "tts-1",
         "voice": typed("voice", (str,), "", "a string"),
         "response_format": typed("response_format", (str,), DEFAULT_FORMAT, "a string") or DEFAULT_FORMAT,
-        "speed": typed("speed", (int, float), 1.0, "a number"),
+        "speed": typed("speed", (int, float), SpeechRequest.speed, "a number"),
         "stream": typed("stream", (bool,), False, "true or false"),
         # Not OpenAI's: a loudness target in LUFS (null or absent: TTS_LOUDNESS) and its
         # true-peak ceiling in dBTP; the pipeline checks their ranges.

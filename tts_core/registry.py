@@ -84,7 +84,10 @@ class Registry:
     def warm_model(self, name: str | None) -> WarmModel:
         """The card and warm-load timings of `name` (None or "" for the default)."""
         engine = self.get(name)
-        return next(w for w in self.warm if w.name == engine.name)
+        found = next((w for w in self.warm if w.name == engine.name), None)
+        if found is None:  # withdrawn between the two looks
+            return self.warm_model(name)  # the same question again: now it says "unknown model"
+        return found
 
     def card(self, name: str | None) -> ModelCard:
         """The model card of `name` (None or "" for the default); unknown names list the valid ones."""

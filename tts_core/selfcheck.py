@@ -143,8 +143,9 @@ def driver_check(driver: int | None, built_for: str | None, device: str = "auto"
 
 def run(settings: Settings) -> tuple[list[Check], str | None]:
     """The whole report, each model loaded and warmed once; returns (checks, first problem)."""
-    from .engines import engine_class, load_engine, speak
+    from .engines import engine_class
     from .model_cache import use_baked_cache
+    from .registry import load_one, warm_one  # the start-up's own load and warm-up
 
     checks = environment(settings)
     use_baked_cache(settings.baked_hf_cache)
@@ -152,9 +153,8 @@ def run(settings: Settings) -> tuple[list[Check], str | None]:
         source = engine_class(spec).resolved_source(spec)
         start = time.perf_counter()
         try:
-            engine = load_engine(spec, spec.device or settings.device, settings.slot_threads())
-            speak(engine, settings.warmup_text)
-            card = engine.card()
+            _, engine, load_s = load_one(spec, settings)
+            card = warm_one(spec, engine, load_s, settings).card
             checks.append(Check(f"model {spec.name}", f"{spec.family}, {source}: loads and speaks on "
                                                       f"{card.device} in {card.dtype}, "
                                                       f"{card.memory_bytes / 2**20:.1f} MB "

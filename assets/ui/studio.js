@@ -195,6 +195,10 @@
     if (req.timings) await readLines(s, reader);
     else await readBytes(s, reader, Number(response.headers.get("X-Sample-Rate")) || PCM_RATE);
     if (session !== s) return;
+    if (req.timings && !s.record) {  // no closing line: the server stopped it part-way
+      return status("The stream broke off before the end of the text (the server's log says " +
+                    "why); what was heard is not kept. Try again, or use Generate.", true);
+    }
     const heard = s.heard === null ? "" : `; sound ${Math.round(s.heard)} ms after the click`;
     status(`Streamed through Web Audio${heard}.`);
     handBack(s, req);
