@@ -556,3 +556,31 @@ def test_a_refused_stream_says_why_in_the_player(desk):
                            timeout=30_000)
     assert "cannot pronounce any of this text" in page.inner_text("#player")
     assert page.failures == []
+
+
+def test_a_stream_that_breaks_off_says_so_and_is_not_kept_as_the_result(browser, serve):
+    """The server stops a stream part-way (here: the model fails on a later window): the page
+    says so in red and does not hand the cut-off audio back as the Result."""
+    from tts_core import Pipeline, Settings
+
+    pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": "joe"}))
+    engine = pipeline.registry.default
+    decode, calls = engine.decode, []
+
+    def failing_later(*window):
+        calls.append(window)
+        if len(calls) > 4:  # the first sentence (three windows) and the second are heard
+            raise RuntimeError("the device went away")
+        return decode(*window)
+
+    engine.decode = failing_later
+    page = open_page(browser, serve(pipeline))
+    page.fill("#text textarea", LONG)
+    page.click("#stream")
+    page.wait_for_function("() => document.querySelector('#player .player-status.error')",
+                           timeout=60_000)
+    assert "broke off before the end" in page.inner_text("#player")
+    assert len(calls) == 5 and pipeline.stats.served == 0
+    page.wait_for_timeout(1000)  # (a hand-back would have come by now)
+    assert page.query_selector("#audio a[download]") is None
+    page.close()
