@@ -111,10 +111,10 @@ def _fail(message: str) -> None:
 def _voice_choices(pipeline: Pipeline, model: str | None) -> list[tuple[str, str]]:
     """The model's voices, its default first as "" ('joe (default)'; a lone voice called
     'default' is just 'default')."""
-    engine = pipeline.registry.get(model)
-    default = engine.default_voice
+    card = pipeline.registry.card(model)
+    default = card.default_voice
     first = default if default == "default" else f"{default} (default)"
-    return [(first, "")] + [(v, v) for v in engine.voices if v != default]
+    return [(first, "")] + [(v, v) for v in card.voices if v != default]
 
 
 def _live_markdown(pipeline: Pipeline) -> str:
@@ -223,15 +223,15 @@ def _gr_error(e: TTSError) -> gr.Error:
 def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     """The UI over a warm pipeline; `streaming` is False when no ffmpeg could be found."""
     settings = pipeline.settings
-    default = pipeline.registry.default
+    default = pipeline.registry.card(None)  # the first model's card: what the page opens on
     # Enough Gradio workers that waiting happens at the gate, where it is measured and
     # bounded; one more than the gate admits, so the overflow gets the gate's busy message.
     gpu = {"concurrency_id": "gpu", "concurrency_limit": settings.queue_size + 1}
-    engines = pipeline.registry.engines.values()
     # Inputs only some families use are offered (in the page and in "Use via API") where a
     # loaded model uses them.
-    any_temperature = any(e.supports_temperature for e in engines)
-    any_embedding = any(e.embedding_dim is not None for e in engines)
+    loaded = [w.card.capabilities for w in pipeline.registry.warm]
+    any_temperature = any(c.temperature for c in loaded)
+    any_embedding = any(c.speaker_embedding_dim is not None for c in loaded)
     subtitles = SubtitleFiles(settings.cache_ttl_s)
 
     def request(text, model, voice, speed, seed, temperature, xvector,
@@ -255,7 +255,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
 
     def captions_said(text, model, words):
         """After "Generate with captions": its words light up in the spoken-text panel too."""
-        value = {"text": text, "model": pipeline.registry.get(model or None).name, "words": words}
+        value = {"text": text, "model": pipeline.registry.card(model or None).name, "words": words}
         return value, _spoken_html(value)
 
     # Generate's words, by browser session, until the page's next event takes them: the
@@ -405,19 +405,20 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     def model_changed(model: str):
         """The voice list, the controls the model uses, its note and its language's examples."""
         try:
-            engine = pipeline.registry.get(model or None)
+            card = pipeline.registry.card(model or None)
         except TTSError as e:  # (the page only offers loaded models; a stale page may not)
             gr.Warning(f"{e} Back to {pipeline.registry.default.name}.")
-            engine = pipeline.registry.default
-        return (gr.update(value=engine.name),
-                gr.update(choices=_voice_choices(pipeline, engine.name), value=""),
-                gr.update(value=1.0, interactive=engine.supports_speed,
-                          info=None if engine.supports_speed else "this model has no speed control"),
-                gr.update(visible=engine.supports_temperature),
-                gr.update(visible=engine.embedding_dim is not None),
+            card = pipeline.registry.card(None)
+        can = card.capabilities
+        return (gr.update(value=card.name),
+                gr.update(choices=_voice_choices(pipeline, card.name), value=""),
+                gr.update(value=1.0, interactive=can.speed,
+                          info=None if can.speed else "this model has no speed control"),
+                gr.update(visible=can.temperature),
+                gr.update(visible=can.speaker_embedding_dim is not None),
                 gr.update(value=None),
-                _model_note(pipeline, engine.name),
-                gr.update(samples=load_examples(engine.language or engine.language_tag)))
+                _model_note(pipeline, card.name),
+                gr.update(samples=load_examples(card.language or card.language_tag)))
 
     def language_changed(language: str):
         choices = _model_choices(pipeline, language or ALL_LANGUAGES)
@@ -493,7 +494,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                 note = gr.Markdown(_model_note(pipeline, None), elem_id="model-note")
                 with gr.Row():
                     speed = gr.Slider(MIN_SPEED, MAX_SPEED, value=1.0, step=0.05, label="Speed",
-                                      elem_id="speed", interactive=default.supports_speed,
+                                      elem_id="speed", interactive=default.capabilities.speed,
                                       min_width=140)
                     seed = gr.Number(RANDOM_SEED, label="Seed", elem_id="seed",
                                      info=f"{RANDOM_SEED}: random; 0 to {MAX_SEED}: the same "
@@ -503,10 +504,10 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
                     temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE, value=0.7, step=0.05,
                                             label="Temperature", elem_id="temperature",
                                             info="sampling models (Bark)", min_width=140,
-                                            visible=default.supports_temperature)
+                                            visible=default.capabilities.temperature)
                 with gr.Accordion("Your own speaker embedding (SpeechT5)", open=False,
-                                  elem_id="xvector-box",
-                                  visible=default.embedding_dim is not None) as xvector_box:
+                                  elem_id="xvector-box", visible=default.capabilities
+                                  .speaker_embedding_dim is not None) as xvector_box:
                     xvector = gr.File(label=".npy x-vector", file_types=[".npy"], type="filepath",
                                       elem_id="xvector", height=120)
                 with gr.Row():
