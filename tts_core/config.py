@@ -272,14 +272,22 @@ def _with_revision(spec: ModelSpec, revision: str) -> ModelSpec:
     return spec
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _number(env: Mapping[str, str], name: str, parse: type[int] | type[float],
+            kind: str) -> tuple[str, int | float] | None:
+    """`name`'s value as written and parsed by `parse`; None when unset or empty."""
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
-        value = int(raw)
+        return raw, parse(raw)
     except ValueError as e:
-        raise ConfigError(name, f"{raw!r} is not a whole number") from e
+        raise ConfigError(name, f"{raw!r} is not {kind}") from e
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    if (found := _number(env, name, int, "a whole number")) is None:
+        return default
+    _, value = found
     if value < minimum:
         raise ConfigError(name, f"{value} is below the minimum of {minimum}")
     return value
@@ -310,13 +318,9 @@ def _mapping(env: Mapping[str, str], name: str) -> dict[str, str]:
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
+    if (found := _number(env, name, float, "a number")) is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError as e:
-        raise ConfigError(name, f"{raw!r} is not a number") from e
+    raw, value = found
     if not value >= minimum or value == float("inf"):
         raise ConfigError(name, f"{raw!r} must be a finite number of at least {minimum}")
     return value
@@ -331,13 +335,9 @@ def _loudness(env: Mapping[str, str]) -> float | None:
 
 
 def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
+    if (found := _number(env, name, float, "a number")) is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError as e:
-        raise ConfigError(name, f"{raw!r} is not a number") from e
+    raw, value = found
     if not low <= value <= high:
         raise ConfigError(name, f"{raw!r} must be between {low:g} and {high:g}")
     return value

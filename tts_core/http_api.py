@@ -245,11 +245,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                                 headers=latency_headers(result.record, rate))
             synthesis = pipeline.stream(call, route=SPEECH_ROUTE, continuous=True)
             chunks = iter(synthesis)
-            try:  # anyio lets the thread finish even if the client leaves meanwhile
-                first = await anyio.to_thread.run_sync(next, chunks, None)
-            except BaseException:
-                synthesis.close()
-                raise
+            first = await _first(synthesis, chunks)
         except TTSError as e:
             raise from_tts_error(e) from e
         rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
@@ -274,11 +270,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                         **captions(result.words), "latency": result.record.to_dict()}
             synthesis = pipeline.stream(call, route=CAPTIONED_ROUTE)
             lines = _caption_lines(synthesis)
-            try:
-                first = await anyio.to_thread.run_sync(next, lines, None)
-            except BaseException:
-                synthesis.close()
-                raise
+            first = await _first(synthesis, lines)
         except TTSError as e:
             raise from_tts_error(e) from e
         return StreamingResponse(_stream_body(request, synthesis, lines, first, settings.stream_stall_s),
@@ -324,6 +316,18 @@ STREAM_AHEAD_CHUNKS = 4
 _PRODUCERS: set[asyncio.Task] = set()
 # How often a waiting producer looks whether its client is still there.
 DISCONNECT_POLL_S = 0.5
+
+
+async def _first(synthesis, items):
+    """The stream's first item (made in a thread: the request waits its turn at the gate),
+    before any header is sent, so an error still gets its status; the synthesis is closed
+    (its gate place freed) if that fails or the client leaves meanwhile. anyio lets the
+    thread finish even then."""
+    try:
+        return await anyio.to_thread.run_sync(next, items, None)
+    except BaseException:
+        synthesis.close()
+        raise
 
 
 async def _stream_body(request: Request, synthesis, chunks, first,
