@@ -379,34 +379,18 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
                                   replace(pipeline.settings, max_batch=8 if batching else 1))
         server = StudioServer("127.0.0.1", _free_port()).start()
         server.attach(create_http_api(variant, server.readiness))
-        url = server.url
+        sessions = [httpx.Client(base_url=server.url, timeout=300) for _ in range(max(CONCURRENCY))]
+
+        def post(c, i):
+            r = sessions[c].post("/v1/audio/speech", json={
+                "model": model, "input": texts[i % 64], "response_format": "pcm"})
+            r.raise_for_status()
+            return float(r.headers["x-audio-seconds"])
+
         try:
             runs: dict[int, list[tuple[float, list[float]]]] = {c: [] for c in CONCURRENCY}
             for clients in [c for _ in range(passes) for c in CONCURRENCY]:
-                latencies, audio_s, lock = [], [0.0], threading.Lock()
-
-                per_client = max(1, requests_per_level // clients)
-
-                def client(c):
-                    with httpx.Client(base_url=url, timeout=300) as h:
-                        for j in range(per_client):
-                            start = time.perf_counter()
-                            r = h.post("/v1/audio/speech", json={
-                                "model": model, "input": texts[(c * per_client + j) % 64],
-                                "response_format": "pcm"})
-                            elapsed = time.perf_counter() - start
-                            r.raise_for_status()
-                            with lock:
-                                latencies.append(elapsed)
-                                audio_s[0] += float(r.headers["x-audio-seconds"])
-
-                start = time.perf_counter()
-                threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                runs[clients].append((audio_s[0] / (time.perf_counter() - start), latencies))
+                runs[clients].append(_burst(post, clients, max(1, requests_per_level // clients)))
             for clients in CONCURRENCY:
                 rate = statistics.median(r for r, _ in runs[clients])
                 latencies = [x for _, lat in runs[clients] for x in lat]
@@ -425,6 +409,8 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
                           f"{rate:.1f} x   {statistics.median(latencies) * 1000:.0f}/{q[18] * 1000:.0f} ms",
                           target, met, clients=clients, batching=batching, audio_per_wall_s=rate)
         finally:
+            for session in sessions:
+                session.close()
             server.stop()
     return results
 
