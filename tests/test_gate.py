@@ -32,17 +32,22 @@ def run_concurrently(fn, n):
     return results, errors
 
 
-def test_with_one_slot_concurrent_requests_never_overlap_and_waits_are_measured():
-    engine = FakeEngine(infer_s=0.03)
-    pipeline = fake_pipeline(engine, cpu_slots=1)
+# (slots, seconds a turn): 16 turns of 8 requests; whoever went last waited for several
+# rounds of the others (5 rounds with one slot, 3 with two).
+@pytest.mark.parametrize("slots, infer_s, rounds_waited", [(1, 0.03, 5), (2, 0.05, 3)])
+def test_cpu_slots_bound_the_inferences_at_once_and_waits_are_measured(slots, infer_s,
+                                                                        rounds_waited):
+    engine = FakeEngine(infer_s=infer_s)
+    pipeline = fake_pipeline(engine, cpu_slots=slots)
+    assert pipeline.gate.slots == slots
     results, errors = run_concurrently(
         lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Second sentence {i}.")), 8)
     assert not errors
-    assert engine.max_active == 1 and engine.calls == 16
+    assert engine.max_active == slots and engine.calls == 16
     waits = sorted(r.record.queue_ms for r in results)
-    # 16 turns of 30 ms: whoever went last waited for many of the others.
-    assert waits[-1] >= 5 * 30
+    assert waits[-1] >= rounds_waited * infer_s * 1000
     assert waits[0] < waits[-1]
+    assert pipeline.snapshot()["slots_in_use"] == 0 and not pipeline.gate.busy
 
 
 def test_an_exception_inside_releases_the_gate():
@@ -142,20 +147,6 @@ def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
     order = served_order(GpuGate(max_requests=8), [("later-1", False), ("later-2", False),
                                                    ("first-1", True), ("first-2", True)])
     assert order == ["first-1", "first-2", "later-1", "later-2"]
-
-
-def test_a_cpu_with_two_slots_runs_two_inferences_at_once_and_never_three():
-    engine = FakeEngine(infer_s=0.05)
-    pipeline = fake_pipeline(engine, cpu_slots=2)
-    assert pipeline.gate.slots == 2
-    results, errors = run_concurrently(
-        lambda i: pipeline.synthesize(SpeechRequest(f"Request {i}. Second sentence {i}.")), 8)
-    assert not errors
-    assert engine.max_active == 2 and engine.calls == 16
-    waits = sorted(r.record.queue_ms for r in results)
-    # 16 turns of 50 ms in two slots: whoever went last waited for several rounds of others.
-    assert waits[-1] >= 3 * 50
-    assert pipeline.snapshot()["slots_in_use"] == 0 and not pipeline.gate.busy
 
 
 def test_a_gpu_keeps_one_inference_at_a_time_whatever_the_cpu_slots():
