@@ -121,7 +121,7 @@ def test_the_sentence_set_is_what_the_issue_asks(sentences):
 
 
 @pytest.mark.slow  # about three minutes on two cores: 201 sentences made and heard
-@pytest.mark.timeout(1800)  # 8 minutes of wall time on the shared 2-core machine (README)
+@pytest.mark.timeout(1800)  # 8 minutes of wall time on the shared 2-core machine (docs/text-preparation.md)
 def test_text_preparation_makes_the_voice_clearer_and_never_worse(sentences, listener, figure):
     started = time.perf_counter()
     texts = [s.text for s in sentences]

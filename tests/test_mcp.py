@@ -13,7 +13,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 from prometheus_client.parser import text_string_to_metric_families
 
-MCP_PATH = "/gradio_api/mcp/"  # the URL the README's client config names
+MCP_PATH = "/gradio_api/mcp/"  # the URL docs/python-and-mcp.md's client config names
 
 
 def run(coro):

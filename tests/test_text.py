@@ -60,7 +60,7 @@ def test_expand(raw, spoken):
 
 
 # Issue 11, "numbers and symbols read like a person": every item of its list, as a person reads it.
-# The same table measured nemo-text-processing and inflect against these rules (README, "Text preparation").
+# The same table measured nemo-text-processing and inflect against these rules (docs/text-preparation.md).
 READ_LIKE_A_PERSON = [
     # years, with the comma after them (a pause) kept
     ("In 1987, the company opened.", "In nineteen eighty seven, the company opened."),

@@ -22,7 +22,7 @@ DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
 
 DEVICES = ("auto", "cpu", "cuda")
 # Model calls at once on a CPU (TTS_CPU_SLOTS), each with the cores divided among them; a GPU
-# always has one. Chosen by measurement on 2 shared cores (README, "Benchmark"; scripts/cpu_slots.py).
+# always has one. Chosen by measurement on 2 shared cores (docs/benchmark.md; scripts/cpu_slots.py).
 DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -157,7 +157,7 @@ class Settings:
     device: str = "auto"
     max_chars: int = 5000
     chunk_chars: int = 300
-    max_batch: int | None = None  # None: 8 when a model runs on CUDA, else 1 (off; see README)
+    max_batch: int | None = None  # None: 8 when a model runs on CUDA, else 1 (off; see docs/architecture.md)
     batch_wait_ms: float = 2.0
     queue_size: int = 16
     gate_timeout_s: float = 120.0

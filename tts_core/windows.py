@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-# Chosen by measurement (bench.py, "streaming inside the sentence"; README): on the joe
+# Chosen by measurement (bench.py, "streaming inside the sentence"; docs/benchmark.md): on the joe
 # voice 256 samples a frame at 22,050 Hz, 24 frames are 0.28 s of audio, decoded in
 # about 10 ms here; doubling after it keeps a 150-character sentence to 5 windows and the
 # stream within a few percent of one whole decode.
