@@ -30,7 +30,6 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
     api = FastAPI(title="TTS Studio API", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None)
     api.state.tts = ApiContext(pipeline, readiness, manager_for(pipeline))
-    api.state.models = api.state.tts.models
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _invalid_parameter)
     api.add_exception_handler(Exception, _unexpected)

@@ -29,7 +29,7 @@ def list_models(ctx: ApiContext = Depends(api_context)):
         for n in names + aliases]}
 
 
-@router.get("/v1/audio/voices", responses=error_responses(503))
+@router.get("/v1/audio/voices", responses=error_responses(422, 503))
 def list_voices(available: bool = False, language: str | None = None,
                 ctx: ApiContext = Depends(api_context)):
     """OpenAI-style `data`, and `voices` as objects: what Open WebUI reads, {id, name};
