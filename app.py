@@ -37,7 +37,7 @@ from tts_core import audio as audio_io
 from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from tts_core.text import foreign_letters
 from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
-from tts_core.http_api import create_http_api
+from tts_core.http import create_http_api
 from tts_core.server import Readiness, StudioServer
 from tts_core.metrics import RECORD_KEYS
 from tts_core.timings import WordTiming, to_srt, to_vtt

@@ -366,7 +366,7 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
     import httpx
 
     from tts_core import Pipeline
-    from tts_core.http_api import create_http_api
+    from tts_core.http import create_http_api
     from tts_core.server import StudioServer
 
     texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]

@@ -392,13 +392,13 @@ async def homeassistant_get_tts_stream(url, api_key, model, text, voice, speed=1
 
 def test_homeassistant_instructions_are_accepted_and_logged(studio, caplog):
     url = f"{studio.url}/v1/audio/speech"
-    with caplog.at_level(logging.DEBUG, logger="tts_core.http_api"):
+    with caplog.at_level(logging.DEBUG, logger="tts_core.http.speech"):
         data = homeassistant_get_tts(url, "", "en_US-joe-medium", SENTENCES[0], "joe", 1.0,
                                      instructions="Speak in a calm, friendly voice.",
                                      extra_payload='{"user": "home-assistant"}')
     assert is_mp3(data) and decode_mp3(data)[0] > 0
     assert any("instructions" in r.getMessage() for r in caplog.records
-               if r.name == "tts_core.http_api" and r.levelno == logging.DEBUG)
+               if r.name == "tts_core.http.speech" and r.levelno == logging.DEBUG)
 
 
 def test_homeassistant_streamed_message_is_the_same_mp3(quiet_url, quiet_pipeline):

@@ -327,3 +327,49 @@ def test_ui_auth_setting_needs_an_api_key():
 
     with pytest.raises(ConfigError, match="TTS_API_KEY"):
         Settings.from_env({"TTS_UI_AUTH": "true"})
+
+
+def test_a_seed_repeats_a_sampling_models_audio_and_is_accepted_where_it_changes_nothing(studio):
+    """`seed` in the body reaches the model: tiny-vits samples (its noise is on), so the same
+    seed gives the same bytes, another seed and no seed other audio. A model whose card says
+    supports_seed false (the embedded Piper voice) speaks the seeded request all the same."""
+    engines = studio.pipeline.registry.engines
+    assert engines["tiny-vits"].supports_seed and not engines["en_US-joe-medium"].supports_seed
+
+    def speak(model, **extra):
+        r = httpx.post(f"{studio.url}/v1/audio/speech", timeout=60, json={
+            "model": model, "input": TEXT, "response_format": "wav", **extra})
+        assert r.status_code == 200, r.text
+        audio, rate = decode(r.content, "wav")
+        assert audio.shape[0] > rate // 2 and np.sqrt(np.mean(audio ** 2)) > 1e-3  # sound
+        return r.content
+
+    first = speak("tiny-vits", seed=7)
+    assert speak("tiny-vits", seed=7) == first
+    assert speak("tiny-vits", seed=8) != first
+    assert speak("tiny-vits") != speak("tiny-vits")  # unseeded, it samples afresh
+    speak("en_US-joe-medium", seed=7)
+
+
+def test_an_unknown_v1_path_lists_the_routes_served_and_the_docs_show_the_speech_body(studio):
+    error = httpx.get(f"{studio.url}/v1/nowhere", timeout=30).json()["error"]
+    assert error["code"] == "not_found"
+    for route in ("POST /v1/audio/speech", "POST /v1/audio/captioned", "GET /v1/audio/voices",
+                  "GET and POST /v1/models", "DELETE and GET /v1/models/{name}"):
+        assert route in error["message"], error["message"]
+    schema = httpx.get(f"{studio.url}/api/openapi.json", timeout=30).json()
+    speech = schema["paths"]["/v1/audio/speech"]["post"]
+    body = speech["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["input"] and {"seed", "speed", "response_format"} <= set(body["properties"])
+    assert speech["responses"]["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+
+
+@pytest.mark.parametrize("core, wire", [("text", "input"), ("format", "response_format"),
+                                        ("speed", "speed"), ("seed", "seed")])
+def test_core_field_names_reach_the_wire_as_openais(core, wire):
+    """The core names a bad field as the SpeechRequest does; the HTTP error names OpenAI's."""
+    from tts_core import InputError
+    from tts_core.http.errors import from_tts_error
+
+    error = from_tts_error(InputError("The text is empty.", param=core))
+    assert (error.status, error.param, error.message) == (400, wire, "The text is empty.")

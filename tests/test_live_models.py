@@ -17,7 +17,7 @@ from conftest import free_port, start_app
 from fake_hub import FakeHub, joe_files
 from fakes import FakeEngine, fake_pipeline
 from test_catalog import hub_env
-from tts_core.http_api import create_http_api
+from tts_core.http import create_http_api
 from tts_core.server import Readiness
 
 KEY = "operator-key"

@@ -1,7 +1,7 @@
 """SpeechRequest: the one frozen description of what a caller asked to hear.
 
 Every entry point builds one from its own input (the UI and Gradio API in `app.py`, the
-HTTP body in `http_api.py`, a RunPod job in `runpod_worker.py`) and hands it to
+HTTP body in `http/speech.py`, a RunPod job in `runpod_worker.py`) and hands it to
 `Pipeline.stream` or `Pipeline.synthesize`. The fields' defaults live here and nowhere
 else; their values are the pipeline's to judge (`plan.make_plan` checks them once), so a
 request holds what the caller sent, not what was accepted. How the caller delivers the

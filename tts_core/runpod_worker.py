@@ -20,7 +20,6 @@ last one with the record (and the subtitles). Bad input returns `{"error": "..."
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import sys
 from dataclasses import fields
@@ -28,10 +27,10 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 from . import audio as audio_io
 from . import bootstrap
+from .captions import b64, captions
 from .errors import TTSError
 from .pipeline import Pipeline
 from .request import SpeechRequest
-from .timings import to_srt, to_vtt
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +72,6 @@ def parse_input(job: Any) -> tuple[SpeechRequest, bool]:
     return SpeechRequest(**given), stream
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _captions(words) -> dict:
-    return {"words": [w.to_dict() for w in words], "srt": to_srt(words), "vtt": to_vtt(words)}
-
-
 def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[[dict], Iterator[dict]]]:
     """(whole-job handler, streaming generator) over one warm pipeline."""
 
@@ -90,10 +81,10 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
             result = pipeline.synthesize(request, route=ROUTE)
         except (JobError, TTSError) as e:
             return {"error": str(e)}
-        out = {"audio_base64": _b64(result.data), "format": result.format,
+        out = {"audio_base64": b64(result.data), "format": result.format,
                "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
                "latency": result.record.to_dict()}
-        return out | (_captions(result.words) if request.timings else {})
+        return out | (captions(result.words) if request.timings else {})
 
     def handle_stream(job: dict) -> Iterator[dict]:
         try:
@@ -111,7 +102,7 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
             for chunk in synthesis:
                 words.extend(chunk.words)
                 part = {"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
-                        "audio_base64": _b64(chunk.data),
+                        "audio_base64": b64(chunk.data),
                         "format": synthesis.format, "sample_rate": rate}
                 if request.timings:
                     part["words"] = [w.to_dict() for w in chunk.words]
@@ -120,7 +111,7 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
             yield {"error": str(e)}
             return
         done = {"done": True, "latency": synthesis.record.to_dict()}
-        yield done | (_captions(words) if request.timings else {})
+        yield done | (captions(words) if request.timings else {})
 
     return handle, handle_stream
 
