@@ -19,7 +19,7 @@ from tts_core import Pipeline
 
 LIVE_SAMPLES = 150  # points kept for the live charts: five minutes at one per live refresh
 SPOKEN_KEPT = 256  # browser sessions whose last Generate's words wait for the page to take them
-DEVICE_CONCURRENCY_ID = "gpu"  # Gradio's concurrency group of every event that runs a model
+DEVICE_CONCURRENCY_ID = "device"  # Gradio's concurrency group of every event that runs a model
 
 
 class SubtitleFiles:

@@ -45,12 +45,12 @@ def timing_html(record: dict | None, heard_ms: float | None = None) -> str:
             f"title='first audio {first:.0f} ms'></div>")
     legend = "".join(f"<span><i class='{name}'></i>{name} "
                      f"<b data-part='{name}'>{ms:.0f} ms</b></span>" for name, ms in parts)
-    heard = ("" if heard_ms is None else
+    heard_span = ("" if heard_ms is None else
              f"<span>heard in the browser <b data-part='heard'>{heard_ms:.0f} ms</b></span>")
     return (f"<div class='bar'>{segments}{mark}</div><div class='legend'>{legend}"
             f"<span><i class='first-key' style='background:#dc2626'></i>first audio "
             f"<b data-part='first_audio'>{first:.0f} ms</b></span>"
-            f"<span>total <b data-part='total'>{record['total_ms']:.0f} ms</b></span>{heard}"
+            f"<span>total <b data-part='total'>{record['total_ms']:.0f} ms</b></span>{heard_span}"
             f"<span>{record['audio_seconds']:.1f} s of audio from <b data-part='chars'>"
             f"{record['chars']}</b> characters, {html.escape(record['model'])}</span>"
             "</div>")
@@ -86,7 +86,7 @@ def history_html(entries: list[dict]) -> str:
             f"<b>{html.escape(e['model'])}</b>, "
             f"{html.escape(e['voice'])}: {e['audio_seconds']:.1f} s of audio, first audio "
             f"{e['first_audio_ms']:.0f} ms, total {e['total_ms']:.0f} ms"
-            f"<div class='said'>{html.escape(short)}</div></li>")
+            f"<div class='entry-text'>{html.escape(short)}</div></li>")
     return f"<h3>This session's last {len(entries)}</h3><ol>{''.join(items)}</ol>"
 
 

@@ -69,7 +69,7 @@ def add_operator_panel(ctx: StudioContext, pickers: list, refresh_pickers) -> No
                  round(v.size_bytes / 2**20, 1), "yes" if v.key in loaded else ""]
                 for v in voices if not lang or v.language == lang or v.language.split("_")[0] == lang]
 
-    def picked(evt: gr.SelectData, rows):
+    def spec_of_row(evt: gr.SelectData, rows):
         return rows.iloc[evt.index[0], 0] if hasattr(rows, "iloc") else rows[evt.index[0]][0]
 
     def settled(message: str) -> dict:
@@ -105,7 +105,7 @@ def add_operator_panel(ctx: StudioContext, pickers: list, refresh_pickers) -> No
     operator = {"concurrency_id": "operator", "concurrency_limit": 4, "api_visibility": "private"}
     panel["browse"].click(catalogue, language, table, **operator)
     language.submit(catalogue, language, table, **operator)
-    table.select(picked, table, spec, api_visibility="private", queue=False)
+    table.select(spec_of_row, table, spec, api_visibility="private", queue=False)
     outputs = [status, victim, *pickers]
     panel["add"].click(add_model, spec, outputs, **operator)
     panel["remove"].click(remove_model, victim, outputs, **operator)

@@ -71,8 +71,8 @@ def decode_played_back(payload: str) -> tuple[bytes, dict | None, dict, float | 
         words = d.get("words")
         words = None if words is None else [WordTiming(str(w["word"]), float(w["start"]),
                                                        float(w["end"])).to_dict() for w in words]
-        heard = d.get("heard_ms")
-        heard = None if heard is None else float(heard)
+        heard_ms = d.get("heard_ms")
+        heard_ms = None if heard_ms is None else float(heard_ms)
     except (ValueError, KeyError, TypeError, binascii.Error) as e:
         raise InputError(f"The page's player sent back a stream this server cannot read ({e}); "
                          "reload the page.") from e
@@ -83,7 +83,7 @@ def decode_played_back(payload: str) -> tuple[bytes, dict | None, dict, float | 
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     spoken = {"text": str(d.get("text", "")), "model": str(d.get("model", "")), "words": words}
-    return buffer.getvalue(), record, spoken, heard
+    return buffer.getvalue(), record, spoken, heard_ms
 
 
 def stream_played_back(ctx: StudioContext, page, payload, text, model):
