@@ -56,9 +56,8 @@ def new_stream(page: Page) -> dict:
     return {page.stream_audio: None, page.audio: gr.update(value=None, autoplay=False)}
 
 
-def wire_generate(ctx: StudioContext, page: Page) -> None:
+def wire_generate(ctx: StudioContext, page: Page, inputs: list) -> None:
     """Generate (the public /synthesize) and Generate with captions (/captioned)."""
-    inputs = synthesis_inputs(ctx, page)
     generated = page.generate.click(bind(events.synthesize, ctx), inputs,
                                     [page.audio, page.latency], api_name="synthesize",
                                     **ctx.device_queue())
@@ -77,7 +76,7 @@ def wire_generate(ctx: StudioContext, page: Page) -> None:
                                   [page.spoken_state, page.spoken], **PRIVATE)
 
 
-def wire_stream(ctx: StudioContext, page: Page) -> None:
+def wire_stream(ctx: StudioContext, page: Page, inputs: list) -> None:
     """Stream: the page's Web Audio player, or Gradio's where it cannot play, and the stream
     handed back by the page."""
     # The page's Web Audio player (studio.js) fetches the HTTP API itself; where it cannot
@@ -89,12 +88,12 @@ def wire_stream(ctx: StudioContext, page: Page) -> None:
                       **PRIVATE)
     if ctx.streaming:
         streamed = page.stream_gradio.click(
-            bind(events.stream, ctx, page), synthesis_inputs(ctx, page),
+            bind(events.stream, ctx, page), inputs,
             [page.stream_audio, page.audio, page.latency, page.spoken_state],
             api_visibility="private", **ctx.device_queue())
     else:
         streamed = page.stream_gradio.click(
-            bind(events.stream_fallback, ctx, page), synthesis_inputs(ctx, page),
+            bind(events.stream_fallback, ctx, page), inputs,
             [page.audio, page.latency, page.spoken_state], api_visibility="private",
             **ctx.device_queue())
     streamed.success(**_show_timing(page))
@@ -134,8 +133,9 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
             from ui.operator import add_operator_panel
 
             add_operator_panel(ctx, [page.language, page.model], refresh_pickers)
-        wire_generate(ctx, page)
-        wire_stream(ctx, page)
+        inputs = synthesis_inputs(ctx, page)
+        wire_generate(ctx, page, inputs)
+        wire_stream(ctx, page, inputs)
         gr.api(bind(events.models, ctx), api_name="models")
         wire_form(ctx, page)
     demo.queue(max_size=ctx.settings.queue_size, api_open=False)
