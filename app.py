@@ -22,7 +22,7 @@ from tts_core import Pipeline, Settings, bootstrap, selfcheck
 from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
-from ui import build_demo
+from ui.studio import build_demo
 
 logger = logging.getLogger("tts_studio")
 

@@ -185,7 +185,7 @@ def studio(model_specs):
 @pytest.fixture
 def serve(studio):
     """Serve another pipeline (a fake engine, a small gate) through the same app wiring."""
-    from ui import build_demo
+    from ui.studio import build_demo
 
     servers = []
 
@@ -204,7 +204,7 @@ def serve(studio):
 @pytest.fixture(scope="session")
 def quiet_url(studio, quiet_pipeline):
     """The real app wiring (Gradio UI + HTTP API) over the noise-off voice: exact lengths."""
-    from ui import build_demo
+    from ui.studio import build_demo
 
     server = StudioServer("127.0.0.1", free_port()).start()
     demo = build_demo(quiet_pipeline, streaming=False)

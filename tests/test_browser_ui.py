@@ -58,7 +58,7 @@ def families_url(family_specs):
     from conftest import free_port
     import app
     from tts_core import Pipeline, Settings
-    from ui import build_demo
+    from ui.studio import build_demo
     from tts_core.server import StudioServer
 
     pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": family_specs}))

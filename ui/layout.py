@@ -9,11 +9,11 @@ import gradio as gr
 
 from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from ui.context import StudioContext
+from ui.events import RANDOM_SEED
 from ui.html import count_html, history_html, player_html, spoken_html, timing_html
 from ui.pickers import (ALL_LANGUAGES, Picker, language_choices, load_examples, model_choices,
                         model_note, voice_choices)
 
-RANDOM_SEED = -1  # the seed box's "no seed": a fresh random voice every time
 INTRO = ("# TTS Studio\nWarm-loaded text to speech: every model below was loaded and run once "
          "before this page was served. **Ctrl+Enter** in the text generates. From code: the "
          "OpenAI-compatible HTTP API (`POST /v1/audio/speech`, [its docs](/docs)), or *Use via "
