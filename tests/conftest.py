@@ -185,11 +185,13 @@ def studio(model_specs):
 @pytest.fixture
 def serve(studio):
     """Serve another pipeline (a fake engine, a small gate) through the same app wiring."""
+    from ui.studio import build_demo
+
     servers = []
 
     def start(pipeline, streaming=False) -> str:
         server = StudioServer("127.0.0.1", free_port()).start()
-        demo = studio.build_demo(pipeline, streaming=streaming)
+        demo = build_demo(pipeline, streaming=streaming)
         server.attach(studio.build_server(pipeline, demo, server.readiness))
         servers.append(server)
         return server.url
@@ -202,8 +204,10 @@ def serve(studio):
 @pytest.fixture(scope="session")
 def quiet_url(studio, quiet_pipeline):
     """The real app wiring (Gradio UI + HTTP API) over the noise-off voice: exact lengths."""
+    from ui.studio import build_demo
+
     server = StudioServer("127.0.0.1", free_port()).start()
-    demo = studio.build_demo(quiet_pipeline, streaming=False)
+    demo = build_demo(quiet_pipeline, streaming=False)
     server.attach(studio.build_server(quiet_pipeline, demo, server.readiness))
     yield server.url
     server.stop()

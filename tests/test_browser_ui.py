@@ -58,11 +58,12 @@ def families_url(family_specs):
     from conftest import free_port
     import app
     from tts_core import Pipeline, Settings
+    from ui.studio import build_demo
     from tts_core.server import StudioServer
 
     pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": family_specs}))
     server = StudioServer("127.0.0.1", free_port()).start()
-    server.attach(app.build_server(pipeline, app.build_demo(pipeline, streaming=False),
+    server.attach(app.build_server(pipeline, build_demo(pipeline, streaming=False),
                                    server.readiness))
     yield server.url
     server.stop()

@@ -371,17 +371,18 @@ def test_a_pickled_npy_upload_through_the_api_is_refused_and_never_loaded(four_f
     assert sf.info(path).duration > 0  # the app serves on
 
 
-def test_the_language_picker_lists_models_by_language_and_examples_follow(studio, families,
-                                                                          uroman_vits):
-    assert studio._model_choices(families, "English") == [
+def test_the_language_picker_lists_models_by_language_and_examples_follow(families, uroman_vits):
+    from ui.pickers import load_examples, model_choices
+
+    assert model_choices(families, "English") == [
         ("tiny-vits (vits)", "tiny-vits"), ("tiny-speecht5 (speecht5)", "tiny-speecht5")]
-    assert studio._model_choices(families, "Multiple languages") == [
+    assert model_choices(families, "Multiple languages") == [
         ("tiny-bark (bark)", "tiny-bark")]
-    assert len(studio._model_choices(families)) == 4
-    german = studio.load_examples("de")
+    assert len(model_choices(families)) == 4
+    german = load_examples("de")
     assert german and german[0][0].startswith("Guten Tag")
-    assert studio.load_examples("hin") == studio.load_examples("en")  # none for 'hin': English
-    assert studio.load_examples(uroman_vits.language)[0][0].startswith("नमस्ते")
+    assert load_examples("hin") == load_examples("en")  # none for 'hin': English
+    assert load_examples(uroman_vits.language)[0][0].startswith("नमस्ते")
 
 
 def test_prefetch_of_speecht5_needs_no_voices_yet(tiny_speecht5_dir, tmp_path):

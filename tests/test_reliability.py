@@ -357,9 +357,10 @@ def table_server(steady, studio):
     """One server for the table, through the app's own wiring."""
     from conftest import free_port
     from tts_core.server import StudioServer
+    from ui.studio import build_demo
 
     server = StudioServer("127.0.0.1", free_port()).start()
-    server.attach(studio.build_server(steady, studio.build_demo(steady, streaming=False),
+    server.attach(studio.build_server(steady, build_demo(steady, streaming=False),
                                       server.readiness))
     yield server.url
     server.stop()

@@ -14,25 +14,18 @@ import gradio as gr
 from tts_core import ConfigError, TTSError
 from tts_core.catalog import CatalogueError, load_catalogue, loaded_keys, sorted_voices
 from tts_core.live_models import LOADING, REMOVING, manager_for
+from ui.context import StudioContext
 
 PROGRESS_POLL_S = 0.5  # how often the panel looks at a model being added or removed
 CATALOGUE_HEADERS = ["spec", "language", "quality", "speakers", "size (MB)", "loaded"]
 
 
-def build_operator_panel(pipeline, pickers: list, refresh_pickers) -> None:
-    """The panel, inside the current Blocks. `pickers` (the UI's language and model
-    dropdowns) follow every add and removal: `refresh_pickers()` gives their updates."""
-    manager = manager_for(pipeline)
-    settings = pipeline.settings
-
-    def loaded_names():
-        return list(pipeline.registry.engines)
-
+def _panel(revision: str, loaded: list[str]) -> dict:
+    """The panel's components, inside the current Blocks, by name."""
     with gr.Accordion("Operator: add and remove models", open=False, elem_id="operator"):
         gr.Markdown("Added models load in the background and are offered only once warm; "
                     "a removed model finishes the requests it has and is then freed. "
-                    f"Piper voices by name come from rhasspy/piper-voices at "
-                    f"`{settings.piper_voices_revision}`.")
+                    f"Piper voices by name come from rhasspy/piper-voices at `{revision}`.")
         with gr.Row():
             language = gr.Textbox(label="Language (en, en_US ...; empty: all)",
                                   elem_id="catalogue-language")
@@ -44,9 +37,26 @@ def build_operator_panel(pipeline, pickers: list, refresh_pickers) -> None:
                               elem_id="add-spec")
             add = gr.Button("Add", variant="primary", elem_id="add-model")
         with gr.Row():
-            victim = gr.Dropdown(loaded_names(), label="Loaded model", elem_id="remove-name")
+            victim = gr.Dropdown(loaded, label="Loaded model", elem_id="remove-name")
             remove = gr.Button("Remove", variant="stop", elem_id="remove-model")
         status = gr.Markdown(elem_id="operator-status")
+    return dict(language=language, browse=browse, table=table, spec=spec, add=add,
+                victim=victim, remove=remove, status=status)
+
+
+def add_operator_panel(ctx: StudioContext, pickers: list, refresh_pickers) -> None:
+    """The panel, inside the current Blocks. `pickers` (the UI's language and model
+    dropdowns) follow every add and removal: `refresh_pickers()` gives their updates as
+    {component: update}."""
+    pipeline, settings = ctx.pipeline, ctx.settings
+    manager = manager_for(pipeline)
+
+    def loaded_names():
+        return list(pipeline.registry.engines)
+
+    panel = _panel(settings.piper_voices_revision, loaded_names())
+    table, victim, status = panel["table"], panel["victim"], panel["status"]
+    language, spec = panel["language"], panel["spec"]
 
     def catalogue(lang: str):
         try:
@@ -59,11 +69,13 @@ def build_operator_panel(pipeline, pickers: list, refresh_pickers) -> None:
                  round(v.size_bytes / 2**20, 1), "yes" if v.key in loaded else ""]
                 for v in voices if not lang or v.language == lang or v.language.split("_")[0] == lang]
 
-    def picked(evt: gr.SelectData, rows):
+    def spec_of_row(evt: gr.SelectData, rows):
         return rows.iloc[evt.index[0], 0] if hasattr(rows, "iloc") else rows[evt.index[0]][0]
 
-    def after(message: str):
-        return (message, gr.update(choices=loaded_names(), value=None), *refresh_pickers())
+    def settled(message: str) -> dict:
+        """The panel and the pickers once an add or a removal has finished."""
+        return {status: message, victim: gr.update(choices=loaded_names(), value=None),
+                **refresh_pickers()}
 
     def add_model(raw: str):
         try:
@@ -72,13 +84,12 @@ def build_operator_panel(pipeline, pickers: list, refresh_pickers) -> None:
             raise gr.Error(str(e).removeprefix("TTS_MODELS: ")) from e
         while state.status == LOADING:
             waited = time.perf_counter() - state.started
-            yield (f"Loading **{state.name}** in the background ... {waited:.0f} s",
-                   gr.skip(), *[gr.skip()] * len(pickers))
+            yield {status: f"Loading **{state.name}** in the background ... {waited:.0f} s"}
             time.sleep(PROGRESS_POLL_S)
         if state.error:
-            yield after(f"**{state.name}** failed to load; nothing changed. {state.error}")
+            yield settled(f"**{state.name}** failed to load; nothing changed. {state.error}")
         else:
-            yield after(f"**{state.name}** is warm (load {state.load_s:.1f} s, warm-up "
+            yield settled(f"**{state.name}** is warm (load {state.load_s:.1f} s, warm-up "
                         f"{state.warmup_s:.1f} s) and offered in the pickers.")
 
     def remove_model(name: str):
@@ -87,15 +98,14 @@ def build_operator_panel(pipeline, pickers: list, refresh_pickers) -> None:
         except TTSError as e:
             raise gr.Error(str(e)) from e
         while state.status == REMOVING:
-            yield (f"Removing **{name}**: finishing its requests ...", gr.skip(),
-                   *[gr.skip()] * len(pickers))
+            yield {status: f"Removing **{name}**: finishing its requests ..."}
             time.sleep(PROGRESS_POLL_S)
-        yield after(f"**{name}** removed.")
+        yield settled(f"**{name}** removed.")
 
     operator = {"concurrency_id": "operator", "concurrency_limit": 4, "api_visibility": "private"}
-    browse.click(catalogue, language, table, **operator)
+    panel["browse"].click(catalogue, language, table, **operator)
     language.submit(catalogue, language, table, **operator)
-    table.select(picked, table, spec, api_visibility="private", queue=False)
+    table.select(spec_of_row, table, spec, api_visibility="private", queue=False)
     outputs = [status, victim, *pickers]
-    add.click(add_model, spec, outputs, **operator)
-    remove.click(remove_model, victim, outputs, **operator)
+    panel["add"].click(add_model, spec, outputs, **operator)
+    panel["remove"].click(remove_model, victim, outputs, **operator)

@@ -1,0 +1,149 @@
+"""The studio page's layout: the form, the result column, examples and history, built in
+order inside the current Blocks and returned as one namespace of named components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
+from ui.context import StudioContext
+from ui.events import RANDOM_SEED
+from ui.html import count_html, history_html, player_html, spoken_html, timing_html
+from ui.pickers import (ALL_LANGUAGES, Picker, language_choices, load_examples, model_choices,
+                        model_note, voice_choices)
+
+INTRO = ("# TTS Studio\nWarm-loaded text to speech: every model below was loaded and run once "
+         "before this page was served. **Ctrl+Enter** in the text generates. From code: the "
+         "OpenAI-compatible HTTP API (`POST /v1/audio/speech`, [its docs](/docs)), or *Use via "
+         "API* at the bottom of the page.")
+
+
+@dataclass
+class Page:
+    """The page's components, by what they are (elem_id in the comment where it differs)."""
+
+    # the form
+    text: gr.Textbox
+    count: gr.HTML  # char-count
+    language: Picker
+    model: Picker
+    voice: Picker
+    note: gr.Markdown  # model-note
+    speed: gr.Slider
+    seed: gr.Number
+    temperature: gr.Slider
+    xvector_box: gr.Accordion
+    xvector: gr.File
+    generate: gr.Button
+    stream: gr.Button
+    stream_gradio: gr.Button  # Gradio's streaming player, clicked by the page when its own cannot
+    # the result
+    audio: gr.Audio
+    stream_audio: gr.Audio
+    player: gr.HTML  # the page's Web Audio player's configuration and status
+    spoken: gr.HTML  # the spoken text, its words lit up as they play
+    spoken_state: gr.State  # the current result's spoken text: {text, model, words}
+    stream_handback: gr.Textbox  # played-back: the Web Audio player's whole stream, handed back
+    click_to_sound: gr.Textbox  # heard-ms: the browser's click-to-sound for the current result
+    timing: gr.HTML
+    latency: gr.JSON
+    captions: gr.Button
+    words: gr.JSON
+    srt_file: gr.File  # srt
+    # below
+    examples: gr.Dataset
+    history: gr.State
+    history_html: gr.HTML  # history
+
+
+def _pickers(ctx: StudioContext) -> dict:
+    pipeline = ctx.pipeline
+    with gr.Row():
+        language = Picker(language_choices(pipeline), value=ALL_LANGUAGES, label="Language",
+                          elem_id="language", scale=1, min_width=140, allow_custom_value=False)
+        model = Picker(model_choices(pipeline), value=pipeline.registry.card(None).name,
+                       label="Model", elem_id="model", scale=2, min_width=200,
+                       allow_custom_value=False)
+        voice = Picker(voice_choices(pipeline, None), value="", label="Voice", elem_id="voice",
+                       scale=1, min_width=140, allow_custom_value=False)
+    note = gr.Markdown(model_note(pipeline, None), elem_id="model-note")
+    return dict(language=language, model=model, voice=voice, note=note)
+
+
+def _controls(ctx: StudioContext) -> dict:
+    can = ctx.pipeline.registry.card(None).capabilities  # the first model: what the page opens on
+    with gr.Row():
+        speed = gr.Slider(MIN_SPEED, MAX_SPEED, value=1.0, step=0.05, label="Speed",
+                          elem_id="speed", interactive=can.speed, min_width=140)
+        seed = gr.Number(RANDOM_SEED, label="Seed", elem_id="seed",
+                         info=f"{RANDOM_SEED}: random; 0 to {MAX_SEED}: the same rendering again",
+                         minimum=RANDOM_SEED, maximum=MAX_SEED, precision=0, min_width=140)
+        temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE, value=0.7, step=0.05,
+                                label="Temperature", elem_id="temperature",
+                                info="sampling models (Bark)", min_width=140,
+                                visible=can.temperature)
+    with gr.Accordion("Your own speaker embedding (SpeechT5)", open=False, elem_id="xvector-box",
+                      visible=can.speaker_embedding_dim is not None) as xvector_box:
+        xvector = gr.File(label=".npy x-vector", file_types=[".npy"], type="filepath",
+                          elem_id="xvector", height=120)
+    return dict(speed=speed, seed=seed, temperature=temperature, xvector_box=xvector_box,
+                xvector=xvector)
+
+
+def _form(ctx: StudioContext) -> dict:
+    with gr.Column(scale=3, elem_id="input-column"):
+        text = gr.Textbox(label="Text", lines=6, elem_id="text",
+                          placeholder="Type or paste what should be spoken.")
+        count = gr.HTML(count_html(0, ctx.settings.max_chars), elem_id="char-count",
+                        padding=False)
+        parts = dict(text=text, count=count, **_pickers(ctx), **_controls(ctx))
+        with gr.Row():
+            parts["generate"] = gr.Button("Generate", variant="primary", elem_id="generate")
+            parts["stream"] = gr.Button("Stream", elem_id="stream")
+            parts["stream_gradio"] = gr.Button(
+                "Stream" if ctx.streaming else "Stream (needs ffmpeg)", elem_id="stream-gradio",
+                visible="hidden")
+    return parts
+
+
+def _result(ctx: StudioContext) -> dict:
+    with gr.Column(scale=2, elem_id="result-column"):
+        audio = gr.Audio(label="Result (the whole file)", interactive=False, type="filepath",
+                         autoplay=True, elem_id="audio")
+        stream_audio = gr.Audio(label="Streamed (plays as it arrives)", interactive=False,
+                                autoplay=True, streaming=ctx.streaming, elem_id="stream-audio")
+        # Stream's own player: the app's HTTP API, its PCM played by Web Audio (studio.js).
+        player = gr.HTML(player_html(ctx.pipeline), elem_id="player", padding=False)
+        spoken = gr.HTML(spoken_html(None), elem_id="spoken", label="Spoken text")
+        spoken_state = gr.State(None)
+        # The page's own values for the server, set by studio.js ("hidden" Textboxes do not
+        # pass their changes on in Gradio 6.31; these are hidden by CSS).
+        stream_handback = gr.Textbox(elem_id="played-back", elem_classes=["studio-hidden"])
+        click_to_sound = gr.Textbox(elem_id="heard-ms", elem_classes=["studio-hidden"])
+        timing = gr.HTML(timing_html(None), elem_id="timing", label="Where the time went")
+        with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
+            latency = gr.JSON(label="This request's latency", elem_id="latency")
+        with gr.Accordion("Captions (word timings, Piper and VITS models)", open=False,
+                          elem_id="captions-box"):
+            captions = gr.Button("Generate with captions", elem_id="captions")
+            words = gr.JSON(label="Words (seconds)", elem_id="words")
+            srt_file = gr.File(label="Subtitles (.srt)", elem_id="srt")
+    return dict(audio=audio, stream_audio=stream_audio, player=player, spoken=spoken,
+                spoken_state=spoken_state, stream_handback=stream_handback,
+                click_to_sound=click_to_sound, timing=timing, latency=latency,
+                captions=captions, words=words, srt_file=srt_file)
+
+
+def build_page(ctx: StudioContext) -> Page:
+    """The page, inside the current Blocks: intro, form beside result, examples, history."""
+    gr.Markdown(INTRO, elem_id="intro")
+    with gr.Row(equal_height=False):
+        parts = dict(**_form(ctx), **_result(ctx))
+    first = ctx.pipeline.registry.card(None)
+    examples = gr.Dataset(components=[parts["text"]], label="Examples", elem_id="examples",
+                          samples=load_examples(first.language or first.language_tag))
+    history = gr.State([])
+    history_html_ = gr.HTML(history_html([]), elem_id="history")
+    return Page(**parts, examples=examples, history=history, history_html=history_html_)

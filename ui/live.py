@@ -1,0 +1,113 @@
+"""The live panel: rolling latency tables for every request to this server, and its charts."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pandas as pd
+
+from tts_core import Pipeline
+from ui.context import StudioContext, bind
+
+LIVE_REFRESH_S = 2.0  # how often the live latency panel polls the rolling stats
+LATENCY_COLOURS = {"total p50": "#2563eb", "total p95": "#93c5fd",  # the live chart's lines
+                   "first audio p50": "#dc2626", "first audio p95": "#fca5a5"}
+
+
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:.0f} ms"
+
+
+def live_markdown(pipeline: Pipeline) -> str:
+    """The rolling totals and the warm-loaded models' table."""
+    s = pipeline.snapshot()
+    rtf = "–" if s["mean_rtf"] is None else f"{s['mean_rtf']:.3f}"
+    lines = [
+        f"**Last {s['count']} requests** (served {s['served']}, failed {s['failed']}, "
+        f"in the gate now: {s['queue_depth']}; device slots in use: {s['slots_in_use']} of "
+        f"{s['slots']})",
+        "",
+        "| total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
+        "|---|---|---|---|---|",
+        f"| {_ms(s['p50_total_ms'])} | {_ms(s['p95_total_ms'])} | {_ms(s['p50_first_audio_ms'])} "
+        f"| {_ms(s['p95_first_audio_ms'])} | {rtf} |",
+        "",
+        "**Warm-loaded models**",
+        "",
+        "| model | family | device | dtype | memory | sample rate | load | warm-up | warm-up RTF |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {c.name} | {c.family} | {c.device} | {c.dtype} | {c.memory_mb:.1f} MB "
+              f"| {c.sample_rate} Hz | {w.load_s:.2f} s | {w.warmup_s:.2f} s | {w.warmup_rtf:.2f} |"
+              for w, c in ((w, w.card) for w in pipeline.registry.warm)]
+    return "\n".join(lines)
+
+
+def per_model_markdown(pipeline: Pipeline) -> str:
+    """Rolling p50/p95 per model: a Bark and a VITS request mixed into one p50 mean nothing."""
+    models = sorted({r.model for r in pipeline.stats.records()})
+    if not models:
+        return "**Per model**: no requests yet."
+    rows = ["**Per model** (the same window)", "",
+            "| model | requests | total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
+            "|---|---|---|---|---|---|---|"]
+    for name in models:
+        s = pipeline.stats.snapshot(model=name)
+        rows.append(f"| {name} | {s['count']} | {_ms(s['p50_total_ms'])} | {_ms(s['p95_total_ms'])} "
+                    f"| {_ms(s['p50_first_audio_ms'])} | {_ms(s['p95_first_audio_ms'])} "
+                    f"| {s['mean_rtf']:.3f} |")
+    return "\n".join(rows)
+
+
+def latency_frame(samples) -> pd.DataFrame:
+    """The rolling p50/p95 of total and first-audio time at each live refresh."""
+    series = (("total p50", "p50_total_ms"), ("total p95", "p95_total_ms"),
+              ("first audio p50", "p50_first_audio_ms"), ("first audio p95", "p95_first_audio_ms"))
+    now = samples[-1]["t"] if samples else 0.0
+    rows = [(round(s["t"] - now, 1), name, s[key]) for s in samples
+            for name, key in series if s[key] is not None]
+    # Never empty: a LinePlot whose first value has no rows draws no lines after it (Gradio
+    # 6.31), so with no requests yet each line gets one blank (NaN) point.
+    rows = rows or [(0.0, name, float("nan")) for name, _ in series]
+    return pd.DataFrame(rows, columns=["seconds ago", "series", "ms"]).astype(
+        {"seconds ago": float, "series": str, "ms": float})
+
+
+def queue_frame(samples) -> pd.DataFrame:
+    """How many requests were in the gate at each live refresh."""
+    now = samples[-1]["t"] if samples else 0.0
+    return pd.DataFrame([(round(s["t"] - now, 1), s["queue_depth"]) for s in samples],
+                        columns=["seconds ago", "requests"]).astype(
+        {"seconds ago": float, "requests": float})
+
+
+def refresh(ctx: StudioContext):
+    """The live panel, per-model table and charts; a point is added at most once a refresh
+    (the points are shared by every page of this server)."""
+    samples = ctx.live_samples
+    now = time.time()
+    if not samples or now - samples[-1]["t"] >= LIVE_REFRESH_S / 2:
+        samples.append(dict(ctx.pipeline.snapshot(), t=now))
+    return (live_markdown(ctx.pipeline), per_model_markdown(ctx.pipeline),
+            latency_frame(samples), queue_frame(samples))
+
+
+def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
+    """The panel, inside the current Blocks, refreshed on page load and every LIVE_REFRESH_S."""
+    with gr.Column(elem_id="live"):
+        gr.Markdown("## Live: every request to this server")
+        live_md = gr.Markdown(live_markdown(ctx.pipeline), elem_id="live-stats")
+        with gr.Row():
+            latency_chart = gr.LinePlot(latency_frame([]), x="seconds ago", y="ms",
+                                        color="series", color_map=LATENCY_COLOURS,
+                                        title="Latency over the last requests (p50, p95)",
+                                        elem_id="latency-chart", height=260, min_width=300)
+            queue_chart = gr.LinePlot(queue_frame([]), x="seconds ago", y="requests",
+                                      title="In the gate (waiting or running)",
+                                      elem_id="queue-chart", height=260, min_width=300)
+        per_model = gr.Markdown(per_model_markdown(ctx.pipeline), elem_id="per-model")
+    outputs = [live_md, per_model, latency_chart, queue_chart]
+    demo.load(bind(refresh, ctx), None, outputs, api_visibility="private", queue=False)
+    gr.Timer(LIVE_REFRESH_S).tick(bind(refresh, ctx), None, outputs, api_visibility="private",
+                                  queue=False)

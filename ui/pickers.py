@@ -1,0 +1,102 @@
+"""The language, model and voice pickers: their choices, the model's note and examples, and
+what changes on the page when the model or the language changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from tts_core import Pipeline, TTSError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"  # <language>.txt, one text a line
+ALL_LANGUAGES = ""  # the language filter's "show every model"
+
+
+class Picker(gr.Dropdown):
+    """A dropdown that offers only its choices in the browser (typed text that matches none is
+    dropped on blur) but passes any value an API caller sends on to the pipeline, whose
+    "Unknown model/voice" error lists the valid ones (the voice list depends on the model)."""
+
+    is_template = True  # drawn by Gradio's own Dropdown (its props come from Dropdown's __init__)
+
+    def preprocess(self, payload):
+        return payload
+
+    def api_info(self) -> dict:
+        # No enum: the voices depend on the model, and models come and go while serving.
+        return {"type": "string"}
+
+
+def load_examples(language: str | None) -> list[list[str]]:
+    """Example texts for a language (ISO 639-1 'de', else the model's own tag), English if none."""
+    path = EXAMPLES / f"{language}.txt"
+    if not path.is_file():
+        path = EXAMPLES / "en.txt"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return [[line.strip()] for line in lines if line.strip()]
+
+
+def language_choices(pipeline: Pipeline) -> list:
+    """The language filter: every language a warm model speaks, after "All languages"."""
+    names = sorted({w.card.spoken_language for w in pipeline.registry.warm})
+    return [("All languages", ALL_LANGUAGES)] + names
+
+
+def model_choices(pipeline: Pipeline, language: str = ALL_LANGUAGES) -> list[tuple[str, str]]:
+    """(label, name) for the model picker: 'mms-tts-deu (vits)', filtered by language (the
+    language is in the filter and the note; in the label it ran under the arrow)."""
+    return [(f"{warm.name} ({warm.card.family})", warm.name) for warm in pipeline.registry.warm
+            if language == ALL_LANGUAGES or warm.card.spoken_language == language]
+
+
+def model_note(pipeline: Pipeline, model: str | None) -> str:
+    """The note beside the picker: the model's card and its warm-up RTF."""
+    warm = pipeline.registry.warm_model(model)
+    card, voices = warm.card, len(warm.card.voices)
+    line = (f"**{card.name}**: {card.family}, {card.spoken_language}, {card.sample_rate} Hz, "
+            f"{voices} voice{'s' if voices != 1 else ''}, {card.dtype} on {card.device}, "
+            f"{card.memory_mb} MB; warm-up ran at RTF {warm.warmup_rtf:.2f}.")
+    return f"{line}\n\n{card.note}" if card.note else line
+
+
+def voice_choices(pipeline: Pipeline, model: str | None) -> list[tuple[str, str]]:
+    """The model's voices, its default first as "" ('joe (default)'; a lone voice called
+    'default' is just 'default')."""
+    card = pipeline.registry.card(model)
+    default = card.default_voice
+    first = default if default == "default" else f"{default} (default)"
+    return [(first, "")] + [(v, v) for v in card.voices if v != default]
+
+
+def model_changed(pipeline: Pipeline, form, model: str) -> dict:
+    """The voice list, the controls the model uses, its note and its language's examples
+    (`form`: the page's ui.layout.Form)."""
+    try:
+        card = pipeline.registry.card(model or None)
+    except TTSError as e:  # (the page only offers loaded models; a stale page may not)
+        gr.Warning(f"{e} Back to {pipeline.registry.default.name}.")
+        card = pipeline.registry.card(None)
+    can = card.capabilities
+    return {form.model: gr.update(value=card.name),
+            form.voice: gr.update(choices=voice_choices(pipeline, card.name), value=""),
+            form.speed: gr.update(value=1.0, interactive=can.speed,
+                                  info=None if can.speed else "this model has no speed control"),
+            form.temperature: gr.update(visible=can.temperature),
+            form.xvector_box: gr.update(visible=can.speaker_embedding_dim is not None),
+            form.xvector: gr.update(value=None),
+            form.note: model_note(pipeline, card.name),
+            form.examples: gr.update(samples=load_examples(card.language or card.language_tag))}
+
+
+def language_changed(pipeline: Pipeline, language: str):
+    """The model picker offers the language's models, the first picked."""
+    choices = model_choices(pipeline, language or ALL_LANGUAGES)
+    return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+def refresh_pickers(pipeline: Pipeline, form) -> dict:
+    """Models added or removed while serving: each page load (and each operator change) sees
+    the warm ones."""
+    return {form.language: gr.update(choices=language_choices(pipeline)),
+            form.model: gr.update(choices=model_choices(pipeline))}

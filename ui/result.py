@@ -1,0 +1,112 @@
+"""The result column's own events: the spoken text handed over after Generate, the Web Audio
+player's stream handed back, the browser's click-to-sound, and this session's history."""
+
+import base64
+import binascii
+import io
+import json
+
+import gradio as gr
+import numpy as np
+import soundfile as sf
+
+from tts_core import InputError
+from tts_core.metrics import RECORD_KEYS
+from tts_core.timings import WordTiming
+from ui.context import StudioContext
+from ui.events import gr_error, warn_foreign
+from ui.html import history_html, spoken_html, timing_html
+
+HISTORY_SIZE = 5  # this browser session's last generations, newest first
+# The page's Web Audio player hands its stream's whole audio back (base64 int16, at most this
+# many seconds at its rate) so that the Result player holds the file, as after Generate.
+PLAYED_BACK_MAX_S = 15 * 60
+
+
+def collect_spoken(ctx: StudioContext, page, call: gr.Request):
+    """The words of this session's Generate, for the spoken-text panel and the history."""
+    spoken = ctx.pending_spoken.collect(call)
+    return {page.spoken_state: spoken, page.spoken: spoken_html(spoken)}
+
+
+def captions_spoken(ctx: StudioContext, page, text, model, words):
+    """After "Generate with captions": its words light up in the spoken-text panel too."""
+    spoken = {"text": text, "model": ctx.pipeline.registry.card(model or None).name,
+              "words": words}
+    return {page.spoken_state: spoken, page.spoken: spoken_html(spoken)}
+
+
+def add_to_history(page, history, path, record, text, voice, spoken):
+    """The current result, first in this session's history (if there is a result)."""
+    if not path or not record:
+        return {page.history: history}
+    entry = dict(path=path, text=text, model=record["model"], voice=voice or "default",
+                 total_ms=record["total_ms"], first_audio_ms=record["first_audio_ms"],
+                 audio_seconds=record["audio_seconds"], words=(spoken or {}).get("words"))
+    history = ([entry] + history)[:HISTORY_SIZE]
+    return {page.history: history, page.history_html: history_html(history)}
+
+
+def _record(sent: dict | None) -> dict | None:
+    """The latency record a stream carried, its numbers as numbers (None if it had none:
+    /v1/audio/speech streams have no record in their body)."""
+    if sent is None:
+        return None
+    record = {k: sent[k] for k in RECORD_KEYS}
+    for k in RECORD_KEYS:
+        if k not in ("model", "device"):
+            record[k] = float(record[k]) if k != "chars" else int(record[k])
+    return record
+
+
+def decode_played_back(payload: str) -> tuple[bytes, dict | None, dict, float | None]:
+    """The Web Audio player's stream, handed back: (the whole WAV, the server's latency record
+    if the stream carried one, the spoken text, the browser's click-to-sound in ms).
+    Raises InputError if malformed."""
+    try:
+        d = json.loads(payload)
+        rate = int(d["rate"])
+        pcm = base64.b64decode(d["pcm"], validate=True)
+        record = _record(d.get("record"))
+        words = d.get("words")
+        words = None if words is None else [WordTiming(str(w["word"]), float(w["start"]),
+                                                       float(w["end"])).to_dict() for w in words]
+        heard_ms = d.get("heard_ms")
+        heard_ms = None if heard_ms is None else float(heard_ms)
+    except (ValueError, KeyError, TypeError, binascii.Error) as e:
+        raise InputError(f"The page's player sent back a stream this server cannot read ({e}); "
+                         "reload the page.") from e
+    if not 8000 <= rate <= 192000 or len(pcm) > 2 * rate * PLAYED_BACK_MAX_S:
+        raise InputError(f"The page's player sent back {len(pcm)} bytes at {rate} Hz; more than "
+                         f"{PLAYED_BACK_MAX_S // 60} minutes is not kept.")
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    spoken = {"text": str(d.get("text", "")), "model": str(d.get("model", "")), "words": words}
+    return buffer.getvalue(), record, spoken, heard_ms
+
+
+def stream_played_back(ctx: StudioContext, page, payload, text, model):
+    """The page's Web Audio player finished a stream: its whole file becomes the Result (as
+    after Generate), with the server's record, the words and what the listener heard."""
+    try:
+        wav, record, spoken, heard_ms = decode_played_back(payload)
+    except InputError as e:
+        raise gr_error(e) from e
+    if record is None:  # a /v1/audio/speech stream: its record is this server's newest like it
+        ours = [r for r in ctx.pipeline.stats.records()
+                if r.model == spoken["model"] and r.chars == len(spoken["text"])]
+        record = ours[-1].to_dict() if ours else None
+    warn_foreign(ctx, spoken["text"] or text, spoken["model"])
+    return {page.audio: gr.update(value=wav, autoplay=False), page.latency: record,
+            page.spoken_state: spoken, page.timing: timing_html(record, heard_ms),
+            page.spoken: spoken_html(spoken)}
+
+
+def timing_with_click_to_sound(record, ms):
+    """The browser's click-to-sound for the current result, beside the server's figures
+    ("<ms> <click time>": a second request that sounds as fast is still a change)."""
+    try:
+        return timing_html(record, float(ms.split()[0])) if record and ms else gr.skip()
+    except ValueError:
+        return gr.skip()

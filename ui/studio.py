@@ -1,0 +1,142 @@
+"""The studio page assembled: the layout, its events wired, and each panel added.
+
+A panel is a module with an `add_..._panel(ctx, ...)` that builds its components inside the
+current Blocks and wires its own events; adding one is that module and one line in
+`build_demo`.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from tts_core import Pipeline
+from ui import events, pickers, result
+from ui.context import StudioContext, bind
+from ui.html import count_js, player_html, spoken_html, timing_html
+from ui.layout import Page, build_page
+from ui.live import add_live_panel
+
+PRIVATE = {"api_visibility": "private", "queue": False}  # page-only events that skip the queue
+
+
+def synthesis_inputs(ctx: StudioContext, page: Page) -> list:
+    """The synthesis events' inputs, in their parameters' order. Temperature and x-vector are
+    offered (in the page and in "Use via API") only where a loaded model uses them; where
+    only the x-vector is, a None stands in for the temperature before it."""
+    inputs = [page.text, page.model, page.voice, page.speed, page.seed]
+    if ctx.any_embedding:
+        return inputs + [page.temperature if ctx.any_temperature else gr.State(None),
+                         page.xvector]
+    return inputs + ([page.temperature] if ctx.any_temperature else [])
+
+
+def _show_timing(page: Page) -> dict:
+    """After a result: the timing bar from its latency record."""
+    return dict(fn=timing_html, inputs=page.latency, outputs=page.timing, **PRIVATE)
+
+
+def _add_to_history(page: Page) -> dict:
+    """After a result (and its spoken text): the history's new first entry."""
+    return dict(fn=bind(result.add_to_history, page),
+                inputs=[page.history, page.audio, page.latency, page.text, page.voice,
+                        page.spoken_state],
+                outputs=[page.history, page.history_html], **PRIVATE)
+
+
+def new_whole_file(page: Page) -> dict:
+    """Generate's one current result: the streamed clip goes, and the whole file plays when it
+    comes."""
+    return {page.stream_audio: None, page.audio: gr.update(autoplay=True)}
+
+
+def new_stream(page: Page) -> dict:
+    """Stream's one current result: the last file goes, and the whole file that comes at the
+    end must not play over the stream (set now: Gradio's player reads autoplay before a value
+    that comes with it)."""
+    return {page.stream_audio: None, page.audio: gr.update(value=None, autoplay=False)}
+
+
+def wire_generate(ctx: StudioContext, page: Page, inputs: list) -> None:
+    """Generate (the public /synthesize) and Generate with captions (/captioned)."""
+    generated = page.generate.click(bind(events.synthesize, ctx), inputs,
+                                    [page.audio, page.latency], api_name="synthesize",
+                                    **ctx.device_queue())
+    page.generate.click(bind(new_whole_file, page), None, [page.stream_audio, page.audio],
+                        **PRIVATE)
+    generated.success(**_show_timing(page))
+    generated.success(bind(result.collect_spoken, ctx, page), None,
+                      [page.spoken_state, page.spoken], **PRIVATE).then(**_add_to_history(page))
+    page.captions.click(bind(new_whole_file, page), None, [page.stream_audio, page.audio],
+                        **PRIVATE)  # as Generate: one result
+    page.captions.click(bind(events.captioned, ctx), inputs,
+                        [page.audio, page.words, page.srt_file], api_name="captioned",
+                        **ctx.device_queue()
+                        ).success(bind(result.captions_spoken, ctx, page),
+                                  [page.text, page.model, page.words],
+                                  [page.spoken_state, page.spoken], **PRIVATE)
+
+
+def wire_stream(ctx: StudioContext, page: Page, inputs: list) -> None:
+    """Stream: the page's Web Audio player, or Gradio's where it cannot play, and the stream
+    handed back by the page."""
+    # The page's Web Audio player (studio.js) fetches the HTTP API itself; where it cannot
+    # (no Web Audio, an API key, a seed, a sampling model...) it clicks stream_gradio.
+    page.stream.click(None, [page.text, page.model, page.voice, page.speed, page.seed]
+                      + ([page.xvector] if ctx.any_embedding else []), None,
+                      js="(...args) => window.studio.stream(...args)", api_visibility="private")
+    page.stream.click(bind(new_stream, page), None, [page.stream_audio, page.audio],
+                      **PRIVATE)
+    if ctx.streaming:
+        streamed = page.stream_gradio.click(
+            bind(events.stream, ctx, page), inputs,
+            [page.stream_audio, page.audio, page.latency, page.spoken_state],
+            api_visibility="private", **ctx.device_queue())
+    else:
+        streamed = page.stream_gradio.click(
+            bind(events.stream_fallback, ctx, page), inputs,
+            [page.audio, page.latency, page.spoken_state], api_visibility="private",
+            **ctx.device_queue())
+    streamed.success(**_show_timing(page))
+    streamed.success(spoken_html, page.spoken_state, page.spoken, **PRIVATE
+                     ).then(**_add_to_history(page))
+    page.stream_handback.change(
+        bind(result.stream_played_back, ctx, page), [page.stream_handback, page.text, page.model],
+        [page.audio, page.latency, page.spoken_state, page.timing, page.spoken], **PRIVATE
+    ).success(**_add_to_history(page))
+    page.click_to_sound.change(result.timing_with_click_to_sound,
+                               [page.latency, page.click_to_sound], page.timing, **PRIVATE)
+
+
+def wire_form(ctx: StudioContext, page: Page) -> None:
+    """The form's own events: the count, the pickers, the examples."""
+    page.text.change(None, page.text, page.count, js=count_js(ctx.settings.max_chars))
+    page.model.change(bind(pickers.model_changed, ctx.pipeline, page), page.model,
+                      [page.model, page.voice, page.speed, page.temperature, page.xvector_box,
+                       page.xvector, page.note, page.examples], **PRIVATE)
+    page.language.change(bind(pickers.language_changed, ctx.pipeline), page.language,
+                         page.model, **PRIVATE)
+    page.examples.click(lambda sample: sample[0], page.examples, page.text, **PRIVATE)
+
+
+def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
+    """The UI over a warm pipeline; `streaming` is False when no ffmpeg could be found."""
+    ctx = StudioContext(pipeline, streaming)
+    ttl = ctx.settings.cache_ttl_s
+    # Gradio keeps each returned audio file in its cache; delete them after TTS_CACHE_TTL.
+    with gr.Blocks(title="TTS Studio", delete_cache=(max(1, ttl // 4), ttl)) as demo:
+        page = build_page(ctx)
+        refresh_pickers = bind(pickers.refresh_pickers, pipeline, page)
+        demo.load(refresh_pickers, None, [page.language, page.model], **PRIVATE)
+        demo.load(lambda: player_html(pipeline), None, page.player, **PRIVATE)
+        add_live_panel(ctx, demo)
+        if ctx.settings.ui_auth:  # the operator panel only behind the login
+            from ui.operator import add_operator_panel
+
+            add_operator_panel(ctx, [page.language, page.model], refresh_pickers)
+        inputs = synthesis_inputs(ctx, page)
+        wire_generate(ctx, page, inputs)
+        wire_stream(ctx, page, inputs)
+        gr.api(bind(events.models, ctx), api_name="models")
+        wire_form(ctx, page)
+    demo.queue(max_size=ctx.settings.queue_size, api_open=False)
+    return demo
