@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from .catalog import DEFAULT_REVISION, is_voice_key
 from .errors import ConfigError
+from .families import FAMILIES
 from .loudness import (DEFAULT_TRUE_PEAK_DB, MAX_LUFS, MAX_TRUE_PEAK_DB, MIN_LUFS,
                        MIN_TRUE_PEAK_DB)
 
@@ -27,7 +28,7 @@ DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 # Options every spec may carry after "?"; each family's own (e.g. `bark:suno/bark-small?dtype=
-# float16`) are in its entry in `engines.FAMILIES` (`options`, `full_precision_only`).
+# float16`) are in its entry in `families.FAMILIES` (`options`, `full_precision_only`).
 COMMON_OPTIONS = ("name", "device")
 
 # OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
@@ -72,10 +73,8 @@ class ModelSpec:
 
         Without a family, a path ending in `.onnx` (or the alias `joe`) is a Piper
         voice and anything else is a transformers VITS model (hub id or folder).
-        Which options a family takes is in its `engines.FAMILIES` entry (no engine imported).
+        Which options a family takes is in its `families.FAMILIES` entry (no engine imported).
         """
-        from .engines import FAMILIES  # what each family takes, without importing it (or torch)
-
         text = raw.strip()
         source, _, query = text.partition("?")
         family = ""

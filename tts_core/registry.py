@@ -11,7 +11,8 @@ from typing import Callable, Iterator
 
 from .config import ModelSpec, Settings
 from .device import cuda_free, free_device_memory, is_out_of_memory
-from .engines import FAMILIES, Engine, ModelCard, WarmModel, load_engine, needs_torch
+from .engines import Engine, ModelCard, WarmModel, load_engine
+from .families import FAMILIES, needs_torch
 from .errors import InputError, ModelLoadError, TTSError, UnknownModelError
 from .model_cache import use_baked_cache
 

@@ -155,7 +155,7 @@ class Engine(ABC):
     (inputs -> float32 mono audio in [-1, 1], inside the gate).
 
     A family is one subclass: it declares what it can do as class attributes (the spec
-    options it takes are in `engines.FAMILIES`, readable without importing it), loads
+    options it takes are in `families.FAMILIES`, readable without importing it), loads
     with `load(spec, device, threads)`, and knows where its
     weights come from (`fetch`, `resolved_source`). Flags that depend on the loaded
     weights (a Piper graph that cannot be split) are changed in `__init__` after the
