@@ -34,7 +34,7 @@ from fastapi import FastAPI
 from tts_core import (InputError, Pipeline, Settings, SpeechRequest, TTSError, bootstrap,
                       selfcheck)
 from tts_core import audio as audio_io
-from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
+from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from tts_core.text import foreign_letters
 from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http_api import create_http_api

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 from .catalog import DEFAULT_REVISION, is_voice_key
 from .errors import ConfigError
 from .families import FAMILIES
-from .loudness import (DEFAULT_TRUE_PEAK_DB, MAX_LUFS, MAX_TRUE_PEAK_DB, MIN_LUFS,
-                       MIN_TRUE_PEAK_DB)
+from .loudness import DEFAULT_TRUE_PEAK_DB
+from .request import MAX_LUFS, MAX_TRUE_PEAK_DB, MIN_LUFS, MIN_TRUE_PEAK_DB
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +35,6 @@ COMMON_OPTIONS = ("name", "device")
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
                  "shimmer", "verse", "marin", "cedar")
-
-MIN_SPEED = 0.25
-MAX_SPEED = 4.0
-MIN_TEMPERATURE = 0.05  # Bark's sampling temperature; near 0 is nearly greedy
-MAX_TEMPERATURE = 2.0
-MAX_SEED = 2**32 - 1  # torch.manual_seed and numpy both accept 32-bit seeds everywhere
-
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from . import audio as audio_io
 from . import loudness
 from . import text as textproc
-from .config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE, Settings
+from .config import Settings
 from .engines import Engine, SynthesisParams
 from .errors import InputError, UnknownVoiceError
 from .registry import Registry
-from .request import SpeechRequest
+from .request import (MAX_LUFS, MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MAX_TRUE_PEAK_DB, MIN_LUFS,
+                      MIN_SPEED, MIN_TEMPERATURE, MIN_TRUE_PEAK_DB, SpeechRequest)
 from .timings import SourceWord, source_words
 from .voices import read_xvector
 
@@ -206,8 +207,8 @@ def _loudness(settings: Settings, lufs, true_peak) -> loudness.LoudnessTarget | 
         return None
     peak = settings.true_peak_db if true_peak is None else true_peak
     return loudness.LoudnessTarget(
-        _bounded(lufs, loudness.MIN_LUFS, loudness.MAX_LUFS, "Loudness", "LUFS", "loudness"),
-        _bounded(peak, loudness.MIN_TRUE_PEAK_DB, loudness.MAX_TRUE_PEAK_DB,
+        _bounded(lufs, MIN_LUFS, MAX_LUFS, "Loudness", "LUFS", "loudness"),
+        _bounded(peak, MIN_TRUE_PEAK_DB, MAX_TRUE_PEAK_DB,
                  "The true-peak ceiling", "dBTP", "true_peak"))
 
 
