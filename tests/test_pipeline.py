@@ -104,6 +104,20 @@ def test_bad_input_gets_a_clear_error_and_the_next_request_works(pipeline, kwarg
     assert pipeline.synthesize(SpeechRequest("Still here.")).duration_s > 0
 
 
+@pytest.mark.parametrize("kwargs, field", [
+    ({"text": ""}, "text"), ({"text": None}, "text"), ({"text": "x" * 5001}, "text"),
+    ({"text": "hi", "format": "aiff"}, "format"), ({"text": "hi", "speed": 9}, "speed"),
+    ({"text": "hi", "seed": -2}, "seed"), ({"text": "hi", "voice": "alloy"}, "voice"),
+    ({"text": "hi", "loudness": 3}, "loudness"),
+])
+def test_an_error_names_the_field_as_the_request_does(pipeline, kwargs, field):
+    """The core speaks its own vocabulary (`text`, `format`); each entry point maps it to its
+    own (the HTTP API to OpenAI's `input`, `response_format`)."""
+    with pytest.raises(InputError) as raised:
+        pipeline.synthesize(SpeechRequest(**kwargs))
+    assert raised.value.param == field and hasattr(SpeechRequest("x"), field)
+
+
 def test_rolling_stats_follow_requests():
     pipeline = fake_pipeline(FakeEngine(infer_s=0.001), stats_window=3)
     for i in range(5):

@@ -54,14 +54,19 @@ class ApiError(Exception):
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
+# The core names a bad field as SpeechRequest does; OpenAI's body calls two of them otherwise.
+# (Temporary here: the HTTP package's errors module takes this over.)
+WIRE_NAMES = {"text": "input", "format": "response_format"}
+
+
 def from_tts_error(e: TTSError) -> ApiError:
-    """The one place pipeline errors become HTTP statuses."""
+    """The one place pipeline errors become HTTP statuses (and request fields, wire names)."""
     if isinstance(e, UnknownModelError):
         return ApiError(404, str(e), param="model", code="model_not_found")
     if isinstance(e, UnknownVoiceError):
         return ApiError(400, str(e), param="voice", code="voice_not_found")
     if isinstance(e, InputError):
-        return ApiError(400, str(e), param=e.param, code="invalid_value")
+        return ApiError(400, str(e), param=WIRE_NAMES.get(e.param, e.param), code="invalid_value")
     if isinstance(e, GateBusyError):
         return ApiError(429, str(e), type_="rate_limit_error", code="server_busy",
                         headers={"Retry-After": str(math.ceil(e.retry_after_s))})

@@ -265,7 +265,7 @@ class Pipeline:
             yield from self._pieces(run)
             if run.clock.samples == 0:
                 raise InputError(f"Model {model!r} cannot pronounce any of this text "
-                                 "(no character of it is in the model's alphabet).", param="input")
+                                 "(no character of it is in the model's alphabet).", param="text")
             self._timed_encode(run.clock, run.delivery.end)
             run.record = run.clock.record(streamed)
             status = "ok"
