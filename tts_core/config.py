@@ -175,6 +175,8 @@ class Settings:
     true_peak_db: float = DEFAULT_TRUE_PEAK_DB
     piper_voices_revision: str = DEFAULT_REVISION  # rhasspy/piper-voices revision for named voices
     baked_hf_cache: str | None = None  # an image's own hub cache, merged into HF_HOME's at start
+    # On ZeroGPU, seconds one model call may hold a GPU slice (the Space's quota counts these).
+    zerogpu_duration_s: int = 60
 
     def slot_threads(self) -> int | None:
         """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
@@ -254,6 +256,7 @@ class Settings:
                                   MAX_TRUE_PEAK_DB),
             piper_voices_revision=revision,
             baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
+            zerogpu_duration_s=_int(env, "TTS_ZEROGPU_DURATION", cls.zerogpu_duration_s, minimum=1),
         )
 
 

@@ -114,7 +114,7 @@ class _WholeFile:
         plan = self._plan
         joined = np.concatenate(self._pieces)
         if plan.loudness is not None:
-            joined, _ = loudness_normalize(joined, plan.engine.sample_rate, plan.loudness)
+            joined, _ = loudness.normalize(joined, plan.engine.sample_rate, plan.loudness)
         self.data = audio_io.encode(joined, plan.engine.sample_rate, plan.format)
         self.audio = joined
 
@@ -164,7 +164,8 @@ class Pipeline:
         self.stats = stats
         self.settings = settings
         zerogpu.register(*registry.engines.values())
-        self._device = zerogpu.device_call(zerogpu.on_device)  # spaces.GPU on ZeroGPU
+        self._device = zerogpu.device_call(zerogpu.on_device,  # spaces.GPU on ZeroGPU
+                                           settings.zerogpu_duration_s)
         self._stream_gains: dict[tuple[str, loudness.LoudnessTarget], float] = {}
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
@@ -465,7 +466,3 @@ class Pipeline:
             self._stream_gains[key] = loudness.stream_gain_db(target, engine.level_audio,
                                                               engine.sample_rate)
         return self._stream_gains[key]
-
-
-
-loudness_normalize = loudness.normalize
