@@ -108,6 +108,13 @@ class PrometheusMetrics:
                                   registry=self.registry)
         self.busy_seconds = Gauge("tts_device_busy_seconds", "Slot-seconds spent in model calls since "
                                   "start (rate / slots = how busy the device is)", registry=self.registry)
+        self.device_calls = Gauge("tts_device_calls", "Model calls run on the device since start",
+                                  registry=self.registry)
+        self.device_items = Gauge("tts_device_items", "Chunks and windows those calls ran (items / "
+                                  "calls = the mean batch size)", registry=self.registry)
+        self.stuck_calls = Gauge("tts_device_stuck_calls", "Model calls given up on past "
+                                 "TTS_INFER_TIMEOUT since start (each may still hold a thread)",
+                                 registry=self.registry)
         self.load_seconds = Gauge("tts_model_load_seconds", "Seconds to load and to warm up each model",
                                   ("model", "phase"), registry=self.registry)
         self.device_memory = Gauge("tts_device_memory_bytes", "CUDA memory allocated by this process",

@@ -172,6 +172,9 @@ class Pipeline:
         self.prometheus.slots.set_function(lambda: gate.slots)
         self.prometheus.slots_in_use.set_function(lambda: gate.slots_in_use)
         self.prometheus.busy_seconds.set_function(lambda: gate.busy_s)
+        self.prometheus.device_calls.set_function(lambda: gate.turns_served)
+        self.prometheus.device_items.set_function(lambda: gate.items_served)
+        self.prometheus.stuck_calls.set_function(lambda: gate.stuck_calls)
         for warm in registry.warm:
             self.prometheus.observe_load(warm)
 
