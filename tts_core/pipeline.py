@@ -21,7 +21,7 @@ from . import audio as audio_io
 from . import loudness
 from . import zerogpu
 from .config import Settings
-from .device import free_device_memory, is_out_of_memory
+from .device import raise_if_out_of_memory
 from .engines import Engine
 from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
                      TTSError)
@@ -437,11 +437,9 @@ class Pipeline:
         except TTSError:
             raise
         except Exception as e:
-            if is_out_of_memory(e):
-                free_device_memory()
-                raise OutOfMemoryError(
-                    f"Model {engine.name!r} ran out of memory on {where}; what could be freed "
-                    "was freed. Try again, or with a shorter text.") from e
+            raise_if_out_of_memory(e, lambda: OutOfMemoryError(
+                f"Model {engine.name!r} ran out of memory on {where}; what could be freed "
+                "was freed. Try again, or with a shorter text."))
             raise SynthesisError(f"Model {engine.name!r} failed while speaking {where}: {e}") from e
         clock.queue_s += waited
         clock.infer_s += held
