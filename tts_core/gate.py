@@ -1,7 +1,7 @@
 """The one device gate: admits a bounded number of requests and gives the device's slots out in turn.
 
 Every synthesis in the process, whatever route it came from, passes through one
-`GpuGate`. It has two levels:
+`DeviceGate`. It has two levels:
 
 * `admit()` is held for a whole request. At most `max_requests` are admitted at once;
   one more gets `GateBusyError` at once (back-pressure) rather than a place in an
@@ -64,7 +64,7 @@ class _Ticket:
     overtaken: int = 0  # how many turns went before this one out of arrival order
 
 
-class GpuGate:
+class DeviceGate:
     """Hands out the device's slots in turn (one slot: serializes device work); see the module docstring."""
 
     def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0,

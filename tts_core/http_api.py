@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import math
+from dataclasses import replace
 from typing import Any, AsyncIterator, Iterator
 
 import anyio
@@ -265,7 +266,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         With "stream": true, NDJSON: a line per piece of audio with the words that start in
         it, then a last line with the latency record and the subtitles."""
         call, stream = await speech_call(request, CAPTIONED_ROUTE)
-        call, model = call.but(timings=True), call.model
+        call, model = replace(call, timings=True), call.model
         try:
             if not stream:
                 result = await anyio.to_thread.run_sync(

@@ -19,7 +19,7 @@ RECORD_KEYS = (
 class LatencyRecord:
     """Where one request's time went; milliseconds unless the name says otherwise."""
 
-    queue_ms: float  # waiting for the GPU gate, summed over the request's chunks
+    queue_ms: float  # waiting for the device gate, summed over the request's chunks
     text_ms: float  # normalize, chunk, phonemize/tokenize
     inference_ms: float  # inside the gate, on the device
     encode_ms: float  # float32 -> int16 -> container
@@ -92,7 +92,7 @@ class PrometheusMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("tts_requests", "Synthesis requests by route, model and outcome",
                                 ("route", "model", "status"), registry=self.registry)
-        self.queue_ms = Histogram("tts_queue_ms", "Time waiting for the GPU gate (ms)", ("model",),
+        self.queue_ms = Histogram("tts_queue_ms", "Time waiting for the device gate (ms)", ("model",),
                                   buckets=MS_BUCKETS, registry=self.registry)
         self.first_audio_ms = Histogram("tts_first_audio_ms", "Request start to first audio (ms)",
                                         ("model",), buckets=MS_BUCKETS, registry=self.registry)

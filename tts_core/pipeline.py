@@ -25,7 +25,7 @@ from .device import raise_if_out_of_memory
 from .engines import Engine
 from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
                      TTSError)
-from .gate import GpuGate
+from .gate import DeviceGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .plan import Plan, make_plan, model_label
 from .record import RecordClock
@@ -158,7 +158,7 @@ class Synthesis:
 class Pipeline:
     """Holds the warm registry, the gate and the stats; the only way to make audio."""
 
-    def __init__(self, registry: Registry, gate: GpuGate, stats: RollingStats, settings: Settings):
+    def __init__(self, registry: Registry, gate: DeviceGate, stats: RollingStats, settings: Settings):
         self.registry = registry
         self.gate = gate
         self.stats = stats
@@ -181,10 +181,10 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Pipeline":
         """Warm-load every configured model, then build the gate and the stats around them."""
-        return cls.around(warm_load(settings), settings)
+        return cls.from_registry(warm_load(settings), settings)
 
     @classmethod
-    def around(cls, registry: Registry, settings: Settings) -> "Pipeline":
+    def from_registry(cls, registry: Registry, settings: Settings) -> "Pipeline":
         """A pipeline over already-warm engines, with the gate and stats `settings` ask for."""
         max_batch = settings.max_batch or (
             DEFAULT_CUDA_BATCH if any(e.device == "cuda" for e in registry.engines.values()) else 1)
@@ -192,7 +192,7 @@ class Pipeline:
         if on_gpu and settings.cpu_slots > 1:
             logger.warning("TTS_CPU_SLOTS=%d ignored: a model runs on the GPU, which runs one "
                            "inference at a time", settings.cpu_slots)
-        gate = GpuGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
+        gate = DeviceGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
                        batch_wait_s=settings.batch_wait_ms / MS,
                        infer_timeout_s=settings.infer_timeout_s,
                        slots=1 if on_gpu else settings.cpu_slots)

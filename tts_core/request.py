@@ -15,7 +15,7 @@ engine step that uses it, and in each entry point's mapping of its input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -55,7 +55,3 @@ class SpeechRequest:
     timings: bool = False  # word timings beside the audio (models with phoneme durations)
     loudness: float | bool | None = None  # MIN_ to MAX_LUFS; None: TTS_LOUDNESS; False: off
     true_peak: float | None = None  # ceiling, MIN_ to MAX_TRUE_PEAK_DB; None: TTS_TRUE_PEAK
-
-    def but(self, **changes) -> "SpeechRequest":
-        """The same request with some fields changed (e.g. `request.but(timings=True)`)."""
-        return replace(self, **changes)
