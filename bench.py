@@ -375,7 +375,7 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
     on_cuda = pipeline.registry.get(model).device == "cuda"
     section = f"Throughput, {model}, HTTP clients (audio s per wall s; latency p50/p95)"
     for batching in (False, True):
-        variant = Pipeline.around(pipeline.registry,
+        variant = Pipeline.from_registry(pipeline.registry,
                                   replace(pipeline.settings, max_batch=8 if batching else 1))
         server = StudioServer("127.0.0.1", _free_port()).start()
         server.attach(create_http_api(variant, server.readiness))

@@ -63,7 +63,7 @@ class FakeEngine(Engine):
 
 def fake_pipeline(engine: FakeEngine, **settings) -> Pipeline:
     registry = Registry({engine.name: engine}, [WarmModel(engine.card(), 0, 0)])
-    return Pipeline.around(registry, Settings(**settings))
+    return Pipeline.from_registry(registry, Settings(**settings))
 
 
 class BatchingFakeEngine(FakeEngine):

@@ -7,7 +7,7 @@ import pytest
 
 from fakes import BatchingFakeEngine, fake_pipeline
 from tts_core import Pipeline, Settings, SpeechRequest, SynthesisError
-from tts_core.gate import GpuGate
+from tts_core.gate import DeviceGate
 from tts_core.windows import FIRST_WINDOW_FRAMES
 from waiting import wait_until
 
@@ -112,7 +112,7 @@ def test_seeded_requests_are_never_batched():
 
 
 def test_batch_size_is_bounded():
-    gate = GpuGate(max_requests=32, max_batch=3)
+    gate = DeviceGate(max_requests=32, max_batch=3)
     sizes = []
     release = threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))

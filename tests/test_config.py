@@ -49,6 +49,8 @@ def test_model_spec(raw, family, source, name, device):
     ({"TTS_MODELS": "joe,joe"}, "TTS_MODELS", "share the name"),
     ({"TTS_GATE_TIMEOUT": "nan"}, "TTS_GATE_TIMEOUT", "finite number"),
     ({"TTS_LOG_LEVEL": "loud"}, "TTS_LOG_LEVEL", "not DEBUG"),
+    ({"TTS_ZEROGPU_DURATION": "60s"}, "TTS_ZEROGPU_DURATION", "not a whole number"),
+    ({"TTS_ZEROGPU_DURATION": "0"}, "TTS_ZEROGPU_DURATION", "below the minimum"),
 ])
 def test_invalid_values_name_the_variable(env, variable, words):
     with pytest.raises(ConfigError) as err:

@@ -149,7 +149,7 @@ def test_on_zerogpu_only_the_model_call_runs_under_spaces_gpu(monkeypatch):
 
     def gpu(duration=None):
         def wrap(fn):
-            decorated.append(fn.__name__)
+            decorated.append((fn.__name__, duration))
 
             def run(*args, **kwargs):
                 calls.append(fn.__name__)
@@ -159,9 +159,9 @@ def test_on_zerogpu_only_the_model_call_runs_under_spaces_gpu(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    pipeline = fake_pipeline(FakeEngine(infer_s=0))
+    pipeline = fake_pipeline(FakeEngine(infer_s=0), zerogpu_duration_s=90)  # TTS_ZEROGPU_DURATION
     result = pipeline.synthesize(SpeechRequest("One sentence. And another one."))
-    assert decorated == ["on_device"]
+    assert decorated == [("on_device", 90)]
     assert calls == ["on_device", "on_device"]  # once per chunk, nothing else
     assert result.duration_s > 0
 

@@ -7,6 +7,7 @@ from conftest import speak
 from tts_core import ModelLoadError, ModelSpec, Settings
 from tts_core.device import resolve_device
 from tts_core.engines import SynthesisParams, load_engine
+from tts_core.engines.base import MIN_WINDOW_SNR_DB
 from tts_core.errors import ConfigError
 from tts_core.registry import warm_load
 
@@ -18,6 +19,18 @@ def test_embedded_piper_voice_speaks_offline():
     seconds = audio.shape[0] / engine.sample_rate
     assert audio.dtype == np.float32 and 1.0 < seconds < 4.0
     assert np.abs(audio).max() <= 1.0 and np.sqrt(np.mean(audio ** 2)) > 0.02  # not silence
+
+
+def test_warm_up_logs_how_well_the_piper_windows_join(caplog):
+    """The warm-up's window check measures an SNR against the whole decode; it is logged with
+    the bound it was held to, so an operator sees by how much a voice passed (or failed)."""
+    engine = load_engine(ModelSpec.parse("joe?noise_scale=0&noise_w=0"), "cpu")
+    with caplog.at_level("INFO", logger="tts_core.engines.base"):
+        engine.warm_up("Warming up the voice, one two three.")
+    [line] = [r.getMessage() for r in caplog.records if "SNR" in r.getMessage()]
+    snr = float(line.split(" dB SNR")[0].rsplit(" ", 1)[-1])
+    assert engine.supports_windows and snr >= MIN_WINDOW_SNR_DB
+    assert f"at least {MIN_WINDOW_SNR_DB:.0f} dB" in line and line.startswith("en_US-joe-medium")
 
 
 def test_piper_speed_changes_duration():

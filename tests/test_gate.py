@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeEngine, fake_pipeline
 from tts_core import GateBusyError, GateTimeoutError, SpeechRequest, SynthesisError
 from tts_core import Settings
-from tts_core.gate import GpuGate
+from tts_core.gate import DeviceGate
 from waiting import wait_until
 
 
@@ -70,7 +70,7 @@ def test_a_stream_closed_early_frees_its_place():
 
 
 def test_full_waiting_room_answers_busy_at_once():
-    gate = GpuGate(max_requests=2)
+    gate = DeviceGate(max_requests=2)
     with gate.admit(), gate.admit():
         start = time.perf_counter()
         with pytest.raises(GateBusyError, match="busy") as err:
@@ -83,7 +83,7 @@ def test_full_waiting_room_answers_busy_at_once():
 
 
 def test_waiting_past_the_timeout_gives_up_without_holding_the_gate():
-    gate = GpuGate(max_requests=4, timeout_s=0.1)
+    gate = DeviceGate(max_requests=4, timeout_s=0.1)
     release = threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
@@ -96,7 +96,7 @@ def test_waiting_past_the_timeout_gives_up_without_holding_the_gate():
 
 
 def test_turns_are_first_come_first_served():
-    gate = GpuGate(max_requests=10)
+    gate = DeviceGate(max_requests=10)
     order, release = [], threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
@@ -114,7 +114,7 @@ def test_turns_are_first_come_first_served():
     assert order == [0, 1, 2, 3, 4]
 
 
-def served_order(gate: GpuGate, turns: list[tuple[str, bool]]) -> list[str]:
+def served_order(gate: DeviceGate, turns: list[tuple[str, bool]]) -> list[str]:
     """Hold the device, line `turns` up in order (name, first), release: the order they ran."""
     order, holding, release = [], threading.Event(), threading.Event()
 
@@ -144,7 +144,7 @@ def served_order(gate: GpuGate, turns: list[tuple[str, bool]]) -> list[str]:
 def test_a_request_with_no_audio_yet_goes_before_those_being_heard():
     """A waiting request's first turn is taken before older turns of requests whose audio
     is already playing; among each kind, first come first served."""
-    order = served_order(GpuGate(max_requests=8), [("later-1", False), ("later-2", False),
+    order = served_order(DeviceGate(max_requests=8), [("later-1", False), ("later-2", False),
                                                    ("first-1", True), ("first-2", True)])
     assert order == ["first-1", "first-2", "later-1", "later-2"]
 
@@ -161,7 +161,7 @@ def test_a_gpu_keeps_one_inference_at_a_time_whatever_the_cpu_slots():
 
 
 def test_a_failure_in_one_slot_releases_it_while_the_other_keeps_running():
-    gate = GpuGate(max_requests=4, slots=2)
+    gate = DeviceGate(max_requests=4, slots=2)
     release = threading.Event()
     holder = threading.Thread(target=lambda: gate.run(release.wait))
     holder.start()
@@ -187,7 +187,7 @@ def test_threads_are_divided_among_the_cpu_slots():
 
 
 def test_going_down_to_one_slot_lets_running_turns_finish_and_then_serializes():
-    gate = GpuGate(max_requests=8, slots=2)
+    gate = DeviceGate(max_requests=8, slots=2)
     release, active, seen, lock = threading.Event(), [0], [], threading.Lock()
 
     def work():
@@ -220,7 +220,7 @@ def test_a_steady_flow_of_new_requests_cannot_starve_one_being_heard():
     """A turn of a request already being heard is passed over at most MAX_OVERTAKES times."""
     from tts_core.gate import MAX_OVERTAKES
 
-    order = served_order(GpuGate(max_requests=16),
+    order = served_order(DeviceGate(max_requests=16),
                          [("heard", False)] + [(f"new-{i}", True) for i in range(5)])
     assert order.index("heard") == MAX_OVERTAKES
     assert [n for n in order if n != "heard"] == [f"new-{i}" for i in range(5)]

@@ -248,6 +248,7 @@ def test_metrics_parse_and_move(studio):
     ok = dict(route="/v1/audio/speech", model="en_US-joe-medium", status="ok")
     before = sample("tts_requests_total", **ok)
     seconds = sample("tts_audio_seconds_total", model="en_US-joe-medium")
+    calls, items = sample("tts_device_calls"), sample("tts_device_items")
     bad = sample("tts_requests_total", route="/v1/audio/speech", status="bad_request")
     assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": TEXT}, timeout=30).status_code == 200
     assert httpx.post(f"{studio.url}/v1/audio/speech", json={"input": ""}, timeout=30).status_code == 400
@@ -260,6 +261,9 @@ def test_metrics_parse_and_move(studio):
     # On this CPU-only server: the default slot count, none in use between requests.
     assert sample("tts_device_slots") == DEFAULT_CPU_SLOTS and sample("tts_device_slots_in_use") == 0
     assert sample("tts_device_busy_seconds") > 0
+    # The good request's chunk ran on the device (the bad one never reached it); nothing hung.
+    assert sample("tts_device_calls") > calls and sample("tts_device_items") > items
+    assert sample("tts_device_stuck_calls") == 0
 
 
 def test_a_client_that_disconnects_mid_stream_stops_synthesis_and_frees_the_gate(serve):

@@ -103,7 +103,7 @@ def test_the_setting_is_the_default_and_a_request_may_turn_it_off(quiet_pipeline
 
     settings = Settings.from_env({"TTS_MODELS": "joe?noise_scale=0&noise_w=0", "TTS_LOUDNESS": "-20"})
     assert settings.loudness_lufs == -20 and settings.true_peak_db == CEILING_DB
-    levelled = Pipeline.around(quiet_pipeline.registry, settings)
+    levelled = Pipeline.from_registry(quiet_pipeline.registry, settings)
     result = levelled.synthesize(SpeechRequest(TEXTS[3]))
     assert abs(integrated_lufs(result.audio, 22050) + 20) <= MAX_ERROR_LU
     off = levelled.synthesize(SpeechRequest(TEXTS[3], loudness=False))

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from fakes import FakeEngine, fake_pipeline
-from tts_core import (RECORD_KEYS, InputError, SpeechRequest, SynthesisError, UnknownModelError,
-                      UnknownVoiceError)
+from tts_core import (RECORD_KEYS, InputError, ModelLoadError, Settings, SpeechRequest,
+                      SynthesisError, UnknownModelError, UnknownVoiceError)
+from tts_core import registry as registry_module
+from tts_core.errors import OutOfMemoryError
 from tts_core.audio import decode
 
 
@@ -104,6 +106,20 @@ def test_bad_input_gets_a_clear_error_and_the_next_request_works(pipeline, kwarg
     assert pipeline.synthesize(SpeechRequest("Still here.")).duration_s > 0
 
 
+@pytest.mark.parametrize("kwargs, field", [
+    ({"text": ""}, "text"), ({"text": None}, "text"), ({"text": "x" * 5001}, "text"),
+    ({"text": "hi", "format": "aiff"}, "format"), ({"text": "hi", "speed": 9}, "speed"),
+    ({"text": "hi", "seed": -2}, "seed"), ({"text": "hi", "voice": "alloy"}, "voice"),
+    ({"text": "hi", "loudness": 3}, "loudness"),
+])
+def test_an_error_names_the_field_as_the_request_does(pipeline, kwargs, field):
+    """The core speaks its own vocabulary (`text`, `format`); each entry point maps it to its
+    own (the HTTP API to OpenAI's `input`, `response_format`)."""
+    with pytest.raises(InputError) as raised:
+        pipeline.synthesize(SpeechRequest(**kwargs))
+    assert raised.value.param == field and hasattr(SpeechRequest("x"), field)
+
+
 def test_rolling_stats_follow_requests():
     pipeline = fake_pipeline(FakeEngine(infer_s=0.001), stats_window=3)
     for i in range(5):
@@ -161,3 +177,52 @@ def test_a_model_that_cannot_read_a_chunk_is_a_clear_error():
     with pytest.raises(SynthesisError, match="could not read chunk 1 of 1: a character outside"):
         pipe.synthesize(SpeechRequest("Hello."))
     assert pipe.gate.queue_depth == 0
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """torch as if on a CUDA machine (this one has none): `empty_cache` calls are recorded."""
+    import torch
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (2**30, 8 * 2**30))
+    return emptied
+
+
+def _cuda_oom(*args, **kwargs):
+    import torch
+
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_a_cuda_oom_in_a_request_empties_the_cache_and_frees_the_gate(monkeypatch, fake_cuda):
+    engine = FakeEngine(infer_s=0)
+    pipeline = fake_pipeline(engine)
+    real = engine.infer
+    monkeypatch.setattr(engine, "infer", _cuda_oom)
+    with pytest.raises(OutOfMemoryError, match="'fake' ran out of memory on .*what could be freed "
+                                               "was freed. Try again, or with a shorter text"):
+        pipeline.synthesize(SpeechRequest("Too big for the device."))
+    assert fake_cuda == [True]
+    assert not pipeline.gate.busy and pipeline.gate.queue_depth == 0
+    monkeypatch.setattr(engine, "infer", real)
+    assert pipeline.synthesize(SpeechRequest("Fits now.")).duration_s > 0
+
+
+@pytest.mark.parametrize("stage", ["load", "warm-up"])
+def test_a_cuda_oom_while_loading_empties_the_cache(monkeypatch, fake_cuda, stage):
+    def load(spec, device, threads):
+        if stage == "load":
+            _cuda_oom()
+        engine = FakeEngine(infer_s=0)
+        monkeypatch.setattr(engine, "warm_up", _cuda_oom)
+        return engine
+
+    monkeypatch.setattr(registry_module, "load_engine", load)
+    with pytest.raises(ModelLoadError, match=f"does not fit in device memory beside the models "
+                                             f"before it \\(out of memory during its {stage} "
+                                             "\\(1.0 of 8.0 GiB free\\)"):
+        registry_module.warm_load(Settings.from_env({"TTS_MODELS": "bark:suno/bark-small"}))
+    assert fake_cuda == [True]

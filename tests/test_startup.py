@@ -20,6 +20,7 @@ def start(env_overrides: dict) -> subprocess.CompletedProcess:
     ({"TTS_MAX_CHARS": "many"}, "TTS_MAX_CHARS: 'many' is not a whole number"),
     ({"TTS_DEVICE": "gpu"}, "TTS_DEVICE: 'gpu' is not one of auto, cpu, cuda"),
     ({"TTS_MODELS": "/nowhere/voice.onnx"}, "/nowhere/voice.onnx does not exist"),
+    ({"TTS_ZEROGPU_DURATION": "a minute"}, "TTS_ZEROGPU_DURATION: 'a minute' is not a whole number"),
 ])
 def test_bad_configuration_exits_non_zero_with_one_line_saying_what_to_fix(env, words):
     proc = start(env)

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import threading
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -167,7 +168,7 @@ def test_transformers_vits_words_from_its_duration_predictor(pipeline, model):
     result = pipeline.synthesize(request)
     assert [w.word for w in result.words] == ["I", "paid", "$20", "for", "a", "ticket."]
     assert_in_order(result.words, result.duration_s)
-    streamed = [w for p in pipeline.stream(request.but(seed=3)) for w in p.words]
+    streamed = [w for p in pipeline.stream(replace(request, seed=3)) for w in p.words]
     assert [w.word for w in streamed] == [w.word for w in result.words]
 
 

@@ -10,8 +10,9 @@ from urllib.parse import parse_qsl
 
 from .catalog import DEFAULT_REVISION, is_voice_key
 from .errors import ConfigError
-from .loudness import (DEFAULT_TRUE_PEAK_DB, MAX_LUFS, MAX_TRUE_PEAK_DB, MIN_LUFS,
-                       MIN_TRUE_PEAK_DB)
+from .families import FAMILIES
+from .loudness import DEFAULT_TRUE_PEAK_DB
+from .request import MAX_LUFS, MAX_TRUE_PEAK_DB, MIN_LUFS, MIN_TRUE_PEAK_DB
 
 logger = logging.getLogger(__name__)
 
@@ -27,20 +28,13 @@ DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 # Options every spec may carry after "?"; each family's own (e.g. `bark:suno/bark-small?dtype=
-# float16`) are in its entry in `engines.FAMILIES` (`options`, `full_precision_only`).
+# float16`) are in its entry in `families.FAMILIES` (`options`, `full_precision_only`).
 COMMON_OPTIONS = ("name", "device")
 
 # OpenAI's speech API names, accepted by the HTTP API; see Settings.openai_models / openai_voices.
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
                  "shimmer", "verse", "marin", "cedar")
-
-MIN_SPEED = 0.25
-MAX_SPEED = 4.0
-MIN_TEMPERATURE = 0.05  # Bark's sampling temperature; near 0 is nearly greedy
-MAX_TEMPERATURE = 2.0
-MAX_SEED = 2**32 - 1  # torch.manual_seed and numpy both accept 32-bit seeds everywhere
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -72,10 +66,8 @@ class ModelSpec:
 
         Without a family, a path ending in `.onnx` (or the alias `joe`) is a Piper
         voice and anything else is a transformers VITS model (hub id or folder).
-        Which options a family takes is in its `engines.FAMILIES` entry (no engine imported).
+        Which options a family takes is in its `families.FAMILIES` entry (no engine imported).
         """
-        from .engines import FAMILIES  # what each family takes, without importing it (or torch)
-
         text = raw.strip()
         source, _, query = text.partition("?")
         family = ""
@@ -183,6 +175,8 @@ class Settings:
     true_peak_db: float = DEFAULT_TRUE_PEAK_DB
     piper_voices_revision: str = DEFAULT_REVISION  # rhasspy/piper-voices revision for named voices
     baked_hf_cache: str | None = None  # an image's own hub cache, merged into HF_HOME's at start
+    # On ZeroGPU, seconds one model call may hold a GPU slice (the Space's quota counts these).
+    zerogpu_duration_s: int = 60
 
     def slot_threads(self) -> int | None:
         """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
@@ -262,6 +256,7 @@ class Settings:
                                   MAX_TRUE_PEAK_DB),
             piper_voices_revision=revision,
             baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
+            zerogpu_duration_s=_int(env, "TTS_ZEROGPU_DURATION", cls.zerogpu_duration_s, minimum=1),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 from .errors import ConfigError
 
@@ -24,6 +25,15 @@ def is_out_of_memory(e: BaseException) -> bool:
     text = str(e).lower()
     return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
             or "out of memory" in text or "failed to allocate memory" in text)
+
+
+def raise_if_out_of_memory(e: BaseException, error: Callable[[], Exception]) -> None:
+    """When `e` is an out-of-memory error: free what the device caches, then raise `error()`
+    (made after freeing, so it can report the memory left) from `e`. Otherwise return, and
+    the caller raises its own error for `e`."""
+    if is_out_of_memory(e):
+        free_device_memory()
+        raise error() from e
 
 
 def _cuda():

@@ -23,7 +23,7 @@ class InputError(TTSError, ValueError):
     """The request itself is wrong (text, model, voice, speed, seed); the person can fix it."""
 
     def __init__(self, message: str, param: str | None = None):
-        self.param = param
+        self.param = param  # the SpeechRequest field at fault, by its name there (`text`, `format`)
         super().__init__(message)
 
 

@@ -1,7 +1,7 @@
 """The one device gate: admits a bounded number of requests and gives the device's slots out in turn.
 
 Every synthesis in the process, whatever route it came from, passes through one
-`GpuGate`. It has two levels:
+`DeviceGate`. It has two levels:
 
 * `admit()` is held for a whole request. At most `max_requests` are admitted at once;
   one more gets `GateBusyError` at once (back-pressure) rather than a place in an
@@ -64,7 +64,7 @@ class _Ticket:
     overtaken: int = 0  # how many turns went before this one out of arrival order
 
 
-class GpuGate:
+class DeviceGate:
     """Hands out the device's slots in turn (one slot: serializes device work); see the module docstring."""
 
     def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0,
@@ -76,7 +76,7 @@ class GpuGate:
         self.max_requests = max_requests
         self.timeout_s = timeout_s
         self.infer_timeout_s = infer_timeout_s
-        self.stuck_calls = 0
+        self.stuck_calls = 0  # calls given up on past infer_timeout_s (/metrics)
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
         self._cond = threading.Condition()
@@ -84,9 +84,8 @@ class GpuGate:
         self._running = 0  # turns on the device now, at most `slots`
         self._admitted = 0
         self._mean_hold_s = 0.0
-        self.turns_served = 0
-        self.items_served = 0
-        self.largest_batch = 0
+        self.turns_served = 0  # device calls run (/metrics)
+        self.items_served = 0  # items those calls ran: items / turns = the mean batch (/metrics)
         self.busy_s = 0.0  # slot-seconds held, summed over turns (busy_s / slots / wall = use)
 
     # --- request level ------------------------------------------------------------------
@@ -251,7 +250,6 @@ class GpuGate:
                 self.busy_s += held
                 self.turns_served += 1
                 self.items_served += len(batch)
-                self.largest_batch = max(self.largest_batch, len(batch))
                 self._mean_hold_s += _EWMA_ALPHA * (held - self._mean_hold_s)
                 self._cond.notify_all()
 

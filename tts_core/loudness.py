@@ -24,15 +24,10 @@ from scipy.signal import resample_poly
 
 logger = logging.getLogger(__name__)
 
-# What a request may ask for: from quiet narration to louder than any broadcast norm
-# (EBU R128 -23, podcasts and loudness-tts -16, streaming services -14).
-MIN_LUFS = -40.0
-MAX_LUFS = -9.0
+# What a request may ask for (its bounds) is in `request.py`, next to the fields.
 # The default ceiling: loudness-tts's -1.5 dBTP, which leaves lossy encoders room (EBU
 # R128 asks for -1 dBTP).
 DEFAULT_TRUE_PEAK_DB = -1.5
-MIN_TRUE_PEAK_DB = -9.0
-MAX_TRUE_PEAK_DB = 0.0
 # BS.1770-4 Annex 2: true peak is read from the signal oversampled four times.
 OVERSAMPLE = 4
 # Polyphase filter context (samples each side) that the oversampling reads.

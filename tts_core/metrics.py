@@ -19,7 +19,7 @@ RECORD_KEYS = (
 class LatencyRecord:
     """Where one request's time went; milliseconds unless the name says otherwise."""
 
-    queue_ms: float  # waiting for the GPU gate, summed over the request's chunks
+    queue_ms: float  # waiting for the device gate, summed over the request's chunks
     text_ms: float  # normalize, chunk, phonemize/tokenize
     inference_ms: float  # inside the gate, on the device
     encode_ms: float  # float32 -> int16 -> container
@@ -92,7 +92,7 @@ class PrometheusMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("tts_requests", "Synthesis requests by route, model and outcome",
                                 ("route", "model", "status"), registry=self.registry)
-        self.queue_ms = Histogram("tts_queue_ms", "Time waiting for the GPU gate (ms)", ("model",),
+        self.queue_ms = Histogram("tts_queue_ms", "Time waiting for the device gate (ms)", ("model",),
                                   buckets=MS_BUCKETS, registry=self.registry)
         self.first_audio_ms = Histogram("tts_first_audio_ms", "Request start to first audio (ms)",
                                         ("model",), buckets=MS_BUCKETS, registry=self.registry)
@@ -108,6 +108,13 @@ class PrometheusMetrics:
                                   registry=self.registry)
         self.busy_seconds = Gauge("tts_device_busy_seconds", "Slot-seconds spent in model calls since "
                                   "start (rate / slots = how busy the device is)", registry=self.registry)
+        self.device_calls = Gauge("tts_device_calls", "Model calls run on the device since start",
+                                  registry=self.registry)
+        self.device_items = Gauge("tts_device_items", "Chunks and windows those calls ran (items / "
+                                  "calls = the mean batch size)", registry=self.registry)
+        self.stuck_calls = Gauge("tts_device_stuck_calls", "Model calls given up on past "
+                                 "TTS_INFER_TIMEOUT since start (each may still hold a thread)",
+                                 registry=self.registry)
         self.load_seconds = Gauge("tts_model_load_seconds", "Seconds to load and to warm up each model",
                                   ("model", "phase"), registry=self.registry)
         self.device_memory = Gauge("tts_device_memory_bytes", "CUDA memory allocated by this process",

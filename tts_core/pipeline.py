@@ -21,11 +21,11 @@ from . import audio as audio_io
 from . import loudness
 from . import zerogpu
 from .config import Settings
-from .device import free_device_memory, is_out_of_memory
+from .device import raise_if_out_of_memory
 from .engines import Engine
 from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
                      TTSError)
-from .gate import GpuGate
+from .gate import DeviceGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .plan import Plan, make_plan, model_label
 from .record import RecordClock
@@ -114,7 +114,7 @@ class _WholeFile:
         plan = self._plan
         joined = np.concatenate(self._pieces)
         if plan.loudness is not None:
-            joined, _ = loudness_normalize(joined, plan.engine.sample_rate, plan.loudness)
+            joined, _ = loudness.normalize(joined, plan.engine.sample_rate, plan.loudness)
         self.data = audio_io.encode(joined, plan.engine.sample_rate, plan.format)
         self.audio = joined
 
@@ -158,29 +158,33 @@ class Synthesis:
 class Pipeline:
     """Holds the warm registry, the gate and the stats; the only way to make audio."""
 
-    def __init__(self, registry: Registry, gate: GpuGate, stats: RollingStats, settings: Settings):
+    def __init__(self, registry: Registry, gate: DeviceGate, stats: RollingStats, settings: Settings):
         self.registry = registry
         self.gate = gate
         self.stats = stats
         self.settings = settings
         zerogpu.register(*registry.engines.values())
-        self._device = zerogpu.device_call(zerogpu.on_device)  # spaces.GPU on ZeroGPU
+        self._device = zerogpu.device_call(zerogpu.on_device,  # spaces.GPU on ZeroGPU
+                                           settings.zerogpu_duration_s)
         self._stream_gains: dict[tuple[str, loudness.LoudnessTarget], float] = {}
         self.prometheus = PrometheusMetrics()
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
         self.prometheus.slots.set_function(lambda: gate.slots)
         self.prometheus.slots_in_use.set_function(lambda: gate.slots_in_use)
         self.prometheus.busy_seconds.set_function(lambda: gate.busy_s)
+        self.prometheus.device_calls.set_function(lambda: gate.turns_served)
+        self.prometheus.device_items.set_function(lambda: gate.items_served)
+        self.prometheus.stuck_calls.set_function(lambda: gate.stuck_calls)
         for warm in registry.warm:
             self.prometheus.observe_load(warm)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Pipeline":
         """Warm-load every configured model, then build the gate and the stats around them."""
-        return cls.around(warm_load(settings), settings)
+        return cls.from_registry(warm_load(settings), settings)
 
     @classmethod
-    def around(cls, registry: Registry, settings: Settings) -> "Pipeline":
+    def from_registry(cls, registry: Registry, settings: Settings) -> "Pipeline":
         """A pipeline over already-warm engines, with the gate and stats `settings` ask for."""
         max_batch = settings.max_batch or (
             DEFAULT_CUDA_BATCH if any(e.device == "cuda" for e in registry.engines.values()) else 1)
@@ -188,7 +192,7 @@ class Pipeline:
         if on_gpu and settings.cpu_slots > 1:
             logger.warning("TTS_CPU_SLOTS=%d ignored: a model runs on the GPU, which runs one "
                            "inference at a time", settings.cpu_slots)
-        gate = GpuGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
+        gate = DeviceGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
                        batch_wait_s=settings.batch_wait_ms / MS,
                        infer_timeout_s=settings.infer_timeout_s,
                        slots=1 if on_gpu else settings.cpu_slots)
@@ -265,7 +269,7 @@ class Pipeline:
             yield from self._pieces(run)
             if run.clock.samples == 0:
                 raise InputError(f"Model {model!r} cannot pronounce any of this text "
-                                 "(no character of it is in the model's alphabet).", param="input")
+                                 "(no character of it is in the model's alphabet).", param="text")
             self._timed_encode(run.clock, run.delivery.end)
             run.record = run.clock.record(streamed)
             status = "ok"
@@ -433,11 +437,9 @@ class Pipeline:
         except TTSError:
             raise
         except Exception as e:
-            if is_out_of_memory(e):
-                free_device_memory()
-                raise OutOfMemoryError(
-                    f"Model {engine.name!r} ran out of memory on {where}; what could be freed "
-                    "was freed. Try again, or with a shorter text.") from e
+            raise_if_out_of_memory(e, lambda: OutOfMemoryError(
+                f"Model {engine.name!r} ran out of memory on {where}; what could be freed "
+                "was freed. Try again, or with a shorter text."))
             raise SynthesisError(f"Model {engine.name!r} failed while speaking {where}: {e}") from e
         clock.queue_s += waited
         clock.infer_s += held
@@ -465,7 +467,3 @@ class Pipeline:
             self._stream_gains[key] = loudness.stream_gain_db(target, engine.level_audio,
                                                               engine.sample_rate)
         return self._stream_gains[key]
-
-
-
-loudness_normalize = loudness.normalize

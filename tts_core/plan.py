@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from . import audio as audio_io
 from . import loudness
 from . import text as textproc
-from .config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE, Settings
+from .config import Settings
 from .engines import Engine, SynthesisParams
 from .errors import InputError, UnknownVoiceError
 from .registry import Registry
-from .request import SpeechRequest
+from .request import (MAX_LUFS, MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MAX_TRUE_PEAK_DB, MIN_LUFS,
+                      MIN_SPEED, MIN_TEMPERATURE, MIN_TRUE_PEAK_DB, SpeechRequest)
 from .timings import SourceWord, source_words
 from .voices import read_xvector
 
@@ -81,29 +82,29 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
                              speaker_embedding=_embedding(engine, request.speaker_embedding))
     if fmt not in audio_io.ALL_FORMATS:
         raise InputError(f"Unknown audio format {fmt!r}; choose one of "
-                         f"{', '.join(audio_io.ALL_FORMATS)}.", param="response_format")
+                         f"{', '.join(audio_io.ALL_FORMATS)}.", param="format")
     if fmt == "aac" and not audio_io.aac_available():
         raise InputError("aac needs ffmpeg, which is not installed on this server; "
-                         "ask for mp3, opus, flac, wav or pcm.", param="response_format")
+                         "ask for mp3, opus, flac, wav or pcm.", param="format")
     if not isinstance(text, str):
-        raise InputError("The text must be a string.", param="input")
+        raise InputError("The text must be a string.", param="text")
     limit = settings.max_chars
     if len(text) > limit:
         raise InputError(f"The text is {len(text)} characters long; the limit is {limit}. "
-                         "Shorten it or split it into several requests.", param="input")
+                         "Shorten it or split it into several requests.", param="text")
     cleaned = textproc.clean(text)
     if not cleaned:
-        raise InputError("The text is empty. Type something to speak.", param="input")
+        raise InputError("The text is empty. Type something to speak.", param="text")
     if not textproc.has_speakable(cleaned):
         raise InputError("The text has nothing to speak: no letters or digits are left "
-                         "after removing symbols and control characters.", param="input")
+                         "after removing symbols and control characters.", param="text")
     foreign = textproc.foreign_letters(cleaned, engine.language)
     if foreign and not textproc.has_speakable(cleaned.translate(dict.fromkeys(map(ord, foreign)))):
         raise InputError(f"Model {engine.name!r} cannot pronounce any of this text: it speaks "
                          f"{engine.language!r}, and none of the text is in that alphabet "
                          f"({foreign[:FOREIGN_SHOWN]}"
                          f"{' ...' if len(foreign) > FOREIGN_SHOWN else ''}). Choose a model "
-                         "for the text's language.", param="input")
+                         "for the text's language.", param="text")
     if request.timings and not engine.supports_timings:
         raise InputError(f"Model {engine.name!r} ({engine.family}) gives no phoneme durations, "
                          "so it has no word timings; ask a Piper or VITS model for them.",
@@ -115,7 +116,7 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
         if len(cleaned) > limit:  # "7" * 3000 would otherwise be twenty minutes of "seven"
             raise InputError(f"Spelled out (numbers as words), the text is {len(cleaned)} "
                              f"characters long; the limit is {limit}. Shorten it.",
-                             param="input")
+                             param="text")
     longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
     chunks = textproc.chunk(cleaned, longest)
     words = chunk_words = None
@@ -126,7 +127,7 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
     if continuous and fmt not in audio_io.STREAMABLE:
         raise InputError(f"{fmt} cannot be streamed; stream one of "
                          f"{', '.join(sorted(audio_io.STREAMABLE))}, or ask for the whole file.",
-                         param="response_format")
+                         param="format")
     return Plan(request, engine, params, tuple(chunks), started, text_s,
                 windowed=streamed and engine.supports_windows, loudness=target,
                 words=None if words is None else tuple(words),
@@ -206,8 +207,8 @@ def _loudness(settings: Settings, lufs, true_peak) -> loudness.LoudnessTarget | 
         return None
     peak = settings.true_peak_db if true_peak is None else true_peak
     return loudness.LoudnessTarget(
-        _bounded(lufs, loudness.MIN_LUFS, loudness.MAX_LUFS, "Loudness", "LUFS", "loudness"),
-        _bounded(peak, loudness.MIN_TRUE_PEAK_DB, loudness.MAX_TRUE_PEAK_DB,
+        _bounded(lufs, MIN_LUFS, MAX_LUFS, "Loudness", "LUFS", "loudness"),
+        _bounded(peak, MIN_TRUE_PEAK_DB, MAX_TRUE_PEAK_DB,
                  "The true-peak ceiling", "dBTP", "true_peak"))
 
 

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from .config import ModelSpec, Settings
-from .device import cuda_free, free_device_memory, is_out_of_memory
-from .engines import FAMILIES, Engine, ModelCard, WarmModel, load_engine, needs_torch
+from .device import cuda_free, raise_if_out_of_memory
+from .engines import Engine, ModelCard, WarmModel, load_engine
+from .families import FAMILIES, needs_torch
 from .errors import InputError, ModelLoadError, TTSError, UnknownModelError
 from .model_cache import use_baked_cache
 
@@ -132,9 +133,7 @@ def load_one(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, Engine, fl
     except TTSError:
         raise
     except Exception as e:
-        if is_out_of_memory(e):
-            free_device_memory()
-            raise ModelLoadError(_does_not_fit(spec, "load", e)) from e
+        raise_if_out_of_memory(e, lambda: ModelLoadError(_does_not_fit(spec, "load", e)))
         raise ModelLoadError(f"Model {spec.raw!r} ({spec.family}) failed to load: {e}") from e
     return spec, engine, time.perf_counter() - start
 
@@ -159,9 +158,7 @@ def _warm_up(spec: ModelSpec, engine: Engine, text: str,
     try:
         return engine.warm_up(text) if run is None else run(lambda: engine.warm_up(text))
     except Exception as e:
-        if is_out_of_memory(e):
-            free_device_memory()
-            raise ModelLoadError(_does_not_fit(spec, "warm-up", e)) from e
+        raise_if_out_of_memory(e, lambda: ModelLoadError(_does_not_fit(spec, "warm-up", e)))
         raise ModelLoadError(f"Model {spec.raw!r} loaded but failed its warm-up: {e}") from e
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .engines import FAMILIES, needs_torch
+from .families import FAMILIES, needs_torch
 from .ffmpeg import find_ffmpeg
 
 logger = logging.getLogger(__name__)

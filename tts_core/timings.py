@@ -39,9 +39,6 @@ class WordTiming:
     def to_dict(self) -> dict:
         return {"word": self.word, "start": round(self.start, 3), "end": round(self.end, 3)}
 
-    def shifted(self, seconds: float) -> "WordTiming":
-        return WordTiming(self.word, self.start + seconds, self.end + seconds)
-
 
 @dataclass(frozen=True)
 class SourceWord:

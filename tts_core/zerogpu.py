@@ -22,16 +22,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
 
-# Seconds a single inference may hold a ZeroGPU slice; the Space's quota is counted in these.
-GPU_DURATION_S = int(os.environ.get("TTS_ZEROGPU_DURATION", "60"))
-
-
 def on_zerogpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 
 
-def device_call(fn: F) -> F:
-    """`spaces.GPU(fn)` on ZeroGPU when the `spaces` package is importable, else `fn` itself."""
+def device_call(fn: F, duration_s: int) -> F:
+    """`spaces.GPU(fn)` on ZeroGPU when the `spaces` package is importable, else `fn` itself.
+    `duration_s` (TTS_ZEROGPU_DURATION): seconds one call may hold a ZeroGPU slice."""
     if not on_zerogpu():
         return fn
     try:
@@ -39,8 +36,8 @@ def device_call(fn: F) -> F:
     except ImportError:
         logger.warning("SPACES_ZERO_GPU is set but the spaces package is missing; running without it")
         return fn
-    logger.info("ZeroGPU: model calls run under spaces.GPU (duration %d s)", GPU_DURATION_S)
-    return spaces.GPU(duration=GPU_DURATION_S)(fn)
+    logger.info("ZeroGPU: model calls run under spaces.GPU (duration %d s)", duration_s)
+    return spaces.GPU(duration=duration_s)(fn)
 
 
 # Warm engines by id(): what `on_device` may call. Registered and forgotten explicitly.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from tts_core.config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
+from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
 from ui.html import count_html, history_html, player_html, spoken_html, timing_html

@@ -1,46 +1,22 @@
-"""Model families behind one interface; FAMILIES says what each is, without importing it.
+"""Model families behind one interface: a family's engine class, imported when a model of it loads.
 
 Each family's module is imported only when a model of that family is loaded, so a
-Piper-only deployment never pays torch's import time, and reading a spec (TTS_MODELS,
-or a model added while serving) never does: what a spec may say is in the family's
-`Family` entry here. Everything else a family knows (where its weights come from, how it
-loads, what it can do) is on its engine class.
+Piper-only deployment never pays torch's import time. What a spec may say is in the
+family's entry in `tts_core.families.FAMILIES`, readable without importing any engine;
+everything else a family knows (where its weights come from, how it loads, what it can
+do) is on its engine class.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..config import ModelSpec
+from ..families import FAMILIES
 from .base import Engine, ModelCard, SynthesisParams, WarmModel, speak
 
-
-@dataclass(frozen=True)
-class Family:
-    """A model family as a spec sees it, known without importing its engine (or torch)."""
-
-    module: str  # where its engine class lives
-    engine: str  # the class's name
-    runtime: str  # what it runs on: "torch" or "onnxruntime"
-    options: tuple[str, ...]  # what a spec of this family may carry after "?" (besides name, device)
-    full_precision_only: str = ""  # why it runs in float32 only; "": float16/bfloat16 allowed
-
-
-FAMILIES = {
-    "piper": Family("tts_core.engines.piper", "PiperEngine", "onnxruntime",
-                    ("dtype", "noise_scale", "noise_w", "speaker", "revision"),
-                    "Piper voices are float32 ONNX models"),
-    "vits": Family("tts_core.engines.vits", "VitsEngine", "torch",
-                   ("dtype", "noise_scale", "noise_w"),
-                   "VITS's duration flow overflows to NaN in float16, and in bfloat16 its "
-                   "phoneme durations shift (measured on a tiny model in tests/test_families.py)"),
-    "speecht5": Family("tts_core.engines.speecht5", "SpeechT5Engine", "torch",
-                       ("dtype", "voices", "vocoder")),
-    "bark": Family("tts_core.engines.bark", "BarkEngine", "torch", ("dtype", "voices")),
-    "transformers": Family("tts_core.engines.generic", "TransformersEngine", "torch",
-                           ("dtype", "lang")),
-}
+if TYPE_CHECKING:  # annotations only: config reads tts_core.families, never this package
+    from ..config import ModelSpec
 
 
 def family_class(family: str) -> type[Engine]:
@@ -53,14 +29,10 @@ def engine_class(spec: ModelSpec) -> type[Engine]:
     return family_class(spec.family)
 
 
-def needs_torch(spec: ModelSpec) -> bool:
-    return FAMILIES[spec.family].runtime == "torch"
-
-
 def load_engine(spec: ModelSpec, device: str, cpu_threads: int | None = None) -> Engine:
     """`spec` loaded by its family's `load`: on its device, not yet warm."""
     return engine_class(spec).load(spec, device, cpu_threads)
 
 
 __all__ = ["Engine", "ModelCard", "WarmModel", "SynthesisParams", "speak", "load_engine",
-           "engine_class", "family_class", "needs_torch", "Family", "FAMILIES"]
+           "engine_class", "family_class"]

@@ -6,7 +6,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -155,7 +155,7 @@ class Engine(ABC):
     (inputs -> float32 mono audio in [-1, 1], inside the gate).
 
     A family is one subclass: it declares what it can do as class attributes (the spec
-    options it takes are in `engines.FAMILIES`, readable without importing it), loads
+    options it takes are in `families.FAMILIES`, readable without importing it), loads
     with `load(spec, device, threads)`, and knows where its
     weights come from (`fetch`, `resolved_source`). Flags that depend on the loaded
     weights (a Piper graph that cannot be split) are changed in `__init__` after the
@@ -307,6 +307,16 @@ class Engine(ABC):
         latent on each side so that consecutive windows join into the whole decode."""
         raise NotImplementedError(f"{self.family} has no two-stage decode")
 
+    def decode_in_context(self, latent: Latent, start: int, stop: int,
+                          run: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """What `decode` does for every windowed family: `run(lo, hi)` decodes frames [lo, hi)
+        (the window with up to `window_context` frames of the sentence on each side) to audio,
+        and only the window's own (stop - start) * samples_per_frame samples are kept."""
+        lo, hi = max(0, start - self.window_context), min(latent.frames, stop + self.window_context)
+        hop = self.samples_per_frame
+        return np.array(run(lo, hi).reshape(-1)[(start - lo) * hop:(stop - lo) * hop],
+                        dtype=np.float32)
+
     def warm_up(self, text: str) -> float:
         """Speak `text` once, at load (never per request); the seconds of audio it made.
 
@@ -359,6 +369,10 @@ class Engine(ABC):
                            "whole decode (below %.0f dB); streaming whole sentences instead",
                            self.name, step, snr, MIN_WINDOW_SNR_DB)
             self.supports_windows = False
+        else:
+            logger.info("%s: windows of %d frames join the whole decode at %.1f dB SNR (at least "
+                        "%.0f dB needed); streams decode inside sentences", self.name, step, snr,
+                        MIN_WINDOW_SNR_DB)
         return snr
 
 

@@ -244,10 +244,8 @@ class PiperEngine(Engine):
         return out
 
     def decode(self, latent: Latent, start: int, stop: int) -> np.ndarray:
-        lo, hi = max(0, start - self.window_context), min(latent.frames, stop + self.window_context)
-        audio = self.decoder.run(None, {self._latent_input: latent.data[:, :, lo:hi]})[0]
-        hop = self.samples_per_frame
-        audio = audio.reshape(-1)[(start - lo) * hop:(stop - lo) * hop].astype(np.float32)
+        audio = self.decode_in_context(latent, start, stop, lambda lo, hi: self.decoder.run(
+            None, {self._latent_input: latent.data[:, :, lo:hi]})[0])
         return np.clip(audio * self.stream_gain, -1.0, 1.0)
 
     def warm_up(self, text: str) -> float:

@@ -124,11 +124,11 @@ class VitsEngine(Engine):
 
     def decode(self, latent: Latent, start: int, stop: int) -> np.ndarray:
         spectrogram, speaker = latent.data
-        lo, hi = max(0, start - self.window_context), min(latent.frames, stop + self.window_context)
-        with torch.inference_mode():
-            audio = self.decoder(spectrogram[:, :, lo:hi], speaker)
-        hop = self.samples_per_frame
-        return audio.float().cpu().numpy().reshape(-1)[(start - lo) * hop:(stop - lo) * hop].copy()
+
+        def run(lo: int, hi: int) -> np.ndarray:
+            with torch.inference_mode():
+                return self.decoder(spectrogram[:, :, lo:hi], speaker).float().cpu().numpy()
+        return self.decode_in_context(latent, start, stop, run)
 
     def _speaker(self, params: SynthesisParams) -> torch.Tensor | None:
         if len(self.voices) == 1:
