@@ -39,6 +39,7 @@ from tts_core.text import foreign_letters
 from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http_api import create_http_api
 from tts_core.server import Readiness, StudioServer
+from tts_core.wyoming_server import start_wyoming
 from tts_core.metrics import RECORD_KEYS
 from tts_core.timings import WordTiming, to_srt, to_vtt
 
@@ -821,4 +822,5 @@ pipeline, demo = create_app(settings)
 
 if __name__ == "__main__":
     server.attach(build_server(pipeline, demo, server.readiness))
+    wyoming = start_wyoming(pipeline)  # TTS_WYOMING_URI: Home Assistant's protocol, same pipeline
     server.serve_until_signal()

@@ -377,3 +377,40 @@ def test_wyoming_settings_are_checked():
 def test_unset_nothing_listens(quiet_pipeline):
     assert quiet_pipeline.settings.wyoming_uri is None
     assert start_wyoming(quiet_pipeline) is None
+
+
+@pytest.mark.timeout(600)
+def test_the_app_serves_wyoming_beside_http_when_the_setting_asks(tmp_path):
+    """`python app.py` with TTS_WYOMING_URI: Home Assistant's client and wyoming-bench (both
+    modes) are served; the requests show in /metrics under the route "wyoming"."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import free_port, start_app
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTS_")} | {
+        "TTS_MODELS": "joe", "GRADIO_SERVER_PORT": str(free_port()),
+        "TTS_WYOMING_URI": f"tcp://127.0.0.1:{port}"}
+    proc, url = start_app(env)
+    try:
+        server = type("Address", (), {"port": port})  # what `client` reads
+
+        async def served():
+            for _ in range(100):  # it opens just after /ready turns 200
+                try:
+                    return await synthesize(server, TEXT)
+                except OSError:
+                    await asyncio.sleep(0.1)
+
+        assert run(served())[-1].type == "audio-stop"
+        bench = subprocess.run(
+            [sys.executable, "-m", "wyoming_bench.cli", "tts", f"127.0.0.1:{port}", "--rounds",
+             "1", "--warmup", "0", "--texts", TEXT], capture_output=True, text=True, timeout=300)
+        assert bench.returncode == 0, bench.stdout + bench.stderr
+        assert "non-streaming, streaming" in bench.stdout and "FAIL" not in bench.stdout
+        assert 'route="wyoming",status="ok"' in httpx.get(f"{url}/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(30)
