@@ -306,6 +306,26 @@ def test_two_clients_at_once_each_get_their_own_audio(quiet_server, quiet_pipeli
     assert [pcm(events).shape[0] for events in together] == alone
 
 
+def test_two_clients_are_served_side_by_side_through_the_gate():
+    engine = FakeEngine(infer_s=0.2)
+    shared = fake_pipeline(engine, cpu_slots=2)
+    server = serve(shared)
+    try:
+        texts = ["First caller. It asks for two sentences.", "Second caller. Also two."]
+
+        async def both():
+            return await asyncio.gather(*(synthesize(server, t) for t in texts))
+
+        together = run(both())
+    finally:
+        server.stop()
+    # The fake makes 100 samples a character of each sentence (the space between is not said).
+    assert [pcm(events).shape[0] for events in together] == [(len(t) - t.count(". ")) * 100
+                                                             for t in texts]
+    assert engine.max_active == 2, "the two connections were not served at the same time"
+    assert gate_free(shared)
+
+
 def test_connections_past_the_bound_are_refused():
     slow = fake_pipeline(FakeEngine())
     server = serve(slow, max_connections=2)
