@@ -187,7 +187,8 @@ def test_each_sentence_is_spoken_once_whole_and_the_rest_waits(quiet_server, qui
     [10, 31, 40, 77],  # inside words and sentences
     [len(SENTENCES[0]) + 1, len(SENTENCES[0]) + len(SENTENCES[1]) + 2],  # as wyoming-bench sends
 ])
-def test_streamed_text_makes_the_same_audio_as_the_text_at_once(quiet_server, cuts):
+def test_streamed_text_makes_the_same_audio_as_the_text_at_once(quiet_server, quiet_pipeline,
+                                                                cuts):
     pieces = [TEXT[a:b] for a, b in zip([0] + cuts, cuts + [len(TEXT)])]
     assert "".join(pieces) == TEXT
 
@@ -198,9 +199,11 @@ def test_streamed_text_makes_the_same_audio_as_the_text_at_once(quiet_server, cu
                 await c.write_event(SynthesizeChunk(text=piece).event())
             await c.write_event(Synthesize(text=TEXT).event())  # Home Assistant sends it too
             await c.write_event(SynthesizeStop().event())
-            return await events_until(c, "synthesize-stopped")
+            streamed = await events_until(c, "synthesize-stopped")
+            await c.write_event(Synthesize(text="Done.").event())  # next on this connection
+            return streamed, await events_until(c, "audio-stop")
 
-    streamed = run(talk())
+    streamed, after = run(talk())
     types = [e.type for e in streamed]
     assert types[-1] == "synthesize-stopped" and "error" not in types
     assert types.count("audio-start") == types.count("audio-stop") >= 1
@@ -210,6 +213,8 @@ def test_streamed_text_makes_the_same_audio_as_the_text_at_once(quiet_server, cu
     # but the same speech.
     a, b = pcm(streamed).astype(float), pcm(at_once).astype(float)
     assert np.corrcoef(a, b)[0, 1] > 0.99
+    # The stream's own `synthesize` was not spoken as well: what comes next is the next request.
+    assert pcm(after).shape[0] == quiet_pipeline.synthesize(SpeechRequest("Done.")).audio.shape[0]
 
 
 def test_complete_sentences_follows_the_core_chunker():
