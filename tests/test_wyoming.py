@@ -170,7 +170,8 @@ def test_each_sentence_is_spoken_once_whole_and_the_rest_waits(quiet_server, qui
             await c.write_event(SynthesizeStart().event())
             await c.write_event(SynthesizeChunk(text="The kitchen li").event())
             await c.write_event(SynthesizeChunk(text="ghts are on. The front").event())
-            first = await events_until(c, "audio-stop")  # before any stop: a whole sentence
+            # Before any stop: the whole sentence, spoken (30 s: far more than it takes).
+            first = await asyncio.wait_for(events_until(c, "audio-stop"), 30)
             await c.write_event(SynthesizeChunk(text=" door is locked.").event())
             await c.write_event(SynthesizeStop().event())
             return first, await events_until(c, "synthesize-stopped")
@@ -365,7 +366,7 @@ def test_connections_past_the_bound_are_refused():
                 assert (await c.read_event()).type == "info"  # accepted and served
             extra = client(server)
             await extra.connect()
-            refused = await events_until(extra, "error")
+            refused = await asyncio.wait_for(events_until(extra, "error"), 10)
             end = await extra.read_event()  # then closed
             await held[0].disconnect()
             await asyncio.sleep(0.2)
