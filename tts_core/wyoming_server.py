@@ -49,6 +49,7 @@ from wyoming.tts import (Synthesize, SynthesizeChunk, SynthesizeStart, Synthesiz
 
 from . import audio as audio_io
 from . import text as textproc
+from .bootstrap import StartupError
 from .engines import ModelCard
 from .errors import (GateBusyError, GateTimeoutError, InputError, TTSError, UnknownModelError,
                      UnknownVoiceError)
@@ -387,8 +388,8 @@ class WyomingConnection(AsyncEventHandler):
         False after an error."""
         loop, executor = asyncio.get_running_loop(), self.server.executor
         try:  # checked at once; the gate is entered at the first piece
-            synthesis = await loop.run_in_executor(executor, self.pipeline.stream, request, ROUTE,
-                                                   True)
+            synthesis = await loop.run_in_executor(
+                executor, lambda: self.pipeline.stream(request, route=ROUTE, continuous=True))
         except TTSError as e:
             await self.write_event(error_event(e))
             return False
@@ -554,8 +555,6 @@ def _reached_at() -> str:
 def start_wyoming(pipeline: Pipeline) -> WyomingServer | None:
     """The app's one call: TTS_WYOMING_URI's server, started over `pipeline` (None when the
     setting is unset: nothing listens). StartupError when the address cannot be had."""
-    from .bootstrap import StartupError
-
     settings = pipeline.settings
     if settings.wyoming_uri is None:
         return None
