@@ -22,6 +22,7 @@ from tts_core import Pipeline, Settings, bootstrap, selfcheck
 from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http import create_http_api
 from tts_core.server import Readiness, StudioServer
+from tts_core.wyoming_server import start_wyoming
 from ui.studio import build_demo
 
 logger = logging.getLogger("tts_studio")
@@ -103,4 +104,8 @@ pipeline, demo = create_app(settings)
 
 if __name__ == "__main__":
     server.attach(build_server(pipeline, demo, server.readiness))
+    try:  # TTS_WYOMING_URI: Home Assistant's protocol, on the same pipeline
+        wyoming = start_wyoming(pipeline)
+    except bootstrap.StartupError as e:
+        _fail(str(e))
     server.serve_until_signal()

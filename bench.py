@@ -23,6 +23,8 @@ Every comparison is measured in this one run, the compared calls interleaved rou
   * The same against Piper's own HTTP server (`python -m piper.http_server`, no lock) on
     the same voice, both up, taking turns level by level: ours at least piper's from 4
     clients, with our p95 no worse.
+  * Our Wyoming server against `wyoming-piper` on the same voice (bench_wyoming.py), timed by
+    wyoming-bench in both modes: our time to first audio at most 0.6x its, same audio length.
   * Resident memory before and after 500 requests.
   * Cost: audio hours per device hour at the best measured throughput, and the price of an
     hour of audio at --price-per-hour.
@@ -57,7 +59,7 @@ LONG_TEXT_SENTENCES = (
     "Later sentences are decoded in larger windows, so the rest keeps up with fewer turns.",
 )
 CONCURRENCY = (1, 4, 8, 16)
-SECTIONS = ("rtf", "overhead", "streaming", "throughput", "piper-http", "memory")
+SECTIONS = ("rtf", "overhead", "streaming", "throughput", "piper-http", "wyoming", "memory")
 SOAK_REQUESTS = 500
 
 # Targets from the performance issue, on this 2-core machine unless named.
@@ -689,6 +691,12 @@ def main(argv: list[str] | None = None) -> int:
                                      per_level, passes=1 if args.quick else 3)
     if "piper-http" in only:
         piper_http_rows(table, per_level, passes=1 if args.quick else 3)
+    if "wyoming" in only:  # our Wyoming server against wyoming-piper, timed by wyoming-bench
+        import bench_wyoming
+
+        section = "Wyoming, against wyoming-piper on the joe voice (noise off), wyoming-bench's texts"
+        for row in bench_wyoming.run(2 if args.quick else 10, table=False):
+            table.add(section, *row)
     for engine in list(pipeline.registry.engines.values())[1:]:
         if "throughput" in only and engine.family in ("vits", "speecht5"):  # slow on a CPU: fewer
             throughput_rows(table, pipeline, engine.name,

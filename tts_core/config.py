@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 from typing import Mapping
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from .catalog import DEFAULT_REVISION, is_voice_key
 from .errors import ConfigError
@@ -35,6 +35,14 @@ COMMON_OPTIONS = ("name", "device")
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
                  "shimmer", "verse", "marin", "cedar")
+
+# The Wyoming server (Home Assistant's protocol): TTS_WYOMING_URI, its connection bound, and the
+# name it announces over zeroconf when TTS_WYOMING_ZEROCONF asks ("on": this default name).
+WYOMING_SCHEMES = ("tcp", "unix")
+DEFAULT_WYOMING_CONNECTIONS = 16  # as many as the gate's default queue holds
+DEFAULT_ZEROCONF_NAME = "tts-studio"
+MAX_ZEROCONF_NAME_BYTES = 63  # a DNS-SD instance name is one DNS label
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -177,6 +185,9 @@ class Settings:
     baked_hf_cache: str | None = None  # an image's own hub cache, merged into HF_HOME's at start
     # On ZeroGPU, seconds one model call may hold a GPU slice (the Space's quota counts these).
     zerogpu_duration_s: int = 60
+    wyoming_uri: str | None = None  # tcp://host:port or unix://path; None: no Wyoming server
+    wyoming_max_connections: int = DEFAULT_WYOMING_CONNECTIONS  # past this, new ones are refused
+    wyoming_zeroconf: str | None = None  # the name announced as _wyoming._tcp; None: not announced
 
     def slot_threads(self) -> int | None:
         """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
@@ -257,6 +268,7 @@ class Settings:
             piper_voices_revision=revision,
             baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
             zerogpu_duration_s=_int(env, "TTS_ZEROGPU_DURATION", cls.zerogpu_duration_s, minimum=1),
+            **_wyoming(env),
         )
 
 
@@ -336,3 +348,37 @@ def _bounded(env: Mapping[str, str], name: str, default: float, low: float, high
     if not low <= value <= high:
         raise ConfigError(name, f"{raw!r} must be between {low:g} and {high:g}")
     return value
+
+
+def _wyoming(env: Mapping[str, str]) -> dict:
+    """TTS_WYOMING_URI, TTS_WYOMING_MAX_CONNECTIONS and TTS_WYOMING_ZEROCONF, checked together."""
+    uri = env.get("TTS_WYOMING_URI", "").strip() or None
+    if uri is not None:
+        parts = urlsplit(uri)
+        if parts.scheme not in WYOMING_SCHEMES:
+            raise ConfigError("TTS_WYOMING_URI", f"{uri!r} is not tcp://host:port or unix://path")
+        try:
+            port = parts.port
+        except ValueError as e:  # a port that is not a number from 0 to 65535
+            raise ConfigError("TTS_WYOMING_URI", f"{uri!r}: {e}") from e
+        if parts.scheme == "tcp" and (not parts.hostname or port is None):
+            raise ConfigError("TTS_WYOMING_URI", f"{uri!r} needs a host and a port, e.g. "
+                                                 "tcp://0.0.0.0:10200")
+        if parts.scheme == "unix" and not parts.path:
+            raise ConfigError("TTS_WYOMING_URI", f"{uri!r} names no socket file")
+    raw = env.get("TTS_WYOMING_ZEROCONF", "").strip()
+    name = None
+    if raw.lower() in ("1", "true", "yes", "on"):
+        name = DEFAULT_ZEROCONF_NAME
+    elif raw.lower() not in ("", "0", "false", "no", "off"):
+        name = raw
+        if len(raw.encode()) > MAX_ZEROCONF_NAME_BYTES or not raw.isprintable() or "." in raw:
+            raise ConfigError("TTS_WYOMING_ZEROCONF", f"{raw!r} must be a name of at most "
+                                                      f"{MAX_ZEROCONF_NAME_BYTES} bytes, without "
+                                                      "dots (or on/off)")
+    if name is not None and (uri is None or not uri.startswith("tcp:")):
+        raise ConfigError("TTS_WYOMING_ZEROCONF", "announcing needs a TCP server: set "
+                                                  "TTS_WYOMING_URI=tcp://0.0.0.0:10200 too")
+    return {"wyoming_uri": uri, "wyoming_zeroconf": name,
+            "wyoming_max_connections": _int(env, "TTS_WYOMING_MAX_CONNECTIONS",
+                                            DEFAULT_WYOMING_CONNECTIONS, minimum=1)}
