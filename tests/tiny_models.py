@@ -278,6 +278,27 @@ def make_tiny_text_to_audio(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+# The CSM family's tiny model: the text-to-audio one above with CSM's chat template (what
+# sesame/csm-1b ships), so the context turn of a cloned voice goes through the real template.
+CSM_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ bos_token }}[{{ message['role'] }}]"
+    "{% for item in message['content'] if item['type'] == 'text' %}{{ item['text'] }}{% endfor %}"
+    "{{ eos_token }}{% for item in message['content'] if item['type'] == 'audio' %}"
+    "<|AUDIO|><|audio_eos|>{% endfor %}{% endfor %}")
+
+
+def make_tiny_csm(folder: Path, seed: int = 0) -> Path:
+    """A tiny random CSM (model, CsmProcessor with a byte-level tokenizer and chat template,
+    tiny Mimi) saved to `folder`, for `csm:FOLDER`; 12 frames (0.96 s) at most per call."""
+    from transformers import CsmProcessor
+
+    folder = make_tiny_text_to_audio(Path(folder), seed)
+    processor = CsmProcessor.from_pretrained(folder)
+    processor.chat_template = CSM_CHAT_TEMPLATE
+    processor.save_pretrained(folder)
+    return folder
+
+
 def write_xvectors(folder: Path, names=("alice", "bob")) -> Path:
     """SpeechT5 voices as a person keeps them: one 512-value x-vector .npy file per voice."""
     import numpy as np

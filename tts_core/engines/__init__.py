@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from ..config import ModelSpec
-from .base import Engine, ModelCard, SynthesisParams, WarmModel, speak
+from .base import CloneLimits, Engine, ModelCard, SynthesisParams, WarmModel, speak
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ FAMILIES = {
     "speecht5": Family("tts_core.engines.speecht5", "SpeechT5Engine", "torch",
                        ("dtype", "voices", "vocoder")),
     "bark": Family("tts_core.engines.bark", "BarkEngine", "torch", ("dtype", "voices")),
+    # Codec language models that clone a voice from a reference clip (engines/codec_lm.py).
+    "csm": Family("tts_core.engines.csm", "CsmEngine", "torch", ("dtype",)),
     "transformers": Family("tts_core.engines.generic", "TransformersEngine", "torch",
                            ("dtype", "lang")),
 }
@@ -62,5 +64,5 @@ def load_engine(spec: ModelSpec, device: str, cpu_threads: int | None = None) ->
     return engine_class(spec).load(spec, device, cpu_threads)
 
 
-__all__ = ["Engine", "ModelCard", "WarmModel", "SynthesisParams", "speak", "load_engine",
+__all__ = ["CloneLimits", "Engine", "ModelCard", "WarmModel", "SynthesisParams", "speak", "load_engine",
            "engine_class", "family_class", "needs_torch", "Family", "FAMILIES"]
