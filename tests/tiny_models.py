@@ -310,12 +310,23 @@ def write_xvectors(folder: Path, names=("alice", "bob")) -> Path:
     return folder
 
 
+# `python tests/tiny_models.py FAMILY DIR`: one cloning family's tiny model written to DIR.
+CLONING_BUILDERS = {"csm": make_tiny_csm}
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python tests/tiny_models.py DIR`: build one tiny model of each transformers family in DIR
-    (with two x-vector voices for SpeechT5) and print the TTS_MODELS line that loads them."""
+    (with two x-vector voices for SpeechT5) and print the TTS_MODELS line that loads them.
+    `python tests/tiny_models.py FAMILY DIR` (csm, dia, pocket): that family's tiny model in DIR,
+    for `FAMILY:DIR`; prints the spec."""
     import sys
 
-    root = Path((argv or sys.argv[1:] or ["tiny-models"])[0]).resolve()
+    args = argv or sys.argv[1:]
+    if len(args) == 2 and args[0] in CLONING_BUILDERS:
+        folder = CLONING_BUILDERS[args[0]](Path(args[1]).resolve())
+        print(f"{args[0]}:{folder}?name={args[0]}")
+        return
+    root = Path((args or ["tiny-models"])[0]).resolve()
     voices = write_xvectors(root / "xvectors")
     specs = [f"vits:{make_tiny_vits(root / 'tiny-vits')}?name=tiny-vits",
              f"speecht5:{make_tiny_speecht5(root / 'tiny-speecht5')}?name=tiny-speecht5"

@@ -140,6 +140,10 @@ class CsmEngine(CodecLMEngine):
 
     # --- voices ---------------------------------------------------------------------------
 
+    def codec_encoder(self) -> torch.nn.Module:
+        """The module whose `encode` turns a clip into conditioning (only `encode_voice` calls it)."""
+        return self.model.codec_model
+
     def _encode(self, audio: np.ndarray, transcript: str | None) -> dict[str, np.ndarray]:
         """The clip's Mimi codes (frames, codebooks) and its transcript."""
         values = torch.from_numpy(audio)[None, None].to(self.device, self.model.codec_model.dtype)
