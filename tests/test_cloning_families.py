@@ -14,13 +14,13 @@ from tts_core.errors import InputError
 from tts_core.pipeline import Pipeline
 from tts_core.request import SpeechRequest
 
-from tiny_models import make_tiny_csm
+from tiny_models import make_tiny_csm, make_tiny_pocket
 
 MIN_SNR_DB = 40.0  # engines.base.MIN_WINDOW_SNR_DB: what the warm-up demands of a stream
 TEXT = "Hello there, how are you today? I am fine."
 
 # family -> (builder, sample rate its tiny model speaks at, the codec's samples per frame)
-FAMILIES = {"csm": (make_tiny_csm, 24000, 1920)}
+FAMILIES = {"csm": (make_tiny_csm, 24000, 1920), "pocket": (make_tiny_pocket, 24000, 1920)}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
