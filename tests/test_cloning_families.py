@@ -14,13 +14,14 @@ from tts_core.errors import InputError
 from tts_core.pipeline import Pipeline
 from tts_core.request import SpeechRequest
 
-from tiny_models import make_tiny_csm, make_tiny_pocket
+from tiny_models import make_tiny_csm, make_tiny_dia, make_tiny_pocket
 
 MIN_SNR_DB = 40.0  # engines.base.MIN_WINDOW_SNR_DB: what the warm-up demands of a stream
 TEXT = "Hello there, how are you today? I am fine."
 
 # family -> (builder, sample rate its tiny model speaks at, the codec's samples per frame)
-FAMILIES = {"csm": (make_tiny_csm, 24000, 1920), "pocket": (make_tiny_pocket, 24000, 1920)}
+FAMILIES = {"csm": (make_tiny_csm, 24000, 1920), "dia": (make_tiny_dia, 44100, 512),
+            "pocket": (make_tiny_pocket, 24000, 1920)}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -158,3 +159,35 @@ def test_batched_requests_each_get_their_own_audio(family):
     batch = engine.infer_batch([engine.prepare(t, params) for t in texts], params)
     rate, hop = FAMILIES[name][1:]
     assert len(batch) == 2 and all(a.size > 0 and a.size % hop == 0 for a in batch)
+
+
+def test_stored_conditioning_is_what_the_processors_own_clip_path_makes(family):
+    """Each request is built from the stored conditioning, never from the clip: it must be the
+    very prompt transformers' processor makes from the clip itself (its `audio=` path)."""
+    import torch
+
+    name, pipeline = family
+    engine = pipeline.registry.get(name)
+    clip = _clip(engine)
+    transcript, text = "A clip of my own voice.", "Now something new."
+    voice = engine._voice_from(engine.encode_voice(clip, transcript))
+    prepared = engine._prepare(text, voice)
+    if name == "csm":
+        turns = [{"role": "0", "content": [{"type": "text", "text": transcript},
+                                           {"type": "audio", "path": ""}]},
+                 {"role": "0", "content": [{"type": "text", "text": text}]}]
+        prompt = engine.processor.apply_chat_template(turns, tokenize=False)
+        ref = engine.processor(prompt, audio=[clip], return_tensors="pt", add_special_tokens=False)
+        assert torch.equal(ref["input_ids"][0], prepared["ids"])
+        merged = engine.model._merge_input_ids_with_input_values(
+            ref["input_ids"], ref["input_values"], ref["input_values_cutoffs"])["inputs_embeds"]
+        assert torch.allclose(merged[0], engine._embed(prepared), atol=1e-6)
+    elif name == "dia":
+        ref = engine.processor(text=[prepared["text"]], audio=[clip], padding=True,
+                               return_tensors="pt")
+        mine = engine._decoder_prompt(prepared["codes"], 1)
+        assert torch.equal(ref["decoder_input_ids"].long(), mine["decoder_input_ids"].long())
+        assert torch.equal(ref["decoder_attention_mask"], mine["decoder_attention_mask"])
+    else:
+        ref = engine.processor(text=prepared["prompt"], audio=[clip], return_tensors="pt")
+        assert torch.allclose(ref["audio_prompt_latents"][0], prepared["voice"], atol=1e-5)

@@ -368,6 +368,47 @@ def make_tiny_pocket(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+TINY_DIA_MAX_STEPS = 60  # generation steps per call by default: 44 complete frames of 512 samples
+
+
+def make_tiny_dia(folder: Path, seed: int = 0) -> Path:
+    """A tiny random Dia saved to `folder`, for `dia:FOLDER`: the model (the real 9 channels,
+    delay pattern and special ids), DiaProcessor with its byte tokenizer, and a tiny DAC
+    (44.1 kHz, 512 samples a frame, decoder_hidden_size 16) saved to `folder/audio_tokenizer`,
+    which the processor names by that path instead of descript/dac_44khz."""
+    import torch
+    from transformers import (DacConfig, DacModel, DiaConfig, DiaDecoderConfig, DiaEncoderConfig,
+                              DiaFeatureExtractor, DiaForConditionalGeneration, DiaProcessor,
+                              DiaTokenizer, GenerationConfig)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    dac = DacConfig(encoder_hidden_size=8, decoder_hidden_size=16, n_codebooks=9,
+                    codebook_size=1024, codebook_dim=4, downsampling_ratios=[2, 4, 8, 8],
+                    upsampling_ratios=[8, 8, 4, 2], sampling_rate=44100)
+    DacModel(dac).save_pretrained(folder / "audio_tokenizer")
+    codec = DacModel.from_pretrained(folder / "audio_tokenizer").eval()
+    encoder = DiaEncoderConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                               num_key_value_heads=2, head_dim=16, intermediate_size=64,
+                               vocab_size=256, max_position_embeddings=512)
+    decoder = DiaDecoderConfig(num_hidden_layers=1, hidden_size=32, intermediate_size=64,
+                               num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                               cross_num_attention_heads=2, cross_head_dim=16,
+                               cross_num_key_value_heads=2, cross_hidden_size=32, vocab_size=1028,
+                               num_channels=9, max_position_embeddings=2048)
+    model = DiaForConditionalGeneration(DiaConfig(encoder_config=encoder, decoder_config=decoder))
+    # Nari Labs' sampling settings (classifier-free guidance doubles the batch inside generate).
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=1.8, top_p=0.9, top_k=45, guidance_scale=3.0,
+        max_new_tokens=TINY_DIA_MAX_STEPS, pad_token_id=1025, eos_token_id=1024, bos_token_id=1026,
+        decoder_start_token_id=1026)
+    model.eval().save_pretrained(folder)
+    DiaProcessor(feature_extractor=DiaFeatureExtractor(sampling_rate=44100, hop_length=512),
+                 tokenizer=DiaTokenizer(), audio_tokenizer=codec).save_pretrained(folder)
+    return folder
+
+
 def write_xvectors(folder: Path, names=("alice", "bob")) -> Path:
     """SpeechT5 voices as a person keeps them: one 512-value x-vector .npy file per voice."""
     import numpy as np
@@ -380,7 +421,7 @@ def write_xvectors(folder: Path, names=("alice", "bob")) -> Path:
 
 
 # `python tests/tiny_models.py FAMILY DIR`: one cloning family's tiny model written to DIR.
-CLONING_BUILDERS = {"csm": make_tiny_csm, "pocket": make_tiny_pocket}
+CLONING_BUILDERS = {"csm": make_tiny_csm, "dia": make_tiny_dia, "pocket": make_tiny_pocket}
 
 
 def main(argv: list[str] | None = None) -> None:
