@@ -191,3 +191,23 @@ def test_stored_conditioning_is_what_the_processors_own_clip_path_makes(family):
     else:
         ref = engine.processor(text=prepared["prompt"], audio=[clip], return_tensors="pt")
         assert torch.allclose(ref["audio_prompt_latents"][0], prepared["voice"], atol=1e-5)
+
+
+def test_a_stream_closed_early_ends_its_generation_and_frees_the_gate(family):
+    import time
+
+    name, pipeline = family
+    synthesis = pipeline.stream(SpeechRequest(TEXT, model=name, seed=3, format="pcm"))
+    started = {t.ident for t in __import__("threading").enumerate() if t.name == "tts-generate"}
+    iterator = iter(synthesis)
+    next(iterator)  # the first piece: its generation is paused, mid-sentence
+    paused = [t for t in __import__("threading").enumerate()
+              if t.name == "tts-generate" and t.ident not in started]
+    assert paused, "the first piece came before the sentence's generation ended"
+    synthesis.close()
+    deadline = time.monotonic() + 10
+    while any(t.is_alive() for t in paused) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.is_alive() for t in paused)
+    assert pipeline.gate.queue_depth == 0 and pipeline.gate.slots_in_use == 0
+    assert _whole(pipeline, name, seed=3).size > 0  # the model serves on
