@@ -1,14 +1,15 @@
-"""First audio and RTF of the cloning families (CSM so far), with and without a cloned voice,
-batched against one at a time, on random full-size weights built from the real configs.
+"""First audio and RTF of the cloning families (CSM, Dia, Pocket TTS), with and without a cloned
+voice, batched against one at a time, on random full-size weights built from the real configs.
 
-The GPU machine cannot reach the hub, so the model is built from its Config class defaults
-(CsmConfig() is sesame/csm-1b's geometry, with the Kyutai Mimi codec), saved with
-save_pretrained, and loaded by the app's own engine (`csm:FOLDER`). Random weights never
-say "end", so every chunk runs to the engine's cap for its text length: the timings are
-those of a chunk of that length.
+The GPU machine cannot reach the hub, so each model is built from its Config class defaults
+(CsmConfig(): sesame/csm-1b's 1B backbone with the Kyutai Mimi codec; DiaConfig(): the 1.6B
+Dia with DacConfig()'s DAC at 44.1 kHz; PocketTTSConfig() with its audio tokenizer's
+defaults), with the tests' tokenizers, saved with save_pretrained, and loaded by the app's
+own engine (`csm:FOLDER` ...). Random weights never say "end", so every chunk runs to the
+engine's cap for its text length: the timings are those of a chunk of that length.
 
-    python scripts/bench_cloning.py --device cuda            # full size (a GPU pod)
-    python scripts/bench_cloning.py --device cpu --tiny      # the tests' tiny models (a check)
+    python scripts/bench_cloning.py --device cuda --families csm   # full size (a GPU pod)
+    python scripts/bench_cloning.py --device cpu --tiny            # the tests' tiny models
 """
 
 from __future__ import annotations
@@ -48,6 +49,46 @@ def full_size_csm(folder: Path) -> Path:
         min_new_tokens=config.num_codebooks - 1, max_new_tokens=config.num_codebooks - 1,
         do_sample=True, temperature=0.9, top_k=50)
     out = folder / "csm-full"
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def full_size_dia(folder: Path) -> Path:
+    """Dia-1.6B's geometry with random weights; a full-size DAC (44.1 kHz) beside it."""
+    from tiny_models import make_tiny_dia
+    from transformers import (DacConfig, DacModel, DiaConfig, DiaForConditionalGeneration,
+                              DiaProcessor)
+
+    tiny = make_tiny_dia(folder / "processor-source")
+    DacModel(DacConfig(sampling_rate=44100)).save_pretrained(folder / "dac")
+    processor = DiaProcessor.from_pretrained(tiny)
+    processor.audio_tokenizer = DacModel.from_pretrained(folder / "dac")
+    model = DiaForConditionalGeneration(DiaConfig()).to(torch.bfloat16).eval()
+    model.generation_config = DiaForConditionalGeneration.from_pretrained(tiny).generation_config
+    model.generation_config.max_new_tokens = None  # the engine's cap by text length decides
+    out = folder / "dia-full"
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def full_size_pocket(folder: Path) -> Path:
+    """Pocket TTS's default geometry with random weights and a default-size audio tokenizer."""
+    from tiny_models import make_tiny_pocket
+    from transformers import (PocketTTSAudioTokenizerConfig, PocketTTSAudioTokenizerModel,
+                              PocketTTSConfig, PocketTTSForConditionalGeneration, PocketTTSProcessor)
+
+    tiny = make_tiny_pocket(folder / "processor-source")
+    small = PocketTTSForConditionalGeneration.from_pretrained(tiny)
+    ids = {k: getattr(small.config, k) for k in ("audio_prompt_token_id", "audio_latent_token_id",
+                                                 "audio_prompt_bos_token_id", "audio_bos_token_id")}
+    PocketTTSAudioTokenizerModel(PocketTTSAudioTokenizerConfig()).save_pretrained(folder / "codec")
+    processor = PocketTTSProcessor.from_pretrained(tiny)
+    processor.audio_tokenizer = PocketTTSAudioTokenizerModel.from_pretrained(folder / "codec")
+    model = PocketTTSForConditionalGeneration(PocketTTSConfig(**ids)).eval()
+    model.generation_config = small.generation_config
+    out = folder / "pocket-full"
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
@@ -100,34 +141,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny models (a quick check)")
+    parser.add_argument("--families", default="csm,pocket,dia")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
+    print("| family | voice | first audio (ms) | RTF whole | RTF batch of "
+          f"{args.batch} | RTF one at a time |")
+    print("|---|---|---|---|---|---|")
+    for family in args.families.split(","):
+        bench_family(family, args)
 
-    from tiny_models import make_tiny_csm
+
+def bench_family(family: str, args) -> None:
+    from tiny_models import CLONING_BUILDERS
     from tts_core.config import ModelSpec
     from tts_core.engines import load_engine
 
+    full = {"csm": full_size_csm, "dia": full_size_dia, "pocket": full_size_pocket}[family]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        folder = make_tiny_csm(Path(tmp) / "csm") if args.tiny else full_size_csm(Path(tmp))
+        folder = CLONING_BUILDERS[family](Path(tmp) / family) if args.tiny else full(Path(tmp))
         built = time.perf_counter() - start
-        engine = load_engine(ModelSpec.parse(f"csm:{folder}?name=csm"), args.device)
+        engine = load_engine(ModelSpec.parse(f"{family}:{folder}?name={family}"), args.device)
         engine.warm_up("Hello, this is the warm-up sentence.")
-        clip_n = int(6 * engine.sample_rate)
+        limits = engine.clone_limits()
+        clip_n = int(min(6.0, limits.max_s) * limits.sample_rate)
         clip = (0.1 * np.random.default_rng(0).standard_normal(clip_n)).astype(np.float32)
         engine.add_voice("cloned", engine.encode_voice(clip, TRANSCRIPT))
-        print(f"csm ({'tiny' if args.tiny else 'full size, random weights'}) on {engine.device}, "
-              f"{engine.dtype}: built in {built:.0f} s; warm-up stream SNR "
-              f"{engine.window_snr_db:.1f} dB")
-        print("| family | voice | first audio (ms) | RTF whole | RTF batch of "
-              f"{args.batch} | RTF one at a time |")
-        print("|---|---|---|---|---|---|")
+        print(f"<!-- {family} ({'tiny' if args.tiny else 'full size, random weights'}) on "
+              f"{engine.device}, {engine.dtype}: built in {built:.0f} s; warm-up stream SNR "
+              f"{engine.window_snr_db:.1f} dB -->", flush=True)
         for voice in ("default", "cloned"):
             first, rtf = first_audio_and_rtf(engine, voice, args.device, args.rounds)
             batch, alone = batched_rtf(engine, voice, args.device, args.batch)
-            print(f"| csm | {voice} | {first * 1000:.0f} | {rtf:.3f} | {batch:.3f} | {alone:.3f} |")
-
+            print(f"| {family} | {voice} | {first * 1000:.0f} | {rtf:.3f} | {batch:.3f} | "
+                  f"{alone:.3f} |", flush=True)
+        del engine
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
 
 if __name__ == "__main__":
     main()
