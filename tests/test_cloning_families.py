@@ -3,7 +3,8 @@ speak, seed, cloned voices, streams that join the whole file, conditioning compu
 
 from __future__ import annotations
 
-from pathlib import Path
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -194,14 +195,12 @@ def test_stored_conditioning_is_what_the_processors_own_clip_path_makes(family):
 
 
 def test_a_stream_closed_early_ends_its_generation_and_frees_the_gate(family):
-    import time
-
     name, pipeline = family
     synthesis = pipeline.stream(SpeechRequest(TEXT, model=name, seed=3, format="pcm"))
-    started = {t.ident for t in __import__("threading").enumerate() if t.name == "tts-generate"}
+    started = {t.ident for t in threading.enumerate() if t.name == "tts-generate"}
     iterator = iter(synthesis)
     next(iterator)  # the first piece: its generation is paused, mid-sentence
-    paused = [t for t in __import__("threading").enumerate()
+    paused = [t for t in threading.enumerate()
               if t.name == "tts-generate" and t.ident not in started]
     assert paused, "the first piece came before the sentence's generation ended"
     synthesis.close()

@@ -26,8 +26,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..zerogpu import on_zerogpu
 from ..errors import InputError, SynthesisError, UnknownVoiceError
+from ..zerogpu import on_zerogpu
 from .base import MIN_WINDOW_SNR_DB, CloneLimits, Engine, SynthesisParams, speak
 from .torch_util import seed_all
 
