@@ -10,7 +10,10 @@
 #    one client), first audio of a 1,500-character text streamed from inside the sentence;
 # 3. bench_families.py: each family's RTF in float32 beside its CUDA dtype;
 # 4. intelligibility of the Piper voice on the CUDA execution provider (Whisper tiny.en);
-# 5. the machine's CPU: throughput with 1, 2, 4 and 8 CPU slots against piper's own server.
+# 5. the machine's CPU: throughput with 1, 2, 4 and 8 CPU slots against piper's own server;
+# 6. bench_cloning.py: the cloning families (CSM, Pocket TTS, Dia) on random full-size weights
+#    built from the real configs: first audio and RTF with and without a cloned voice, batch of
+#    4 against one at a time (building and saving the 1-1.6B models takes minutes of each limit).
 # Each step's output is kept in its own file; a failed step does not stop the others.
 set -u
 cd "$(dirname "$0")/.."
@@ -48,3 +51,6 @@ heard = ' '.join(s.text for s in whisper.transcribe(io.BytesIO(result.data), lan
 wer = jiwer.wer(normalize(SENTENCES), normalize(heard))
 print(f'WER {wer:.1%} (target < {MAX_WER:.0%}):', 'met' if wer < MAX_WER else 'MISSED', '; heard:', heard)"
 step cpu_slots 240 python scripts/cpu_slots.py --slots 1,2,4,8 --passes 1 --requests 32
+step cloning_csm 500 python scripts/bench_cloning.py --device cuda --families csm --rounds 3 --batch 4
+step cloning_pocket 300 python scripts/bench_cloning.py --device cuda --families pocket --rounds 3 --batch 4
+step cloning_dia 500 python scripts/bench_cloning.py --device cuda --families dia --rounds 3 --batch 4

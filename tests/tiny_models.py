@@ -278,6 +278,137 @@ def make_tiny_text_to_audio(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+# The CSM family's tiny model: the text-to-audio one above with CSM's chat template (what
+# sesame/csm-1b ships), so the context turn of a cloned voice goes through the real template.
+CSM_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ bos_token }}[{{ message['role'] }}]"
+    "{% for item in message['content'] if item['type'] == 'text' %}{{ item['text'] }}{% endfor %}"
+    "{{ eos_token }}{% for item in message['content'] if item['type'] == 'audio' %}"
+    "<|AUDIO|><|audio_eos|>{% endfor %}{% endfor %}")
+
+
+def make_tiny_csm(folder: Path, seed: int = 0) -> Path:
+    """A tiny random CSM (model, CsmProcessor with a byte-level tokenizer and chat template,
+    tiny Mimi) saved to `folder`, for `csm:FOLDER`; 12 frames (0.96 s) at most per call."""
+    from transformers import CsmProcessor
+
+    folder = make_tiny_text_to_audio(Path(folder), seed)
+    processor = CsmProcessor.from_pretrained(folder)
+    processor.chat_template = CSM_CHAT_TEMPLATE
+    processor.save_pretrained(folder)
+    return folder
+
+
+POCKET_AUDIO_TOKENS = ("[AUDIO_PROMPT]", "[AUDIO_LATENT]", "[AUDIO_PROMPT_BOS]", "[AUDIO_BOS]")
+# The prompt layout Pocket TTS's processor expects: voice placeholder, text, first audio position.
+POCKET_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% for item in message['content'] if item['type'] == 'audio' %}"
+    "[AUDIO_PROMPT_BOS][AUDIO_PROMPT]{% endfor %}"
+    "{% for item in message['content'] if item['type'] == 'text' %}{{ item['text'] }}{% endfor %}"
+    "{% endfor %}[AUDIO_BOS]")
+
+
+def make_tiny_pocket(folder: Path, seed: int = 0) -> Path:
+    """A tiny random Pocket TTS saved to `folder`, for `pocket:FOLDER`: the model, a byte-level
+    tokenizer with the four audio placeholders, a chat template, and a tiny audio tokenizer in
+    `folder/audio_tokenizer` (the processor names it by that path, as the hub's names its repo).
+    The real 24 kHz / 12.5 frames-per-second geometry (1,920 samples a latent); the end-of-speech
+    threshold is out of reach, so every call runs to its frame budget."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (EncodecFeatureExtractor, GenerationConfig, PocketTTSAudioTokenizerConfig,
+                              PocketTTSAudioTokenizerModel, PocketTTSConfig,
+                              PocketTTSForConditionalGeneration, PocketTTSProcessor,
+                              PreTrainedTokenizerFast)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<unk>", "<s>", "</s>", "<pad>"]
+    vocab = {t: i for i, t in enumerate(specials + sorted(pre_tokenizers.ByteLevel.alphabet())
+                                        + list(POCKET_AUDIO_TOKENS))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    names = ("audio_prompt_token", "audio_latent_token", "audio_prompt_bos_token", "audio_bos_token")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                        padding_side="left",
+                                        extra_special_tokens=dict(zip(names, POCKET_AUDIO_TOKENS)))
+    ids = [vocab[t] for t in POCKET_AUDIO_TOKENS]
+    latent_dim = 8
+    config = PocketTTSConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, latent_dim=latent_dim, pad_token_id=3, audio_prompt_token_id=ids[0],
+        audio_latent_token_id=ids[1], audio_prompt_bos_token_id=ids[2], audio_bos_token_id=ids[3],
+        max_position_embeddings=512,
+        flow_head_config=dict(hidden_size=32, num_hidden_layers=1, latent_dim=latent_dim,
+                              condition_dim=32, frequency_embedding_size=16,
+                              loss_weighting_hidden_size=8))
+    torch.manual_seed(seed)
+    model = PocketTTSForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(do_sample=True, temperature=0.7, num_flow_steps=1,
+                                               eos_threshold=1e9, min_frames_before_eos=6,
+                                               return_dict_in_generate=True)
+    model.save_pretrained(folder)
+    codec = PocketTTSAudioTokenizerConfig(
+        hidden_size=16, num_filters=4, upsampling_ratios=[8, 6, 5, 4], latent_stride=2,
+        upsample_groups=16, num_hidden_layers=1, intermediate_size=32, num_attention_heads=2,
+        num_key_value_heads=2, sliding_window=16, max_position_embeddings=256, latent_dim=latent_dim)
+    audio_tokenizer = PocketTTSAudioTokenizerModel(codec).eval()
+    with torch.no_grad():  # random convs are loud: scale the last one so audio stays inside [-1, 1]
+        peak = audio_tokenizer.decode(torch.randn(1, 25, latent_dim)).audio_values.abs().max()
+        last = [m for m in audio_tokenizer.decoder.modules() if isinstance(m, torch.nn.Conv1d)][-1]
+        last.weight.mul_(0.25 / peak)
+        if last.bias is not None:
+            last.bias.mul_(0.25 / peak)
+    audio_tokenizer.save_pretrained(folder / "audio_tokenizer")
+    audio_tokenizer = PocketTTSAudioTokenizerModel.from_pretrained(folder / "audio_tokenizer")
+    PocketTTSProcessor(feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=24000),
+                       tokenizer=tokenizer, audio_tokenizer=audio_tokenizer,
+                       chat_template=POCKET_CHAT_TEMPLATE).save_pretrained(folder)
+    return folder
+
+
+TINY_DIA_MAX_STEPS = 60  # generation steps per call by default: 44 complete frames of 512 samples
+
+
+def make_tiny_dia(folder: Path, seed: int = 0) -> Path:
+    """A tiny random Dia saved to `folder`, for `dia:FOLDER`: the model (the real 9 channels,
+    delay pattern and special ids), DiaProcessor with its byte tokenizer, and a tiny DAC
+    (44.1 kHz, 512 samples a frame, decoder_hidden_size 16) saved to `folder/audio_tokenizer`,
+    which the processor names by that path instead of descript/dac_44khz."""
+    import torch
+    from transformers import (DacConfig, DacModel, DiaConfig, DiaDecoderConfig, DiaEncoderConfig,
+                              DiaFeatureExtractor, DiaForConditionalGeneration, DiaProcessor,
+                              DiaTokenizer, GenerationConfig)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    dac = DacConfig(encoder_hidden_size=8, decoder_hidden_size=16, n_codebooks=9,
+                    codebook_size=1024, codebook_dim=4, downsampling_ratios=[2, 4, 8, 8],
+                    upsampling_ratios=[8, 8, 4, 2], sampling_rate=44100)
+    DacModel(dac).save_pretrained(folder / "audio_tokenizer")
+    codec = DacModel.from_pretrained(folder / "audio_tokenizer").eval()
+    encoder = DiaEncoderConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2,
+                               num_key_value_heads=2, head_dim=16, intermediate_size=64,
+                               vocab_size=256, max_position_embeddings=512)
+    decoder = DiaDecoderConfig(num_hidden_layers=1, hidden_size=32, intermediate_size=64,
+                               num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                               cross_num_attention_heads=2, cross_head_dim=16,
+                               cross_num_key_value_heads=2, cross_hidden_size=32, vocab_size=1028,
+                               num_channels=9, max_position_embeddings=2048)
+    model = DiaForConditionalGeneration(DiaConfig(encoder_config=encoder, decoder_config=decoder))
+    # Nari Labs' sampling settings (classifier-free guidance doubles the batch inside generate).
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=1.8, top_p=0.9, top_k=45, guidance_scale=3.0,
+        max_new_tokens=TINY_DIA_MAX_STEPS, pad_token_id=1025, eos_token_id=1024, bos_token_id=1026,
+        decoder_start_token_id=1026)
+    model.eval().save_pretrained(folder)
+    DiaProcessor(feature_extractor=DiaFeatureExtractor(sampling_rate=44100, hop_length=512),
+                 tokenizer=DiaTokenizer(), audio_tokenizer=codec).save_pretrained(folder)
+    return folder
+
+
 def write_xvectors(folder: Path, names=("alice", "bob")) -> Path:
     """SpeechT5 voices as a person keeps them: one 512-value x-vector .npy file per voice."""
     import numpy as np
@@ -289,12 +420,23 @@ def write_xvectors(folder: Path, names=("alice", "bob")) -> Path:
     return folder
 
 
+# `python tests/tiny_models.py FAMILY DIR`: one cloning family's tiny model written to DIR.
+CLONING_BUILDERS = {"csm": make_tiny_csm, "dia": make_tiny_dia, "pocket": make_tiny_pocket}
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python tests/tiny_models.py DIR`: build one tiny model of each transformers family in DIR
-    (with two x-vector voices for SpeechT5) and print the TTS_MODELS line that loads them."""
+    (with two x-vector voices for SpeechT5) and print the TTS_MODELS line that loads them.
+    `python tests/tiny_models.py FAMILY DIR` (csm, dia, pocket): that family's tiny model in DIR,
+    for `FAMILY:DIR`; prints the spec."""
     import sys
 
-    root = Path((argv or sys.argv[1:] or ["tiny-models"])[0]).resolve()
+    args = argv or sys.argv[1:]
+    if len(args) == 2 and args[0] in CLONING_BUILDERS:
+        folder = CLONING_BUILDERS[args[0]](Path(args[1]).resolve())
+        print(f"{args[0]}:{folder}?name={args[0]}")
+        return
+    root = Path((args or ["tiny-models"])[0]).resolve()
     voices = write_xvectors(root / "xvectors")
     specs = [f"vits:{make_tiny_vits(root / 'tiny-vits')}?name=tiny-vits",
              f"speecht5:{make_tiny_speecht5(root / 'tiny-speecht5')}?name=tiny-speecht5"

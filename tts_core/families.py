@@ -34,6 +34,10 @@ FAMILIES = {
     "speecht5": Family("tts_core.engines.speecht5", "SpeechT5Engine", "torch",
                        ("dtype", "voices", "vocoder")),
     "bark": Family("tts_core.engines.bark", "BarkEngine", "torch", ("dtype", "voices")),
+    # Codec language models that clone a voice from a reference clip (engines/codec_lm.py).
+    "csm": Family("tts_core.engines.csm", "CsmEngine", "torch", ("dtype",)),
+    "dia": Family("tts_core.engines.dia", "DiaEngine", "torch", ("dtype",)),
+    "pocket": Family("tts_core.engines.pocket", "PocketEngine", "torch", ("dtype",)),
     "transformers": Family("tts_core.engines.generic", "TransformersEngine", "torch",
                            ("dtype", "lang")),
 }

@@ -357,7 +357,10 @@ class Pipeline:
         is windowed and `whole` is False: then decoder windows, made as they are taken."""
         plan = clock.plan
         where = f"chunk {index + 1} of {len(plan.chunks)}"
-        if plan.windowed:
+        incremental = plan.windowed and plan.engine.generates_incrementally
+        if incremental and not whole:
+            return self._generated(clock, prepared, where), None
+        if plan.windowed and not incremental:
             latents = self._turn(clock, plan.batch_key, prepared, "encode_batch", where)
             durations = [lat.durations for lat in latents]
             if not whole:
@@ -423,6 +426,21 @@ class Pipeline:
         for n, window in enumerate(windows):
             yield (self._turn(clock, None, window, "decode", where), n == 0,
                    n == len(windows) - 1)
+
+    def _generated(self, clock: RecordClock, prepared,
+                   where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
+        """A chunk heard while it is generated (CSM, Dia, Pocket TTS): each turn lets the
+        generation run one window of frames further and yields their audio; the generation
+        is ended however the stream ends. Yields (audio, is the first piece, is the last)."""
+        utterance = clock.plan.engine.start_utterance(prepared, clock.plan.params)
+        try:
+            first = True
+            while not utterance.done:
+                audio = self._turn(clock, None, utterance, "advance", where)
+                yield audio, first, utterance.done
+                first = False
+        finally:
+            utterance.close()
 
     def _turn(self, clock: RecordClock, key, item, method: str, where: str):
         """One device turn through the gate: `engine.<method>` on `item` (batched with the

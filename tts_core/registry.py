@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Callable, Iterator
 
 from .config import ModelSpec, Settings
@@ -54,6 +55,15 @@ class Registry:
             self.engines = {n: e for n, e in self.engines.items() if n != name}
             self.warm = [w for w in self.warm if w.name != name]
             return engine
+
+    def refresh_card(self, name: str) -> ModelCard:
+        """`name`'s card made again from its engine (after `add_voice`/`remove_voice` changed
+        its voices), so every list that reads cards shows the change; the new card."""
+        with self._lock:
+            engine = self.get(name)
+            self.warm = [replace(w, card=engine.card()) if w.name == engine.name else w
+                         for w in self.warm]
+            return self.warm_model(name).card
 
     def wait_unused(self, name: str, timeout_s: float | None = None) -> bool:
         """Wait until no admitted request uses model `name`; False if `timeout_s` passed first."""

@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ..families import FAMILIES
-from .base import Engine, ModelCard, SynthesisParams, WarmModel, speak
+from .base import CloneLimits, Engine, ModelCard, SynthesisParams, WarmModel, speak
 
 if TYPE_CHECKING:  # annotations only: config reads tts_core.families, never this package
     from ..config import ModelSpec
@@ -34,5 +34,5 @@ def load_engine(spec: ModelSpec, device: str, cpu_threads: int | None = None) ->
     return engine_class(spec).load(spec, device, cpu_threads)
 
 
-__all__ = ["Engine", "ModelCard", "WarmModel", "SynthesisParams", "speak", "load_engine",
+__all__ = ["CloneLimits", "Engine", "ModelCard", "WarmModel", "SynthesisParams", "speak", "load_engine",
            "engine_class", "family_class"]

@@ -63,8 +63,19 @@ class Capabilities:
     temperature: bool
     speaker_embedding_dim: int | None
     batching: bool
-    windows: bool  # streams inside a sentence (two-stage decode)
+    windows: bool  # streams inside a sentence (two-stage decode, or while generating)
     timings: bool  # word timings from the model's own durations
+    clones: bool = False  # speaks in a voice made from a reference clip (`Engine.encode_voice`)
+
+
+@dataclass(frozen=True)
+class CloneLimits:
+    """What a cloning family wants of a reference clip (the voice library cuts clips to it)."""
+
+    min_s: float  # shorter clips give too little of the voice: refused
+    max_s: float  # longer clips are cut on a pause to at most this
+    sample_rate: int  # the rate `encode_voice` takes its audio at
+    needs_transcript: bool  # the clip's words go into the prompt (CSM, Dia)
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,7 @@ class ModelCard:
             "supports_batching": c.batching,
             "streams_inside_sentences": c.windows,
             "word_timings": c.timings,
+            "clones": c.clones,
             "note": self.note,
         }
 
@@ -185,6 +197,12 @@ class Engine(ABC):
     #: Frames of latent the decoder reads on each side of a window so that windows join
     #: into the whole decode (its receptive field, rounded up); checked at warm-up.
     window_context: int = 0
+    #: True when a stream's audio comes out while the model is still generating a sentence
+    #: (`start_utterance`, then `advance` turns): autoregressive codec models (CSM, Dia, Pocket).
+    generates_incrementally: bool = False
+    #: True when the model speaks in voices made from reference clips (`encode_voice`,
+    #: `add_voice`, `remove_voice`).
+    supports_cloning: bool = False
     #: True when the model's own per-unit durations come out with the audio
     #: (`infer_batch_timed`, `Latent.durations`) and `word_units` maps them to words.
     supports_timings: bool = False
@@ -262,7 +280,7 @@ class Engine(ABC):
                 seed=self.supports_seed, speed=self.supports_speed,
                 temperature=self.supports_temperature, speaker_embedding_dim=self.embedding_dim,
                 batching=self.supports_batching, windows=self.supports_windows,
-                timings=self.supports_timings),
+                timings=self.supports_timings, clones=self.supports_cloning),
             note=self.note)
 
     @property
@@ -316,6 +334,36 @@ class Engine(ABC):
         hop = self.samples_per_frame
         return np.array(run(lo, hi).reshape(-1)[(start - lo) * hop:(stop - lo) * hop],
                         dtype=np.float32)
+
+    def start_utterance(self, prepared: Any, params: SynthesisParams) -> Any:
+        """CPU, outside the gate: a chunk to be generated in `advance` turns (incremental engines)."""
+        raise NotImplementedError(f"{self.family} does not generate incrementally")
+
+    def advance(self, utterances: list[Any], params: SynthesisParams) -> list[np.ndarray]:
+        """Inside the gate: each utterance generates its next window of frames; their new audio.
+        An utterance is finished when its `done` is true (its last audio came with it)."""
+        raise NotImplementedError(f"{self.family} does not generate incrementally")
+
+    # --- cloning (families with supports_cloning) ------------------------------------------
+
+    def clone_limits(self) -> CloneLimits:
+        """The clip this family clones from: useful length, sample rate, transcript or not."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def encode_voice(self, audio: np.ndarray, transcript: str | None) -> dict[str, np.ndarray]:
+        """A prepared clip (float32 mono at `clone_limits().sample_rate`, trimmed and cut) as
+        the family's conditioning: numpy arrays only (strings as 0-d unicode arrays), so it
+        saves with np.savez and speaks after `add_voice` with no encoder call."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def add_voice(self, name: str, conditioning: dict[str, np.ndarray]) -> None:
+        """Speak `name` with `conditioning` (from `encode_voice`) from now on; cheap, thread-safe.
+        (The registry's card lists it after `Registry.refresh_card`.)"""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def remove_voice(self, name: str) -> None:
+        """Stop offering `name`; requests already prepared with it finish."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
 
     def warm_up(self, text: str) -> float:
         """Speak `text` once, at load (never per request); the seconds of audio it made.
