@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Callable, Iterator
 
 from .config import ModelSpec, Settings
@@ -41,6 +42,13 @@ class Registry:
             # Its card first: whoever sees the engine finds its card too.
             self.warm = [*self.warm, warm]
             self.engines = {**self.engines, engine.name: engine}
+
+    def refresh_voices(self, engine: Engine) -> None:
+        """`engine`'s card lists its voices as they are now (a cloned voice was added or
+        removed); the card is replaced, never changed in place."""
+        with self._lock:
+            self.warm = [replace(w, card=replace(w.card, voices=tuple(engine.voices)))
+                         if w.name == engine.name else w for w in self.warm]
 
     def withdraw(self, name: str) -> Engine:
         """Take `name` out: new requests get 'unknown model' from now on; those already

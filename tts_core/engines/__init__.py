@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 
 from ..config import ModelSpec
-from .base import Engine, ModelCard, SynthesisParams, WarmModel, speak
+from .base import CloneLimits, Engine, ModelCard, SynthesisParams, WarmModel, speak
 
 
 @dataclass(frozen=True)

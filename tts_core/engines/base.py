@@ -65,6 +65,18 @@ class Capabilities:
     batching: bool
     windows: bool  # streams inside a sentence (two-stage decode)
     timings: bool  # word timings from the model's own durations
+    clones: bool = False  # speaks a voice made from a reference clip (`Engine.encode_voice`)
+
+
+@dataclass(frozen=True)
+class CloneLimits:
+    """What a cloning family wants of a reference clip: its useful length, its rate, and
+    whether the clip's transcript is part of the conditioning (CSM, Dia)."""
+
+    min_s: float
+    max_s: float
+    sample_rate: int
+    needs_transcript: bool
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,7 @@ class ModelCard:
             "supports_batching": c.batching,
             "streams_inside_sentences": c.windows,
             "word_timings": c.timings,
+            "clones_voices": c.clones,
             "note": self.note,
         }
 
@@ -196,6 +209,9 @@ class Engine(ABC):
     #: on CUDA `load` replaces the size with what loading allocated).
     dtype: str = "float32"
     memory_bytes: int = 0
+    #: True when the family speaks voices made from a reference clip: `clone_limits`,
+    #: `encode_voice`, `add_voice` and `remove_voice` (the voice library's interface).
+    supports_cloning: bool = False
     #: Set by each family's constructor, after the base constructor.
     sample_rate: int = 0
     voices: tuple[str, ...] = ()
@@ -262,7 +278,7 @@ class Engine(ABC):
                 seed=self.supports_seed, speed=self.supports_speed,
                 temperature=self.supports_temperature, speaker_embedding_dim=self.embedding_dim,
                 batching=self.supports_batching, windows=self.supports_windows,
-                timings=self.supports_timings),
+                timings=self.supports_timings, clones=self.supports_cloning),
             note=self.note)
 
     @property
@@ -296,6 +312,27 @@ class Engine(ABC):
         of the word of `text.split(" ")` each input unit belongs to (None: a pause,
         punctuation, padding). None when this engine has no durations."""
         return None
+
+    # --- cloning (families with supports_cloning) -------------------------------------------
+
+    def clone_limits(self) -> CloneLimits:
+        """The reference clip this family wants (length, rate, transcript)."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def encode_voice(self, audio: np.ndarray, transcript: str | None) -> dict[str, np.ndarray]:
+        """A prepared clip (float32 mono at `clone_limits().sample_rate`) and its transcript
+        as the family's conditioning, savable with np.savez (strings as 0-d unicode
+        arrays); uses the model, so it runs inside the gate."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def add_voice(self, name: str, conditioning: dict[str, np.ndarray]) -> None:
+        """Speak `conditioning` (from `encode_voice`) as voice `name` from now on; `name`
+        joins `voices`."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def remove_voice(self, name: str) -> None:
+        """Forget voice `name` (added by `add_voice`)."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
 
     def encode_batch(self, prepared: list[Any], params: SynthesisParams) -> list[list[Latent]]:
         """First stage, inside the gate: each input's sentences as latents, in order."""
