@@ -280,6 +280,9 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
     from .operator_api import add_operator_routes  # here: it reuses ApiError from this module
 
     api.state.models = add_operator_routes(api, pipeline, guarded, _read_json)
+    from .http_voices import voices_router  # cloned voices: POST/GET/DELETE /v1/audio/voices...
+
+    api.include_router(voices_router(pipeline, guarded))
 
     # Last: any other /v1 path or method still gets an error in OpenAI's shape (the UI
     # mounted at / would otherwise answer with its own {"detail": ...}).

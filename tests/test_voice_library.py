@@ -1,0 +1,236 @@
+"""The voice library through the real HTTP routes: add a cloned voice from real speech, list it,
+speak with it, restart and find it (conditioning not recomputed), delete it; every bad upload's
+4xx with nothing half-written."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from fakes import CloningFakeEngine
+from tts_core import Pipeline, Settings, SpeechRequest
+from tts_core.engines import WarmModel
+from tts_core.errors import ConfigError
+from tts_core.http_api import create_http_api
+from tts_core.registry import Registry, warm_load
+from tts_core.server import Readiness
+from tts_core.voices import library as library_module
+
+KEY = "s3cret"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+VOICES = "/v1/audio/voices"
+SPOKEN = ("The quick brown fox jumps over the lazy dog. Then it runs far away into the green "
+          "forest, and nobody sees it again.")
+QUIET_JOE = "joe?noise_scale=0&noise_w=0"
+
+
+@pytest.fixture(scope="module")
+def joe() -> Registry:
+    """The embedded voice, noise off: the real speech the clips are made of (loaded once)."""
+    return warm_load(Settings.from_env({"TTS_MODELS": QUIET_JOE}))
+
+
+def wav(audio: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def speech(joe) -> tuple[np.ndarray, int]:
+    """About 7 s of joe saying SPOKEN, with half a second of silence at each end."""
+    engine = joe.default
+    pipeline = Pipeline.around(joe, Settings())
+    audio = pipeline.synthesize(SpeechRequest(SPOKEN, format="wav")).audio
+    pad = np.zeros(engine.sample_rate // 2, np.float32)
+    return np.concatenate([pad, audio, pad]), engine.sample_rate
+
+
+def start_app(joe: Registry, folder: Path, cloner: CloningFakeEngine | None = None, **settings):
+    """A fresh process's worth: a new cloning engine beside joe, a new pipeline over the same
+    TTS_VOICES_DIR, the real HTTP routes (which start the library as bootstrap does)."""
+    cloner = cloner or CloningFakeEngine()
+    joe_engine = joe.default
+    registry = Registry({joe_engine.name: joe_engine, cloner.name: cloner},
+                        [joe.warm[0], WarmModel(cloner.card(), 0, 0)])
+    pipeline = Pipeline.around(registry, Settings(voices_dir=str(folder), api_key=KEY, **settings))
+    return TestClient(create_http_api(pipeline, Readiness())), cloner, pipeline
+
+
+def add(client, name: str, data: bytes, transcript: str | None = None, headers=AUTH,
+        filename: str = "clip.wav"):
+    fields = {"name": name} | ({"transcript": transcript} if transcript is not None else {})
+    return client.post(VOICES, data=fields, files={"audio": (filename, data, "audio/wav")},
+                       headers=headers)
+
+
+def speak(client, voice: str | None, model: str = "cloner") -> bytes:
+    body = {"model": model, "input": "Hello there. This is a cloned voice.",
+            "response_format": "wav"} | ({"voice": voice} if voice else {})
+    response = client.post("/v1/audio/speech", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def listed(client) -> set[tuple[str, str]]:
+    return {(d["model"], d["id"]) for d in client.get(VOICES).json()["data"]}
+
+
+def test_add_list_speak_restart_and_delete_a_cloned_voice(joe, speech, tmp_path):
+    client, cloner, _ = start_app(joe, tmp_path)
+    response = add(client, "narrator", wav(*speech))
+    assert response.status_code == 201, response.text
+    entry = response.json()
+    # No transcript sent: Whisper heard it; nothing cut (under the fake's 10 s).
+    assert entry["id"] == "narrator" and entry["models"] == ["cloner"]
+    assert entry["transcribed"] is True and entry["cut"] is False
+    assert "quick brown fox" in entry["transcript"].lower()
+    assert 6.0 < entry["seconds"] < entry["original_seconds"]  # the silent edges trimmed
+    assert cloner.encodes == 1
+    # Listed for the cloning model, not for joe, beside each model's own voices.
+    assert ("cloner", "narrator") in listed(client)
+    assert ("en_US-joe-medium", "narrator") not in listed(client)
+    assert ("cloner", "a") in listed(client)
+
+    cloned, default = speak(client, "narrator"), speak(client, None)
+    a, rate = sf.read(io.BytesIO(cloned), dtype="float32")
+    b, _ = sf.read(io.BytesIO(default), dtype="float32")
+    assert rate == 8000 and a.shape == b.shape and np.sqrt(np.mean(a ** 2)) > 0.1
+    assert not np.allclose(a, b)  # the cloned voice is heard
+    assert speak(client, "narrator") == cloned
+
+    # Restart: a new engine and pipeline over the same folder speak it the same, no encoding.
+    client, cloner, _ = start_app(joe, tmp_path)
+    assert ("cloner", "narrator") in listed(client)
+    assert speak(client, "narrator") == cloned
+    assert cloner.encodes == 0
+
+    response = client.delete(f"{VOICES}/narrator", headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert ("cloner", "narrator") not in listed(client)
+    assert list(tmp_path.iterdir()) == []
+    refused = client.post("/v1/audio/speech", headers=AUTH, json={
+        "model": "cloner", "voice": "narrator", "input": "Hello."})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "voice_not_found"
+    assert client.delete(f"{VOICES}/narrator", headers=AUTH).status_code == 404
+
+
+def assert_nothing_added(client, folder: Path, cloner, encodes: int = 0) -> None:
+    assert (sorted(p.name for p in folder.iterdir()) if folder.exists() else []) == []
+    assert cloner.voices == ("a", "b") and cloner.encodes == encodes
+    assert {v for m, v in listed(client) if m == "cloner"} == {"a", "b"}
+
+
+def silence(seconds: float, rate: int = 16000) -> bytes:
+    return wav(np.zeros(int(seconds * rate), np.float32), rate)
+
+
+@pytest.mark.parametrize("case, status, code, words", [
+    ("not audio", 400, "not_audio", "not an audio file"),
+    ("under 1 s", 400, "clip_too_short", "at least 1 s"),
+    ("all silence", 400, "clip_silent", "all silence"),
+    ("bad name", 400, "invalid_name", "1 to 64 letters"),
+    ("over the body limit", 413, "body_too_large", "TTS_MAX_UPLOAD_BYTES"),
+    ("no key", 401, "invalid_api_key", "API key"),
+])
+def test_each_bad_upload_gets_its_4xx_and_nothing_is_written(joe, speech, tmp_path, case, status,
+                                                             code, words):
+    client, cloner, _ = start_app(joe, tmp_path, max_upload_bytes=200_000)
+    audio, rate = speech
+    name, headers = "voice-1", AUTH
+    data = wav(audio[: rate * 4], rate)  # 4 s of speech: about 180 kB, under the limit
+    if case == "not audio":
+        data = b"This is a text file renamed clip.wav, not audio at all." * 20
+    elif case == "under 1 s":
+        data = wav(audio[rate // 2: rate // 2 + int(0.6 * rate)], rate)
+    elif case == "all silence":
+        data = silence(3.0)
+    elif case == "bad name":
+        name = "my voice!"
+    elif case == "over the body limit":
+        data = wav(audio, rate)  # 8 s: about 350 kB
+    elif case == "no key":
+        headers = {}
+    response = add(client, name, data, transcript="Some words.", headers=headers)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and words in error["message"], error
+    assert_nothing_added(client, tmp_path, cloner)
+
+
+def test_a_taken_name_is_409_and_the_first_voice_stays(joe, speech, tmp_path):
+    client, cloner, _ = start_app(joe, tmp_path)
+    audio, rate = speech
+    assert add(client, "v", wav(audio[: 5 * rate], rate), "The quick brown fox").status_code == 201
+    again = add(client, "v", wav(audio, rate))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "voice_exists"
+    own = add(client, "a", wav(audio, rate))  # the model's own voice "a"
+    assert own.status_code == 409 and "already has a voice called 'a'" in own.json()["error"]["message"]
+    assert cloner.encodes == 1 and [p.name for p in tmp_path.iterdir()] == ["v"]
+
+
+def test_without_a_server_key_adding_and_deleting_are_closed(joe, speech, tmp_path):
+    client, cloner, pipeline = start_app(joe, tmp_path)
+    client = TestClient(create_http_api(Pipeline.around(pipeline.registry, Settings(
+        voices_dir=str(tmp_path))), Readiness()))
+    response = add(client, "v", wav(*speech), headers={})
+    assert response.status_code == 403 and "TTS_API_KEY" in response.json()["error"]["message"]
+    assert client.delete(f"{VOICES}/v").status_code == 403
+    assert cloner.encodes == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_a_crash_between_files_leaves_no_half_voice(joe, speech, tmp_path, monkeypatch):
+    client, cloner, _ = start_app(joe, tmp_path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated, after clip.wav was written)")
+
+    monkeypatch.setattr(library_module, "_write_npz", crash)
+    with pytest.raises(OSError, match="simulated"):
+        add(client, "half", wav(*speech))
+    assert list(tmp_path.iterdir()) == []
+    assert "half" not in cloner.voices and ("cloner", "half") not in listed(client)
+    monkeypatch.undo()
+    # A process killed mid-write leaves its temporary folder: the next start removes it.
+    (tmp_path / ".tmp-half-0123abcd" / "models").mkdir(parents=True)
+    (tmp_path / ".tmp-half-0123abcd" / "clip.wav").write_bytes(wav(*speech))
+    client, cloner, _ = start_app(joe, tmp_path)
+    assert list(tmp_path.iterdir()) == [] and ("cloner", "half") not in listed(client)
+    assert add(client, "half", wav(*speech)).status_code == 201
+
+
+def test_a_long_clip_is_cut_on_a_pause_with_its_transcript(joe, speech, tmp_path):
+    client, cloner, _ = start_app(joe, tmp_path, cloner=CloningFakeEngine(max_s=4.0))
+    response = add(client, "short", wav(*speech), transcript=SPOKEN)
+    assert response.status_code == 201, response.text
+    entry = response.json()
+    assert entry["cut"] is True and 1.0 < entry["seconds"] <= 4.0
+    # Cut between two words, the transcript after the same word: the first sentence here.
+    assert entry["transcript"] == "The quick brown fox jumps over the lazy dog."
+    assert entry["transcribed"] is False
+    kept, rate = sf.read(tmp_path / "short" / "clip.wav", dtype="float32")
+    assert kept.shape[0] / rate == pytest.approx(entry["seconds"], abs=0.01)
+
+
+def test_without_whisper_a_long_clip_with_a_transcript_is_refused(joe, speech, tmp_path,
+                                                                  monkeypatch):
+    client, cloner, pipeline = start_app(joe, tmp_path, cloner=CloningFakeEngine(max_s=4.0))
+    monkeypatch.setattr(pipeline._voice_library, "transcriber", None)
+    response = add(client, "short", wav(*speech), transcript=SPOKEN)
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    assert "keep it under 4 s or trim it yourself" in message and response.json()["error"][
+        "code"] == "clip_too_long"
+    assert_nothing_added(client, tmp_path, cloner)
+
+
+def test_voices_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ConfigError, match="TTS_VOICES_DIR.*is a file"):
+        Settings.from_env({"TTS_VOICES_DIR": str(tmp_path / "f")})
+    assert Settings.from_env({"TTS_VOICES_DIR": str(tmp_path / "v")}).voices_dir == str(tmp_path / "v")
