@@ -157,9 +157,19 @@ def test_each_bad_upload_gets_its_4xx_and_nothing_is_written(joe, speech, tmp_pa
     elif case == "no key":
         headers = {}
     response = add(client, name, data, transcript="Some words.", headers=headers)
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code and words in error["message"], error
+    answers = [response]
+    if case == "over the body limit":  # also sent chunked, with no Content-Length to go by
+        request = client.build_request("POST", VOICES, headers=AUTH, data={"name": name},
+                                       files={"audio": ("clip.wav", data, "audio/wav")})
+        body = request.read()
+        chunked = {k: v for k, v in request.headers.items() if k != "content-length"}
+        answers.append(client.post(VOICES, headers=chunked, content=iter(
+            [body[at:at + 65536] for at in range(0, len(body), 65536)])))
+        assert "content-length" not in answers[-1].request.headers
+    for response in answers:
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert error["code"] == code and words in error["message"], error
     assert_nothing_added(client, tmp_path, cloner)
 
 
@@ -187,12 +197,16 @@ def test_without_a_server_key_adding_and_deleting_are_closed(joe, speech, tmp_pa
 def test_a_crash_between_files_leaves_no_half_voice(joe, speech, tmp_path, monkeypatch):
     client, cloner, _ = start_app(joe, tmp_path)
 
+    seen_mid_write = []
+
     def crash(*args, **kwargs):
+        seen_mid_write.extend(p.name for p in tmp_path.iterdir())  # what a restart would find
         raise OSError("disk full (simulated, after clip.wav was written)")
 
     monkeypatch.setattr(library_module, "_write_npz", crash)
     with pytest.raises(OSError, match="simulated"):
         add(client, "half", wav(*speech))
+    assert len(seen_mid_write) == 1 and seen_mid_write[0].startswith(".tmp-half-")
     assert list(tmp_path.iterdir()) == []
     assert "half" not in cloner.voices and ("cloner", "half") not in listed(client)
     monkeypatch.undo()
