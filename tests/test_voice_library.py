@@ -4,6 +4,7 @@ speak with it, restart and find it (conditioning not recomputed), delete it; eve
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tts_core.engines import WarmModel
 from tts_core.errors import ConfigError
 from tts_core.http_api import create_http_api
 from tts_core.registry import Registry, warm_load
+from tts_core.runpod_worker import make_handlers
 from tts_core.server import Readiness
 from tts_core.voices import library as library_module
 
@@ -248,3 +250,27 @@ def test_voices_dir_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="TTS_VOICES_DIR.*is a file"):
         Settings.from_env({"TTS_VOICES_DIR": str(tmp_path / "f")})
     assert Settings.from_env({"TTS_VOICES_DIR": str(tmp_path / "v")}).voices_dir == str(tmp_path / "v")
+
+
+def test_a_runpod_job_speaks_a_one_off_clip_and_keeps_nothing(joe, speech, tmp_path):
+    _, cloner, pipeline = start_app(joe, tmp_path)
+    handle, handle_stream = make_handlers(pipeline)
+    clip = base64.b64encode(wav(*speech)).decode()
+    job = {"input": {"text": "Hello there.", "model": "cloner", "format": "wav",
+                     "reference_audio": clip, "reference_text": SPOKEN}}
+    cloned = handle(job)
+    assert "error" not in cloned, cloned
+    default = handle({"input": {"text": "Hello there.", "model": "cloner", "format": "wav"}})
+    a, _ = sf.read(io.BytesIO(base64.b64decode(cloned["audio_base64"])), dtype="float32")
+    b, _ = sf.read(io.BytesIO(base64.b64decode(default["audio_base64"])), dtype="float32")
+    assert a.shape == b.shape and not np.allclose(a, b)
+    streamed = list(handle_stream(dict(job, input=dict(job["input"], stream=True))))
+    assert streamed[-1].get("done") and all("error" not in part for part in streamed)
+    assert cloner.encodes == 2 and cloner.voices == ("a", "b") and list(tmp_path.iterdir()) == []
+    for bad, words in [({"reference_audio": "not base64!"}, "not valid base64"),
+                       ({"reference_audio": clip, "voice": "a"}, "not both"),
+                       ({"reference_audio": base64.b64encode(b"text").decode()}, "not an audio file"),
+                       ({"reference_audio": clip, "model": "en_US-joe-medium"}, "does not clone")]:
+        answer = handle({"input": {"text": "Hi.", "model": "cloner"} | bad})
+        assert words in answer.get("error", ""), answer
+    assert cloner.voices == ("a", "b")
