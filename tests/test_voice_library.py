@@ -274,3 +274,25 @@ def test_a_runpod_job_speaks_a_one_off_clip_and_keeps_nothing(joe, speech, tmp_p
         answer = handle({"input": {"text": "Hi.", "model": "cloner"} | bad})
         assert words in answer.get("error", ""), answer
     assert cloner.voices == ("a", "b")
+
+
+def test_a_cloning_model_added_later_gets_the_saved_voices_computed_once(joe, speech, tmp_path):
+    client, _, _ = start_app(joe, tmp_path)
+    assert add(client, "narrator", wav(*speech), SPOKEN).status_code == 201
+    # Restart with only joe: nothing clones, nothing is read; then two cloning models are
+    # added while serving: the one the voice was made for reads its conditioning, the new
+    # one has it made once and kept, and a restart with it makes nothing.
+    registry = Registry({joe.default.name: joe.default}, [joe.warm[0]])
+    pipeline = Pipeline.around(registry, Settings(voices_dir=str(tmp_path), api_key=KEY))
+    client = TestClient(create_http_api(pipeline, Readiness()))
+    assert {m for m, _ in listed(client)} == {"en_US-joe-medium"}
+    same, other = CloningFakeEngine(), CloningFakeEngine(name="cloner-b")
+    for engine in (same, other):
+        registry.add(engine, WarmModel(engine.card(), 0, 0))
+        library_module.library_for(pipeline).model_added(engine)
+    assert {("cloner", "narrator"), ("cloner-b", "narrator")} <= listed(client)
+    assert (same.encodes, other.encodes) == (0, 1)
+    assert sorted(p.name for p in (tmp_path / "narrator" / "models").iterdir()) == [
+        "cloner-b.npz", "cloner.npz"]
+    client, cloner_b, _ = start_app(joe, tmp_path, cloner=CloningFakeEngine(name="cloner-b"))
+    assert ("cloner-b", "narrator") in listed(client) and cloner_b.encodes == 0

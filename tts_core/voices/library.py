@@ -57,6 +57,8 @@ class VoiceLibrary:
         self.transcriber = transcriber
         self.saved: dict[str, dict] = {}  # name -> its meta.json
         self._lock = threading.RLock()  # one add or delete at a time
+        self._opened = False  # the folder has been read
+        self._whisper_tried = False
 
     def cloning_engines(self) -> list[Engine]:
         """The loaded models that speak cloned voices, in TTS_MODELS order."""
@@ -73,6 +75,39 @@ class VoiceLibrary:
         engines = self.cloning_engines()
         if not engines:
             return
+        with self._lock:
+            self._open()
+            for engine in engines:
+                self._give_saved(engine)
+            self._warm_up(engines)
+        logger.info("Voice library %s: %d voice(s) for %s", self.folder, len(self.saved),
+                    ", ".join(e.name for e in engines))
+
+    def model_added(self, engine: Engine) -> None:
+        """A model added while serving (warm, in the registry) gets every saved voice, if it
+        clones: conditioning read, or made once (each encode a turn at the gate)."""
+        if not engine.card().capabilities.clones:
+            return
+        with self._lock:
+            try:
+                self.ensure_transcriber()
+            except ModelLoadError as e:
+                logger.warning("%s; saved voices that need cutting are skipped", e)
+            self._open()
+            self._give_saved(engine)
+
+    def ensure_transcriber(self) -> None:
+        """Whisper loaded once, when the first cloning model is (never per request)."""
+        if not self._whisper_tried:
+            self._whisper_tried = True
+            self.transcriber = self.transcriber or load_transcriber(
+                self.pipeline.settings.whisper_model)
+
+    def _open(self) -> None:
+        """The folder read once: leftovers of unfinished adds and deletes removed, each saved
+        voice's meta.json read."""
+        if self._opened:
+            return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -83,20 +118,17 @@ class VoiceLibrary:
                 shutil.rmtree(leftover, ignore_errors=True)
         for path in sorted(p for p in self.folder.iterdir() if (p / META_FILE).is_file()):
             try:
-                meta = json.loads((path / META_FILE).read_text())
+                self.saved[path.name] = json.loads((path / META_FILE).read_text())
             except (OSError, ValueError) as e:
                 logger.warning("Skipping saved voice %s: its %s is unreadable (%s)", path, META_FILE, e)
-                continue
-            self.saved[path.name] = meta
-            for engine in engines:
-                conditioning = self._saved_conditioning(path, engine)
-                if conditioning is not None:
-                    engine.add_voice(path.name, conditioning)
-        for engine in engines:
-            self.pipeline.registry.refresh_voices(engine)
-        self._warm_up(engines)
-        logger.info("Voice library %s: %d voice(s) for %s", self.folder, len(self.saved),
-                    ", ".join(e.name for e in engines))
+        self._opened = True
+
+    def _give_saved(self, engine: Engine) -> None:
+        for name in sorted(self.saved):
+            conditioning = self._saved_conditioning(self.folder / name, engine)
+            if conditioning is not None and name not in engine.voices:
+                engine.add_voice(name, conditioning)
+        self.pipeline.registry.refresh_voices(engine)
 
     def _saved_conditioning(self, path: Path, engine: Engine) -> dict[str, np.ndarray] | None:
         """`engine`'s conditioning for the voice in `path`: read, or made once and kept."""
@@ -297,7 +329,7 @@ def library_for(pipeline: Pipeline) -> VoiceLibrary:
         if library is None:
             library = VoiceLibrary(pipeline)
             if library.cloning_engines():
-                library.transcriber = load_transcriber(pipeline.settings.whisper_model)
+                library.ensure_transcriber()
             library.start()
             pipeline._voice_library = library
         return library
