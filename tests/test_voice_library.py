@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +297,21 @@ def test_a_cloning_model_added_later_gets_the_saved_voices_computed_once(joe, sp
         "cloner-b.npz", "cloner.npz"]
     client, cloner_b, _ = start_app(joe, tmp_path, cloner=CloningFakeEngine(name="cloner-b"))
     assert ("cloner-b", "narrator") in listed(client) and cloner_b.encodes == 0
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "ogg", "m4a", "webm"])
+def test_a_clip_in_any_common_format_is_read(speech, fmt, tmp_path):
+    """soundfile reads WAV/FLAC/MP3/OGG; M4A and WebM go through ffmpeg."""
+    from tts_core.ffmpeg import find_ffmpeg
+    from tts_core.voices.clip import prepare
+
+    audio, rate = speech
+    source = tmp_path / "clip.wav"
+    source.write_bytes(wav(audio, rate))
+    target = tmp_path / f"clip.{fmt}"
+    subprocess.run([find_ffmpeg(), "-loglevel", "error", "-i", str(source), str(target)], check=True)
+    clip = prepare(target.read_bytes(), min_s=1.0, max_s=30.0, transcript="Words.",
+                   needs_transcript=True, transcriber=None)
+    # The speech between the trimmed edges, within a codec's padding.
+    assert clip.seconds == pytest.approx(audio.shape[0] / rate - 1.0, abs=0.15)
+    assert clip.transcript == "Words." and not clip.cut
