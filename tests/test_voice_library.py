@@ -99,6 +99,7 @@ def test_add_list_speak_restart_and_delete_a_cloned_voice(joe, speech, tmp_path)
     assert ("cloner", "narrator") in listed(client)
     assert ("en_US-joe-medium", "narrator") not in listed(client)
     assert ("cloner", "a") in listed(client)
+    assert client.get(f"{VOICES}/narrator", headers=AUTH).json() == entry
 
     cloned, default = speak(client, "narrator"), speak(client, None)
     a, rate = sf.read(io.BytesIO(cloned), dtype="float32")
@@ -121,6 +122,7 @@ def test_add_list_speak_restart_and_delete_a_cloned_voice(joe, speech, tmp_path)
         "model": "cloner", "voice": "narrator", "input": "Hello."})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "voice_not_found"
     assert client.delete(f"{VOICES}/narrator", headers=AUTH).status_code == 404
+    assert client.get(f"{VOICES}/narrator", headers=AUTH).status_code == 404
 
 
 def assert_nothing_added(client, folder: Path, cloner, encodes: int = 0) -> None:

@@ -168,10 +168,7 @@ def prepare(data: bytes, *, min_s: float, max_s: float, transcript: str | None,
     original_s = audio.shape[0] / rate
     audio = trim_edges(audio, rate)
     need = max(MIN_CLIP_S, min_s)
-    if audio.shape[0] / rate < need:
-        raise VoiceClipError(f"The clip has {audio.shape[0] / rate:.1f} s of sound (of "
-                             f"{original_s:.1f} s, silence trimmed); a voice needs at least "
-                             f"{need:.0f} s of someone speaking.", code="clip_too_short")
+    _long_enough(audio, rate, need, original_s)
     transcript = (transcript or "").strip() or None
     wants_words = transcript is not None or needs_transcript
     cut = audio.shape[0] / rate > max_s
@@ -185,9 +182,17 @@ def prepare(data: bytes, *, min_s: float, max_s: float, transcript: str | None,
         transcript, transcribed = _heard(audio, rate, transcriber), True
     if cut:
         audio = trim_edges(audio, rate)
+        _long_enough(audio, rate, need, original_s)
     audio, _ = loudness.normalize(audio, rate, CLIP_LOUDNESS)
     return PreparedClip(audio.astype(np.float32), rate, transcript, round(original_s, 3), cut,
                         transcribed)
+
+
+def _long_enough(audio: np.ndarray, rate: int, need: float, original_s: float) -> None:
+    if audio.shape[0] / rate < need:
+        raise VoiceClipError(f"The clip has {audio.shape[0] / rate:.1f} s of sound (of "
+                             f"{original_s:.1f} s, silence trimmed); a voice needs at least "
+                             f"{need:.0f} s of someone speaking.", code="clip_too_short")
 
 
 def _heard(audio: np.ndarray, rate: int, transcriber: Transcriber | None) -> str:
