@@ -43,13 +43,6 @@ class Registry:
             self.warm = [*self.warm, warm]
             self.engines = {**self.engines, engine.name: engine}
 
-    def refresh_voices(self, engine: Engine) -> None:
-        """`engine`'s card lists its voices as they are now (a cloned voice was added or
-        removed); the card is replaced, never changed in place."""
-        with self._lock:
-            self.warm = [replace(w, card=replace(w.card, voices=tuple(engine.voices)))
-                         if w.name == engine.name else w for w in self.warm]
-
     def withdraw(self, name: str) -> Engine:
         """Take `name` out: new requests get 'unknown model' from now on; those already
         admitted finish (see wait_unused)."""
@@ -61,6 +54,15 @@ class Registry:
             self.engines = {n: e for n, e in self.engines.items() if n != name}
             self.warm = [w for w in self.warm if w.name != name]
             return engine
+
+    def refresh_card(self, name: str) -> ModelCard:
+        """`name`'s card made again from its engine (after `add_voice`/`remove_voice` changed
+        its voices), so every list that reads cards shows the change; the new card."""
+        with self._lock:
+            engine = self.get(name)
+            self.warm = [replace(w, card=engine.card()) if w.name == engine.name else w
+                         for w in self.warm]
+            return self.warm_model(name).card
 
     def wait_unused(self, name: str, timeout_s: float | None = None) -> bool:
         """Wait until no admitted request uses model `name`; False if `timeout_s` passed first."""

@@ -65,18 +65,17 @@ class Capabilities:
     batching: bool
     windows: bool  # streams inside a sentence (two-stage decode)
     timings: bool  # word timings from the model's own durations
-    clones: bool = False  # speaks a voice made from a reference clip (`Engine.encode_voice`)
+    clones: bool = False  # speaks in a voice made from a reference clip (`Engine.encode_voice`)
 
 
 @dataclass(frozen=True)
 class CloneLimits:
-    """What a cloning family wants of a reference clip: its useful length, its rate, and
-    whether the clip's transcript is part of the conditioning (CSM, Dia)."""
+    """What a cloning family wants of a reference clip (the voice library cuts clips to it)."""
 
-    min_s: float
-    max_s: float
-    sample_rate: int
-    needs_transcript: bool
+    min_s: float  # shorter clips give too little of the voice: refused
+    max_s: float  # longer clips are cut on a pause to at most this
+    sample_rate: int  # the rate `encode_voice` takes its audio at
+    needs_transcript: bool  # the clip's words go into the prompt (CSM, Dia)
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ class ModelCard:
             "supports_batching": c.batching,
             "streams_inside_sentences": c.windows,
             "word_timings": c.timings,
-            "clones_voices": c.clones,
+            "clones": c.clones,
             "note": self.note,
         }
 
@@ -198,6 +197,9 @@ class Engine(ABC):
     #: Frames of latent the decoder reads on each side of a window so that windows join
     #: into the whole decode (its receptive field, rounded up); checked at warm-up.
     window_context: int = 0
+    #: True when the model speaks in voices made from reference clips (`encode_voice`,
+    #: `add_voice`, `remove_voice`).
+    supports_cloning: bool = False
     #: True when the model's own per-unit durations come out with the audio
     #: (`infer_batch_timed`, `Latent.durations`) and `word_units` maps them to words.
     supports_timings: bool = False
@@ -209,9 +211,6 @@ class Engine(ABC):
     #: on CUDA `load` replaces the size with what loading allocated).
     dtype: str = "float32"
     memory_bytes: int = 0
-    #: True when the family speaks voices made from a reference clip: `clone_limits`,
-    #: `encode_voice`, `add_voice` and `remove_voice` (the voice library's interface).
-    supports_cloning: bool = False
     #: Set by each family's constructor, after the base constructor.
     sample_rate: int = 0
     voices: tuple[str, ...] = ()
@@ -313,27 +312,6 @@ class Engine(ABC):
         punctuation, padding). None when this engine has no durations."""
         return None
 
-    # --- cloning (families with supports_cloning) -------------------------------------------
-
-    def clone_limits(self) -> CloneLimits:
-        """The reference clip this family wants (length, rate, transcript)."""
-        raise NotImplementedError(f"{self.family} does not clone voices")
-
-    def encode_voice(self, audio: np.ndarray, transcript: str | None) -> dict[str, np.ndarray]:
-        """A prepared clip (float32 mono at `clone_limits().sample_rate`) and its transcript
-        as the family's conditioning, savable with np.savez (strings as 0-d unicode
-        arrays); uses the model, so it runs inside the gate."""
-        raise NotImplementedError(f"{self.family} does not clone voices")
-
-    def add_voice(self, name: str, conditioning: dict[str, np.ndarray]) -> None:
-        """Speak `conditioning` (from `encode_voice`) as voice `name` from now on; `name`
-        joins `voices`."""
-        raise NotImplementedError(f"{self.family} does not clone voices")
-
-    def remove_voice(self, name: str) -> None:
-        """Forget voice `name` (added by `add_voice`)."""
-        raise NotImplementedError(f"{self.family} does not clone voices")
-
     def encode_batch(self, prepared: list[Any], params: SynthesisParams) -> list[list[Latent]]:
         """First stage, inside the gate: each input's sentences as latents, in order."""
         raise NotImplementedError(f"{self.family} has no two-stage decode")
@@ -343,6 +321,27 @@ class Engine(ABC):
         ((stop - start) * samples_per_frame samples), reading `window_context` frames of
         latent on each side so that consecutive windows join into the whole decode."""
         raise NotImplementedError(f"{self.family} has no two-stage decode")
+
+    # --- cloning (families with supports_cloning) ------------------------------------------
+
+    def clone_limits(self) -> CloneLimits:
+        """The clip this family clones from: useful length, sample rate, transcript or not."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def encode_voice(self, audio: np.ndarray, transcript: str | None) -> dict[str, np.ndarray]:
+        """A prepared clip (float32 mono at `clone_limits().sample_rate`, trimmed and cut) as
+        the family's conditioning: numpy arrays only (strings as 0-d unicode arrays), so it
+        saves with np.savez and speaks after `add_voice` with no encoder call."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def add_voice(self, name: str, conditioning: dict[str, np.ndarray]) -> None:
+        """Speak `name` with `conditioning` (from `encode_voice`) from now on; cheap, thread-safe.
+        (The registry's card lists it after `Registry.refresh_card`.)"""
+        raise NotImplementedError(f"{self.family} does not clone voices")
+
+    def remove_voice(self, name: str) -> None:
+        """Stop offering `name`; requests already prepared with it finish."""
+        raise NotImplementedError(f"{self.family} does not clone voices")
 
     def warm_up(self, text: str) -> float:
         """Speak `text` once, at load (never per request); the seconds of audio it made.

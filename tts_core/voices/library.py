@@ -128,7 +128,7 @@ class VoiceLibrary:
             conditioning = self._saved_conditioning(self.folder / name, engine)
             if conditioning is not None and name not in engine.voices:
                 engine.add_voice(name, conditioning)
-        self.pipeline.registry.refresh_voices(engine)
+        self.pipeline.registry.refresh_card(engine.name)
 
     def _saved_conditioning(self, path: Path, engine: Engine) -> dict[str, np.ndarray] | None:
         """`engine`'s conditioning for the voice in `path`: read, or made once and kept."""
@@ -204,7 +204,7 @@ class VoiceLibrary:
                 raise
             finally:
                 for engine in engines:
-                    self.pipeline.registry.refresh_voices(engine)
+                    self.pipeline.registry.refresh_card(engine.name)
             self.saved[name] = meta
             logger.info("Voice %s added (%.1f s%s) for %s", name, clip.seconds,
                         ", cut" if clip.cut else "", ", ".join(e.name for e in engines))
@@ -219,7 +219,7 @@ class VoiceLibrary:
             for engine in self.cloning_engines():
                 if name in engine.voices:
                     engine.remove_voice(name)
-                    self.pipeline.registry.refresh_voices(engine)
+                    self.pipeline.registry.refresh_card(engine.name)
             trash = self.folder / f"{TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
             os.replace(self.folder / name, trash)
             del self.saved[name]
