@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from fakes import CloningFakeEngine
 from tts_core import Pipeline, Settings, SpeechRequest
 from tts_core.engines import WarmModel
-from tts_core.errors import ConfigError
+from tts_core.errors import ConfigError, ModelLoadError
 from tts_core.http_api import create_http_api
 from tts_core.registry import Registry, warm_load
 from tts_core.runpod_worker import make_handlers
@@ -110,6 +110,7 @@ def test_add_list_speak_restart_and_delete_a_cloned_voice(joe, speech, tmp_path)
 
     # Restart: a new engine and pipeline over the same folder speak it the same, no encoding.
     client, cloner, _ = start_app(joe, tmp_path)
+    assert cloner.texts == [Settings().warmup_text]  # warmed up speaking the saved voice
     assert ("cloner", "narrator") in listed(client)
     assert speak(client, "narrator") == cloned
     assert cloner.encodes == 0
@@ -317,3 +318,12 @@ def test_a_clip_in_any_common_format_is_read(speech, fmt, tmp_path):
     # The speech between the trimmed edges, within a codec's padding.
     assert clip.seconds == pytest.approx(audio.shape[0] / rate - 1.0, abs=0.15)
     assert clip.transcript == "Words." and not clip.cut
+
+
+def test_a_saved_voice_that_fails_its_warm_up_stops_the_start_and_says_which(joe, speech, tmp_path):
+    client, _, _ = start_app(joe, tmp_path)
+    assert add(client, "narrator", wav(*speech), SPOKEN).status_code == 201
+    broken = CloningFakeEngine()
+    broken.fail_on = "Warming"
+    with pytest.raises(ModelLoadError, match="warm-up in the saved voice 'narrator'.*Delete "):
+        start_app(joe, tmp_path, cloner=broken)

@@ -29,7 +29,7 @@ import binascii
 import logging
 import sys
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from . import audio as audio_io
@@ -102,7 +102,7 @@ def reference_voice(pipeline: Pipeline, job: dict, request: SpeechRequest) -> It
     from .voices.library import library_for
 
     with library_for(pipeline).temporary(request.model, data, text) as voice:
-        yield request.but(voice=voice)
+        yield replace(request, voice=voice)
 
 
 def _b64(data: bytes) -> str:
