@@ -38,6 +38,7 @@ from .errors import TTSError
 from .pipeline import Pipeline
 from .request import SpeechRequest
 from .timings import to_srt, to_vtt
+from .voices.library import library_for
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +100,6 @@ def reference_voice(pipeline: Pipeline, job: dict, request: SpeechRequest) -> It
         data = base64.b64decode(clip, validate=True)
     except (binascii.Error, ValueError) as e:
         raise JobError(f'"reference_audio" is not valid base64: {e}.') from e
-    from .voices.library import library_for
-
     with library_for(pipeline).temporary(request.model, data, text) as voice:
         yield replace(request, voice=voice)
 
