@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from tts_core import ModelSpec, Pipeline, Settings
-from tts_core.engines import Engine, SynthesisParams, WarmModel
+from tts_core.engines import CloneLimits, Engine, SynthesisParams, WarmModel
 from tts_core.registry import Registry
 
 FAKE_RATE = 8000
@@ -82,3 +82,48 @@ class BatchingFakeEngine(FakeEngine):
         if self.fail_on and any(self.fail_on in p for p in prepared):
             raise RuntimeError("simulated device fault")
         return [np.full(len(p) * 100, 0.1, dtype=np.float32) for p in prepared]
+
+
+CLONE_RATE = 16000
+
+
+class CloningFakeEngine(FakeEngine):
+    """Speaks cloned voices: its conditioning (counted calls of `encode_voice`) is a tone whose
+    pitch comes from the clip, so a cloned voice sounds unlike the default and alike each time."""
+
+    supports_cloning = True
+
+    def __init__(self, name: str = "cloner", max_s: float = 10.0, needs_transcript: bool = True):
+        super().__init__(infer_s=0.0)
+        self.spec = ModelSpec("fake", "fake", name, raw=f"fake:{name}")
+        self.name = name
+        self.limits = CloneLimits(min_s=1.0, max_s=max_s, sample_rate=CLONE_RATE,
+                                  needs_transcript=needs_transcript)
+        self.encodes = 0
+        self.cloned: dict[str, dict[str, np.ndarray]] = {}
+
+    def clone_limits(self) -> CloneLimits:
+        return self.limits
+
+    def encode_voice(self, audio: np.ndarray, transcript: str | None) -> dict[str, np.ndarray]:
+        self.encodes += 1
+        spectrum = np.abs(np.fft.rfft(audio))
+        centroid = float(np.sum(spectrum * np.arange(spectrum.size)) / np.sum(spectrum))
+        return {"pitch_hz": np.array(100.0 + centroid * CLONE_RATE / 2 / spectrum.size),
+                "transcript": np.array(transcript or ""), "seconds": np.array(audio.size / CLONE_RATE)}
+
+    def add_voice(self, name: str, conditioning: dict[str, np.ndarray]) -> None:
+        self.cloned[name] = conditioning
+        self.voices = (*self.voices, name)
+
+    def remove_voice(self, name: str) -> None:
+        del self.cloned[name]
+        self.voices = tuple(v for v in self.voices if v != name)
+
+    def infer(self, prepared: str, params: SynthesisParams) -> np.ndarray:
+        audio = super().infer(prepared, params)
+        if params.voice in self.cloned:
+            t = np.arange(audio.size) / self.sample_rate
+            pitch = float(self.cloned[params.voice]["pitch_hz"])
+            audio = (0.3 * np.sin(2 * np.pi * pitch * t)).astype(np.float32)
+        return audio

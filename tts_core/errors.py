@@ -57,3 +57,19 @@ class InferenceTimeoutError(SynthesisError):
 
 class OutOfMemoryError(SynthesisError):
     """The device ran out of memory for this request; what could be freed was freed."""
+
+
+class VoiceClipError(InputError):
+    """A reference clip cannot make a voice (not audio, too short, all silence, too long to cut
+    with its transcript); `code` says which, for the HTTP answer."""
+
+    def __init__(self, message: str, code: str):
+        self.code = code
+        super().__init__(message, param="audio")
+
+
+class VoiceExistsError(InputError):
+    """A voice of that name is already saved, or a loaded model has a voice of that name."""
+
+    def __init__(self, message: str):
+        super().__init__(message, param="name")

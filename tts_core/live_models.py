@@ -20,6 +20,7 @@ from .device import free_device_memory
 from .errors import InputError, TTSError
 from .pipeline import Pipeline
 from .registry import load_one, warm_one
+from .voices.library import library_for
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class ModelManager:
             warm = warm_one(spec, engine, load_s, pipeline.settings, run=gate_turn)
             zerogpu.register(engine)
             pipeline.registry.add(engine, warm)
+            library_for(pipeline).model_added(engine)  # saved cloned voices, if it clones
             pipeline.prometheus.observe_load(warm)
             state.warmup_s, state.status = warm.warmup_s, WARM
         except Exception as e:

@@ -15,14 +15,21 @@ dBTP). Output: base64 audio with the latency record, and with `timings: true` th
 ({word, start, end} in seconds), `srt` and `vtt`; with `stream: true`, one partial per
 piece (a sentence, or a window of one; with timings, the words that start in it) and a
 last one with the record (and the subtitles). Bad input returns `{"error": "..."}` and the worker carries on.
+
+A job may also bring a one-off voice for a cloning model: `reference_audio` (a base64 audio
+file) and `reference_text` (its transcript; optional where Whisper can hear it). The clip is
+prepared and encoded for the job, spoken, and forgotten: it is never saved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import sys
-from dataclasses import fields
+from contextlib import contextmanager
+from dataclasses import fields, replace
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from . import audio as audio_io
@@ -31,6 +38,7 @@ from .captions import b64, captions
 from .errors import TTSError
 from .pipeline import Pipeline
 from .request import SpeechRequest
+from .voices.library import library_for
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +46,8 @@ logger = logging.getLogger(__name__)
 # to send), and "stream", which says how the audio comes back (listed after "format").
 REQUEST_KEYS = tuple(f.name for f in fields(SpeechRequest) if f.name != "speaker_embedding")
 _AFTER_FORMAT = REQUEST_KEYS.index("format") + 1
-INPUT_KEYS = REQUEST_KEYS[:_AFTER_FORMAT] + ("stream",) + REQUEST_KEYS[_AFTER_FORMAT:]
+CLONE_KEYS = ("reference_audio", "reference_text")  # a one-off voice, never saved
+INPUT_KEYS = REQUEST_KEYS[:_AFTER_FORMAT] + ("stream",) + REQUEST_KEYS[_AFTER_FORMAT:] + CLONE_KEYS
 
 
 ROUTE = "runpod"  # the worker's requests in the metrics
@@ -72,13 +81,37 @@ def parse_input(job: Any) -> tuple[SpeechRequest, bool]:
     return SpeechRequest(**given), stream
 
 
+@contextmanager
+def reference_voice(pipeline: Pipeline, job: dict, request: SpeechRequest) -> Iterator[SpeechRequest]:
+    """`request` speaking the job's `reference_audio` as a voice of its own for as long as the
+    block runs (the clip prepared, encoded at the gate, then forgotten); else `request`."""
+    payload = job["input"]
+    clip, text = payload.get("reference_audio"), payload.get("reference_text")
+    if clip is None:
+        if text is not None:
+            raise JobError('"reference_text" goes with "reference_audio", the clip it transcribes.')
+        yield request
+        return
+    if payload.get("voice"):
+        raise JobError('Send "voice" or "reference_audio", not both.')
+    if not isinstance(clip, str) or not (text is None or isinstance(text, str)):
+        raise JobError('"reference_audio" must be base64 text and "reference_text" text.')
+    try:
+        data = base64.b64decode(clip, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise JobError(f'"reference_audio" is not valid base64: {e}.') from e
+    with library_for(pipeline).temporary(request.model, data, text) as voice:
+        yield replace(request, voice=voice)
+
+
 def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[[dict], Iterator[dict]]]:
     """(whole-job handler, streaming generator) over one warm pipeline."""
 
     def handle(job: dict) -> dict:
         try:
             request, _ = parse_input(job)
-            result = pipeline.synthesize(request, route=ROUTE)
+            with reference_voice(pipeline, job, request) as request:
+                result = pipeline.synthesize(request, route=ROUTE)
         except (JobError, TTSError) as e:
             return {"error": str(e)}
         out = {"audio_base64": b64(result.data), "format": result.format,
@@ -96,18 +129,19 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
             yield handle(job)
             return
         try:
-            synthesis = pipeline.stream(request, route=ROUTE)
-            rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
-            words = []
-            for chunk in synthesis:
-                words.extend(chunk.words)
-                part = {"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
-                        "audio_base64": b64(chunk.data),
-                        "format": synthesis.format, "sample_rate": rate}
-                if request.timings:
-                    part["words"] = [w.to_dict() for w in chunk.words]
-                yield part
-        except TTSError as e:
+            with reference_voice(pipeline, job, request) as request:
+                synthesis = pipeline.stream(request, route=ROUTE)
+                rate = audio_io.output_rate(synthesis.format, synthesis.sample_rate)
+                words = []
+                for chunk in synthesis:
+                    words.extend(chunk.words)
+                    part = {"chunk": chunk.index, "sentence": chunk.sentence, "text": chunk.text,
+                            "audio_base64": b64(chunk.data),
+                            "format": synthesis.format, "sample_rate": rate}
+                    if request.timings:
+                        part["words"] = [w.to_dict() for w in chunk.words]
+                    yield part
+        except (JobError, TTSError) as e:
             yield {"error": str(e)}
             return
         done = {"done": True, "latency": synthesis.record.to_dict()}

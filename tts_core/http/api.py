@@ -15,13 +15,14 @@ from fastapi.routing import APIRoute
 from ..live_models import manager_for
 from ..pipeline import Pipeline
 from ..server import Readiness
-from . import operator, probes, speech, voices
+from ..voices.library import library_for
+from . import operator, probes, speech, voice_library, voices
 from .context import ApiContext
 from .errors import ApiError
 
 logger = logging.getLogger(__name__)
 
-ROUTERS = (probes.router, voices.router, speech.router, operator.router)
+ROUTERS = (probes.router, voices.router, voice_library.router, speech.router, operator.router)
 FALLBACK_ROUTE = "/v1/{rest:path}"
 
 
@@ -30,6 +31,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
     api = FastAPI(title="TTS Studio API", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None)
     api.state.tts = ApiContext(pipeline, readiness, manager_for(pipeline))
+    library_for(pipeline)  # the saved voices, warm before the first request (started once)
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _invalid_parameter)
     api.add_exception_handler(Exception, _unexpected)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, ModelLoadError
+from ..errors import InputError, ModelLoadError
 
 # Where voices are looked for when a spec names no `voices=` folder: assets/voices/<family>/.
-ASSETS_VOICES = Path(__file__).resolve().parent.parent / "assets" / "voices"
+ASSETS_VOICES = Path(__file__).resolve().parents[2] / "assets" / "voices"
 BARK_PROMPTS = ("semantic_prompt", "coarse_prompt", "fine_prompt")
 XVECTOR_HOWTO = (
     "A SpeechT5 voice is a speaker embedding: a .npy file of 512 float32 numbers (an x-vector, "
