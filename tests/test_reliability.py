@@ -119,7 +119,8 @@ def test_64_concurrent_clients_across_gradio_and_http(steady, serve, figure):
     figure(f"load: 64 concurrent (32 Gradio, 32 HTTP): {len(served)} served, {len(refused)} "
            f"refused, {len(broken)} broken, served p95 {p95:.0f} ms")
     assert len(outcomes) == 64 and not broken, broken
-    assert served, "nothing was served"
+    # The gate holds queue_size requests at once, and a held request is served, never dropped.
+    assert len(served) >= steady.settings.queue_size, (len(served), len(refused))
     for i in served:  # nobody got somebody else's audio
         assert outcomes[i][1] == expected[i], (i, outcomes[i][1], expected[i])
     assert steady.gate.queue_depth == 0 and not steady.gate.busy
