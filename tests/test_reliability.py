@@ -20,7 +20,7 @@ import soundfile as sf
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from gradio_client.utils import QueueError
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from fakes import FakeEngine, fake_pipeline
 from waiting import wait_until
@@ -410,18 +410,39 @@ def test_a_multi_megabyte_json_body_is_refused(table_server):
     assert r.status_code == 413
 
 
-FUZZ = fake_pipeline(FakeEngine(infer_s=0))
+FUZZ_LIMIT = 200  # max_chars, low enough that fuzzed text reaches both length limits
+FUZZ_ENGINE = FakeEngine(infer_s=0)
+FUZZ_ENGINE.language_tag = "en"  # so the English path runs: expand, foreign letters, spelled-out limit
+FUZZ = fake_pipeline(FUZZ_ENGINE, max_chars=FUZZ_LIMIT)
+# Every refusal plain text may get, word for word (the plan's and the pipeline's messages).
+TEXT_REFUSALS = [re.compile(p, re.S) for p in (
+    r"The text is \d+ characters long; the limit is 200\. Shorten it or split it into several requests\.",
+    r"The text is empty\. Type something to speak\.",
+    r"The text has nothing to speak: no letters or digits are left after removing symbols and "
+    r"control characters\.",
+    r"Model 'fake' cannot pronounce any of this text: it speaks 'en', and none of the text is in "
+    r"that alphabet \(.+\)\. Choose a model for the text's language\.",
+    r"Spelled out \(numbers as words\), the text is \d+ characters long; the limit is 200\. "
+    r"Shorten it\.",
+)]
 
 
 @hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=400))
+@given(st.text(max_size=400) | st.text(alphabet="0123456789 ,.$%abc", max_size=400))
+@example("7" * 150)  # 150 characters typed, thousands spelled out
+@example("Привет, мир.")  # no letter of it in the English alphabet
+@example("$20 and 3 cats.")
+@example("\u200b !!! \x00")
 def test_fuzzed_text_is_spoken_or_refused_clearly(text):
+    FUZZ_ENGINE.texts.clear()
     try:
         result = FUZZ.synthesize(SpeechRequest(text))
     except InputError as e:
-        assert str(e)
+        assert any(p.fullmatch(str(e)) for p in TEXT_REFUSALS), str(e)
     else:
         assert result.duration_s > 0
+        # What the engine was given, spelled out, stays within the limit too.
+        assert sum(map(len, FUZZ_ENGINE.texts)) <= FUZZ_LIMIT, FUZZ_ENGINE.texts
     assert not FUZZ.gate.busy and FUZZ.gate.queue_depth == 0
 
 
