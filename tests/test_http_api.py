@@ -22,6 +22,7 @@ from waiting import wait_until
 from tts_core import Settings, SpeechRequest
 from tts_core.audio import PCM_RATE
 from tts_core.config import DEFAULT_CPU_SLOTS
+from tts_core.http_api import STREAM_AHEAD_CHUNKS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Hello there. This came through the OpenAI route."
@@ -284,7 +285,9 @@ def test_a_client_that_disconnects_mid_stream_stops_synthesis_and_frees_the_gate
     wait_until(lambda: pipeline.gate.queue_depth == 0 and not pipeline.gate.busy, 10,
                "the gate freed after the disconnect")
     made = engine.calls
-    assert 1 <= made < total // 4, f"{made} of {total} chunks made after a disconnect"
+    # The one read, the producer's lead over the network, and the one in hand when it saw the
+    # client gone (+1 for a chunk in flight across that check); not the rest of the text.
+    assert 1 <= made <= STREAM_AHEAD_CHUNKS + 2, f"{made} of {total} chunks made after a disconnect"
     assert httpx.post(f"{url}/v1/audio/speech", json={"input": "next"}, timeout=30).status_code == 200
     assert engine.texts[made:] == ["next"]  # nothing more of the long text since
 
