@@ -158,31 +158,35 @@ def test_openai_voices_take_a_models_voices_in_turn(studio):
     assert speak("alloy").content != speak("ash").content  # speaker_0 and speaker_1
 
 
-BAD_BODIES = [
-    ({"voice": "alloy"}, 422, "input"),
-    ({"input": ""}, 400, "input"),
-    ({"input": "x" * 5001}, 400, "input"),
-    ({"input": "hi", "voice": "nobody"}, 400, "voice"),
-    ({"input": "hi", "model": "nope"}, 404, "model"),
-    ({"input": "hi", "response_format": "aiff"}, 400, "response_format"),
-    ({"input": "hi", "speed": 0}, 400, "speed"),
-    ({"input": "hi", "speed": 10}, 400, "speed"),
-    ({"input": "hi", "speed": "fast"}, 422, "speed"),
-    ({"input": "hi", "speed": True}, 422, "speed"),
-    ({"input": 42}, 422, "input"),
-    ({"input": "hi", "stream": "yes"}, 422, "stream"),
-    ({"input": "hi", "stream": True, "response_format": "flac"}, 400, "response_format"),
-    ({"input": "hi", "stream_format": "sse"}, 400, "stream_format"),
+BAD_BODIES = [  # the body, the status, the field named, and words the message must say
+    ({"voice": "alloy"}, 422, "input", ("'input' is required", "the text to speak")),
+    ({"input": ""}, 400, "input", ("The text is empty",)),
+    ({"input": "x" * 5001}, 400, "input", ("5001 characters long", "the limit is 5000")),
+    ({"input": "hi", "voice": "nobody"}, 400, "voice", ("Unknown voice 'nobody'", "Its voices: joe")),
+    ({"input": "hi", "model": "nope"}, 404, "model", ("Unknown model 'nope'", "en_US-joe-medium")),
+    ({"input": "hi", "response_format": "aiff"}, 400, "response_format",
+     ("Unknown audio format 'aiff'", "mp3")),
+    ({"input": "hi", "speed": 0}, 400, "speed", ("Speed must be between 0.25 and 4.0", "got 0")),
+    ({"input": "hi", "speed": 10}, 400, "speed", ("Speed must be between 0.25 and 4.0", "got 10")),
+    ({"input": "hi", "speed": "fast"}, 422, "speed", ("'speed' must be a number", '"fast"')),
+    ({"input": "hi", "speed": True}, 422, "speed", ("'speed' must be a number", "true")),
+    ({"input": 42}, 422, "input", ("'input' must be a string", "42")),
+    ({"input": "hi", "stream": "yes"}, 422, "stream", ("'stream' must be true or false", '"yes"')),
+    ({"input": "hi", "stream": True, "response_format": "flac"}, 400, "response_format",
+     ("flac cannot be streamed", "pcm")),
+    ({"input": "hi", "stream_format": "sse"}, 400, "stream_format",
+     ("Only stream_format 'audio' is supported",)),
 ]
 
 
-@pytest.mark.parametrize("body, status, param", BAD_BODIES)
-def test_bad_bodies_get_openai_shaped_errors(studio, body, status, param):
+@pytest.mark.parametrize("body, status, param, words", BAD_BODIES)
+def test_bad_bodies_get_openai_shaped_errors(studio, body, status, param, words):
     r = httpx.post(f"{studio.url}/v1/audio/speech", json=body, timeout=30)
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert error["param"] == param and len(error["message"]) > 10
+    assert error["param"] == param
+    assert all(w in error["message"] for w in words), error["message"]
 
 
 @pytest.mark.parametrize("raw, status", [
