@@ -209,7 +209,7 @@ def overhead_rows(table: Table, app, pipeline, http, rounds: int) -> None:
     reply = pipeline.synthesize(SpeechRequest(TWO_SENTENCES)).data  # the floor returns exactly this file
     from fastapi import FastAPI
 
-    from tts_core.server import StudioServer
+    from tts_core.server import StudioServer, free_port
 
     def floor_blocks() -> gr.Blocks:
         with gr.Blocks() as demo:
@@ -223,7 +223,7 @@ def overhead_rows(table: Table, app, pipeline, http, rounds: int) -> None:
     # server as the app (how the app must be served to have its HTTP API beside the UI).
     plain = floor_blocks()
     plain.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    mounted_server = StudioServer("127.0.0.1", _free_port()).start()
+    mounted_server = StudioServer("127.0.0.1", free_port()).start()
     mounted_server.attach(gr.mount_gradio_app(FastAPI(), floor_blocks(), path="/"))
     studio = Client(app.url, verbose=False)
     floor = Client(mounted_server.url, verbose=False)
@@ -369,7 +369,7 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
 
     from tts_core import Pipeline
     from tts_core.http import create_http_api
-    from tts_core.server import StudioServer
+    from tts_core.server import StudioServer, free_port
 
     texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
     texts = [t.lower() for t in texts] if pipeline.registry.get(model).family == "vits" else texts
@@ -379,7 +379,7 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
     for batching in (False, True):
         variant = Pipeline.from_registry(pipeline.registry,
                                   replace(pipeline.settings, max_batch=8 if batching else 1))
-        server = StudioServer("127.0.0.1", _free_port()).start()
+        server = StudioServer("127.0.0.1", free_port()).start()
         server.attach(create_http_api(variant, server.readiness))
         sessions = [httpx.Client(base_url=server.url, timeout=300) for _ in range(max(CONCURRENCY))]
 
@@ -461,7 +461,9 @@ class AppServer:
         self.slots = int(slots) if slots else None
         self.name = "ours" if not slots else f"ours, {slots} slot{'s' if self.slots > 1 else ''}" + (
             f", {threads} thread{'s' if int(threads) > 1 else ''}" if threads else "")
-        self.port = _free_port()
+        from tts_core.server import free_port
+
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, TTS_DEVICE="cpu", TTS_LOG_LEVEL="WARNING", TTS_MODELS="joe",
                    GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port))
@@ -473,19 +475,12 @@ class AppServer:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def wait_ready(self) -> None:
-        import httpx
+        from tts_core.server import wait_ready
 
-        deadline = time.monotonic() + APP_START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        if not wait_ready(self.url, APP_START_TIMEOUT_S, alive=lambda: self.process.poll() is None):
             if self.process.poll() is not None:
                 raise RuntimeError(f"app.py ({self.name}) exited at start")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"app.py ({self.name}) not ready in {APP_START_TIMEOUT_S:.0f} s")
+            raise RuntimeError(f"app.py ({self.name}) not ready in {APP_START_TIMEOUT_S:.0f} s")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -497,7 +492,9 @@ class PiperHttpServer:
     runs at once) on the same voice file, in a subprocess."""
 
     def __init__(self, model_path: Path):
-        self.port = _free_port()
+        from tts_core.server import free_port
+
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "piper.http_server", "-m", str(model_path),
@@ -668,9 +665,9 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
 
     import app
-    from tts_core.server import StudioServer
+    from tts_core.server import StudioServer, free_port
 
-    server = StudioServer("127.0.0.1", _free_port()).start()
+    server = StudioServer("127.0.0.1", free_port()).start()
     server.attach(app.build_server(app.pipeline, app.demo, server.readiness))
     app.url = server.url
     pipeline = app.pipeline
@@ -727,14 +724,6 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".md").write_text(table.markdown() + "\n")
     print(f"\nJSON: {out}; markdown table: {out.with_suffix('.md')}")
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TTS_CPU_SLOTS"] = str(args.slots)
 
     import app
-    from tts_core.server import StudioServer
+    from tts_core.server import StudioServer, free_port
 
-    server = StudioServer("127.0.0.1", _free_port()).start()
+    server = StudioServer("127.0.0.1", free_port()).start()
     server.attach(app.build_server(app.pipeline, app.demo, server.readiness))
     model = app.pipeline.registry.default.name
     profile(server.url, app.pipeline, 2, 2, model)  # warm the HTTP path
@@ -144,14 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         print(report(profile(server.url, app.pipeline, args.clients, args.per_client, model)))
     server.stop()
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

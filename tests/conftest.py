@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from tiny_models import (make_tiny_bark, make_tiny_speecht5, make_tiny_text_to_a
 
 from tts_core import Pipeline, Settings  # noqa: E402
 from tts_core.config import ModelSpec  # noqa: E402
-from tts_core.server import StudioServer  # noqa: E402
+from tts_core.server import StudioServer, free_port, wait_ready  # noqa: E402,F401 (free_port: for the tests)
 
 
 @pytest.fixture(scope="session")
@@ -144,29 +142,15 @@ def pytest_runtest_makereport(item, call):
 def start_app(env: dict, timeout: float = 300) -> tuple[subprocess.Popen, str]:
     """`python app.py` with `env` (GRADIO_SERVER_PORT set), returned once /ready says 200.
     Its stderr is drained as it comes: `proc.output.text()`."""
-    import httpx
-
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     output = drain("app.py", proc)
     url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}"
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+    if wait_ready(url, timeout, alive=lambda: proc.poll() is None):
+        return proc, url
     proc.kill()
     proc.wait()
     raise AssertionError(f"app.py was not ready within {timeout} s: {output.text()[-2000:]}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,6 +66,7 @@ class FakeHub:
     host: str = "127.0.0.1"
     files: dict[str, bytes] = field(default_factory=dict)  # repo path -> content
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, repo path) served
+    file_delay_s: float = 0.0  # a slow hub: each voice file (.onnx, .onnx.json) takes this long
 
     def __post_init__(self):
         onnx, config, card = (p.read_bytes() for p in joe_files())
@@ -138,6 +140,8 @@ class FakeHub:
                 if ranged and body:
                     status, start = 206, int(ranged[1])
                     headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+                if body and m["file"].endswith((".onnx", ".onnx.json")):
+                    time.sleep(hub.file_delay_s)  # under huggingface_hub's 10 s read timeout
                 self._send(status, data[start:], "application/octet-stream", body, headers)
 
             def _missing(self, code: str, body: bool):

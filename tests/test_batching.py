@@ -147,5 +147,10 @@ def test_chunk_joins_have_no_discontinuity(pipeline):
             # What a listener hears between sentences: the step from one's last sample to the
             # next's first. (Inside a sentence, windows join into the whole decode: test_faithful.)
             assert abs(float(left.audio[-1]) - float(right.audio[0])) < 1e-3
-    joined = np.concatenate([c.audio for c in chunks])
-    assert np.max(np.abs(np.diff(joined))) < 1.0  # no full-scale jump anywhere
+    # Every join, a window's inside a sentence too, steps no more than the voice itself ever
+    # steps from one sample to the next inside a piece, away from its edges (about 0.34 here):
+    # a click at a join does more.
+    own_largest_step = max(float(np.max(np.abs(np.diff(c.audio[1:-1])))) for c in chunks)
+    joins = [abs(float(left.audio[-1]) - float(right.audio[0]))
+             for left, right in zip(chunks, chunks[1:])]
+    assert max(joins) <= own_largest_step, (joins, own_largest_step)

@@ -22,6 +22,7 @@ from waiting import wait_until
 from tts_core import Settings, SpeechRequest
 from tts_core.audio import PCM_RATE
 from tts_core.config import DEFAULT_CPU_SLOTS
+from tts_core.http.streaming import STREAM_AHEAD_CHUNKS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "Hello there. This came through the OpenAI route."
@@ -104,8 +105,10 @@ def test_sdk_streaming_response(quiet_sdk, quiet_pipeline, samples, fmt, rate):
 
 
 def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio, figure):
+    gate = studio.pipeline.gate
+    assert gate.queue_depth == 0  # nothing else runs here: an admitted request is this one
     start = time.perf_counter()
-    first = None
+    first = still_making = None
     with httpx.stream("POST", f"{studio.url}/v1/audio/speech", timeout=60, json={
             "input": TEN_SENTENCES, "response_format": "pcm", "stream": True}) as response:
         assert response.status_code == 200
@@ -113,11 +116,13 @@ def test_streamed_first_bytes_arrive_long_before_the_whole_text(studio, figure):
         for part in response.iter_bytes():
             if first is None and part:
                 first = time.perf_counter() - start
+                still_making = gate.queue_depth  # the request holds its gate place until its text is made
             size += len(part)
     total = time.perf_counter() - start
     figure(f"stream: ten sentences: first audio bytes after {first * 1000:.0f} ms, whole response "
            f"{total * 1000:.0f} ms, {size / 2 / PCM_RATE:.1f} s of audio")
-    assert first < total / 3
+    # The first audio came while the rest of the text was still being made, not after it all.
+    assert still_making == 1, "the first bytes came only after the whole text was made"
 
 
 def test_curl_line_from_the_readme(studio, tmp_path):
@@ -153,31 +158,35 @@ def test_openai_voices_take_a_models_voices_in_turn(studio):
     assert speak("alloy").content != speak("ash").content  # speaker_0 and speaker_1
 
 
-BAD_BODIES = [
-    ({"voice": "alloy"}, 422, "input"),
-    ({"input": ""}, 400, "input"),
-    ({"input": "x" * 5001}, 400, "input"),
-    ({"input": "hi", "voice": "nobody"}, 400, "voice"),
-    ({"input": "hi", "model": "nope"}, 404, "model"),
-    ({"input": "hi", "response_format": "aiff"}, 400, "response_format"),
-    ({"input": "hi", "speed": 0}, 400, "speed"),
-    ({"input": "hi", "speed": 10}, 400, "speed"),
-    ({"input": "hi", "speed": "fast"}, 422, "speed"),
-    ({"input": "hi", "speed": True}, 422, "speed"),
-    ({"input": 42}, 422, "input"),
-    ({"input": "hi", "stream": "yes"}, 422, "stream"),
-    ({"input": "hi", "stream": True, "response_format": "flac"}, 400, "response_format"),
-    ({"input": "hi", "stream_format": "sse"}, 400, "stream_format"),
+BAD_BODIES = [  # the body, the status, the field named, and words the message must say
+    ({"voice": "alloy"}, 422, "input", ("'input' is required", "the text to speak")),
+    ({"input": ""}, 400, "input", ("The text is empty",)),
+    ({"input": "x" * 5001}, 400, "input", ("5001 characters long", "the limit is 5000")),
+    ({"input": "hi", "voice": "nobody"}, 400, "voice", ("Unknown voice 'nobody'", "Its voices: joe")),
+    ({"input": "hi", "model": "nope"}, 404, "model", ("Unknown model 'nope'", "en_US-joe-medium")),
+    ({"input": "hi", "response_format": "aiff"}, 400, "response_format",
+     ("Unknown audio format 'aiff'", "mp3")),
+    ({"input": "hi", "speed": 0}, 400, "speed", ("Speed must be between 0.25 and 4.0", "got 0")),
+    ({"input": "hi", "speed": 10}, 400, "speed", ("Speed must be between 0.25 and 4.0", "got 10")),
+    ({"input": "hi", "speed": "fast"}, 422, "speed", ("'speed' must be a number", '"fast"')),
+    ({"input": "hi", "speed": True}, 422, "speed", ("'speed' must be a number", "true")),
+    ({"input": 42}, 422, "input", ("'input' must be a string", "42")),
+    ({"input": "hi", "stream": "yes"}, 422, "stream", ("'stream' must be true or false", '"yes"')),
+    ({"input": "hi", "stream": True, "response_format": "flac"}, 400, "response_format",
+     ("flac cannot be streamed", "pcm")),
+    ({"input": "hi", "stream_format": "sse"}, 400, "stream_format",
+     ("Only stream_format 'audio' is supported",)),
 ]
 
 
-@pytest.mark.parametrize("body, status, param", BAD_BODIES)
-def test_bad_bodies_get_openai_shaped_errors(studio, body, status, param):
+@pytest.mark.parametrize("body, status, param, words", BAD_BODIES)
+def test_bad_bodies_get_openai_shaped_errors(studio, body, status, param, words):
     r = httpx.post(f"{studio.url}/v1/audio/speech", json=body, timeout=30)
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert error["param"] == param and len(error["message"]) > 10
+    assert error["param"] == param
+    assert all(w in error["message"] for w in words), error["message"]
 
 
 @pytest.mark.parametrize("raw, status", [
@@ -284,7 +293,9 @@ def test_a_client_that_disconnects_mid_stream_stops_synthesis_and_frees_the_gate
     wait_until(lambda: pipeline.gate.queue_depth == 0 and not pipeline.gate.busy, 10,
                "the gate freed after the disconnect")
     made = engine.calls
-    assert 1 <= made < total // 4, f"{made} of {total} chunks made after a disconnect"
+    # The one read, the producer's lead over the network, and the one in hand when it saw the
+    # client gone (+1 for a chunk in flight across that check); not the rest of the text.
+    assert 1 <= made <= STREAM_AHEAD_CHUNKS + 2, f"{made} of {total} chunks made after a disconnect"
     assert httpx.post(f"{url}/v1/audio/speech", json={"input": "next"}, timeout=30).status_code == 200
     assert engine.texts[made:] == ["next"]  # nothing more of the long text since
 

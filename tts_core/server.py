@@ -14,8 +14,13 @@ import asyncio
 import json
 import logging
 import signal
+import socket
 import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
+from typing import Callable
 
 import uvicorn
 
@@ -159,3 +164,26 @@ class StudioServer:
         while self._thread.is_alive() and not done.is_set():
             done.wait(0.5)
         self._thread.join(timeout=30)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that nothing listens on now (the OS picks it), for a server started next."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float, alive: Callable[[], bool] = lambda: True,
+               poll_s: float = 0.2) -> bool:
+    """Poll `url`/ready: True once it answers 200; False when `timeout` s pass or `alive()`
+    turns false first (the server's process exited). Used by the tests, bench.py and scripts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass  # 503 while warming (HTTPError is a URLError), or not listening yet
+        time.sleep(poll_s)
+    return False
