@@ -185,6 +185,9 @@ class Engine(ABC):
     #: Frames of latent the decoder reads on each side of a window so that windows join
     #: into the whole decode (its receptive field, rounded up); checked at warm-up.
     window_context: int = 0
+    #: The phonemes (IPA symbols) the model takes as raw input, for SSML's <phoneme> (Piper's
+    #: `[[ ... ]]` blocks); None: the model reads text only.
+    phoneme_symbols: frozenset[str] | None = None
     #: True when the model's own per-unit durations come out with the audio
     #: (`infer_batch_timed`, `Latent.durations`) and `word_units` maps them to words.
     supports_timings: bool = False
