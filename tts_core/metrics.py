@@ -30,6 +30,7 @@ class LatencyRecord:
     model: str
     device: str
     chars: int
+    note: str = ""  # what the request asked that the model could not do (SSML markup it ignored)
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
