@@ -400,7 +400,7 @@ def _date(el: _Element, text: str) -> str:
 
 
 def _telephone(el: _Element, text: str) -> str:
-    """Digits one by one, groups apart: "+1 555 123" -> "plus 1 5 5 5, 1 2 3"."""
+    """Digits one by one, groups apart: "+1 555 123" -> "plus 1, 5 5 5, 1 2 3"."""
     groups = _DATE_PARTS.findall(text)
     if not groups:
         raise _SsmlError(f"{el.where()}: {text!r} has no digits to read as a telephone number.")
