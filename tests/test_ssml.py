@@ -232,3 +232,14 @@ def test_plain_text_with_angle_brackets_is_still_spoken(quiet_url, quiet_pipelin
     audio, rate = sf.read(io.BytesIO(response.content), dtype="float32")
     assert audio.shape[0] == plain(quiet_pipeline, text).audio.shape[0]
     assert audio.shape[0] / rate > 0.5 and np.sqrt(np.mean(audio ** 2)) > 0.02
+
+
+def test_gradio_synthesize_reads_markup_and_names_bad_markup(client):
+    from gradio_client.exceptions import AppError
+
+    path, record = client.predict(DOORS, api_name="/synthesize")
+    audio, rate = sf.read(path, dtype="float32")
+    assert longest_quiet_run(audio) / rate >= DONE_WHEN_S
+    assert record["note"] == ""
+    with pytest.raises(AppError, match=r"SSML: unclosed <prosody> at line 1"):
+        client.predict('<speak><prosody rate="slow">Hi.</speak>', api_name="/synthesize")
