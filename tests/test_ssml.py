@@ -243,3 +243,13 @@ def test_gradio_synthesize_reads_markup_and_names_bad_markup(client):
     assert record["note"] == ""
     with pytest.raises(AppError, match=r"SSML: unclosed <prosody> at line 1"):
         client.predict('<speak><prosody rate="slow">Hi.</speak>', api_name="/synthesize")
+
+
+def test_timings_show_each_element_as_typed(quiet_pipeline):
+    said = plain(quiet_pipeline, '<speak><say-as interpret-as="characters">SQL</say-as> at the '
+                 '<sub alias="World Health Organization">WHO</sub> on <say-as interpret-as="date">'
+                 '2024-03-05</say-as>, <say-as interpret-as="cardinal">1987</say-as>, '
+                 '<phoneme ph="təˈmɑːtoʊ">tomato</phoneme>.</speak>', timings=True)
+    assert [w.word for w in said.words] == ["SQL", "at", "the", "WHO", "on", "2024-03-05,",
+                                            "1987,", "tomato."]
+    assert all(b.start >= a.end for a, b in zip(said.words, said.words[1:]))

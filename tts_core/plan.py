@@ -166,7 +166,7 @@ def _markup_plan(request: SpeechRequest, engine: Engine, params: SynthesisParams
     words = chunk_words = None
     if request.timings:
         words, chunk_words = _word_plan(spoken.typed, " ".join(spoken.chunks),
-                                        list(spoken.chunks), engine.language == "en")
+                                        list(spoken.chunks), True, spoken.spell)
     text_s = time.perf_counter() - started
     target = _loudness(settings, request.loudness, request.true_peak)
     if continuous and request.format not in audio_io.STREAMABLE:
@@ -266,8 +266,8 @@ def _bounded(value, low: float, high: float, what: str, unit: str, param: str) -
     return float(value)
 
 
-def _word_plan(typed: str, spoken: str, chunks: list[str],
-               expanded: bool) -> tuple[list[SourceWord], list[int]]:
+def _word_plan(typed: str, spoken: str, chunks: list[str], expanded: bool,
+               spell=None) -> tuple[list[SourceWord], list[int]]:
     """The typed words with the spoken words each became, and where each chunk's words start
     among the spoken words (one more entry: the end). Chunks are the spoken text's words in
     order; where a word longer than a chunk was cut, the chunks' own words are shown."""
@@ -277,4 +277,4 @@ def _word_plan(typed: str, spoken: str, chunks: list[str],
     spoken_words = [w for chunk in chunks for w in chunk.split(" ")]
     if spoken_words != spoken.split(" "):
         return source_words(" ".join(spoken_words), " ".join(spoken_words)), bounds
-    return source_words(typed, spoken, textproc.expand if expanded else None), bounds
+    return source_words(typed, spoken, spell or (textproc.expand if expanded else None)), bounds
