@@ -74,6 +74,16 @@ class Spoken:
     silences: tuple[int, ...]
     typed: str
     note: str
+    english: bool = False  # the text was prepared with `text.expand`
+    said: dict = field(default_factory=dict)  # an element's text as typed -> what it says
+
+    def spell(self, word: str) -> str:
+        """A typed word as it is said (what word timings map back with): an element's
+        replacement, else the studio's own preparation."""
+        core = word.strip(_PUNCTUATION)
+        if core in self.said:
+            return word.replace(core, self.said[core], 1)
+        return textproc.expand(word) if self.english else word
 
 
 def read(text: str, engine, speed: float, longest: int, limit: int, param: str) -> Spoken:
@@ -164,6 +174,7 @@ class _Reader:
         self.silence_s: list[float] = [0.0]  # before each finished block, and after the last
         self.block: _Block | None = None
         self.notes: dict[str, None] = {}
+        self.said: dict[str, str] = {}  # each element's text as typed -> what it says
 
     def spoken(self, root: _Element) -> Spoken:
         self.element(root, self.speed, top=True)
@@ -199,7 +210,7 @@ class _Reader:
             raise _SsmlError(f"spelled out (numbers as words), the text is {len(said)} characters "
                              f"long; the limit is {self.limit}. Shorten it.")
         return Spoken(tuple(chunks), tuple(speeds), tuple(silences), " ".join(typed),
-                      " ".join(self.notes))
+                      " ".join(self.notes), self.english, self.said)
 
     # --- the walk ---------------------------------------------------------------------------
 
@@ -210,6 +221,12 @@ class _Reader:
             self.block = _Block(speed)
         self.block.spoken.append(spoken)
         self.block.typed.append(typed)
+
+    def replaced(self, el: _Element, spoken: str, speed: float) -> None:
+        """An element whose text is said as `spoken` (<sub>, <say-as>, <phoneme>)."""
+        typed = _only_text(el)
+        self.said[textproc.clean(typed)] = textproc.clean(spoken)
+        self.add(spoken, typed, speed)
 
     def close(self, silence_s: float = 0.0) -> None:
         """End the current block (a sentence boundary), then `silence_s` of silence."""
@@ -249,11 +266,11 @@ class _Reader:
             alias = el.attrs.get("alias", "").strip()
             if not alias:
                 raise _SsmlError(f"{el.where()} needs alias=\"what to say\".")
-            self.add(self.prepared(alias), _only_text(el), speed)
+            self.replaced(el, self.prepared(alias), speed)
         elif tag == "say-as":
-            self.add(self.prepared(self.say_as(el)), _only_text(el), speed)
+            self.replaced(el, self.prepared(self.say_as(el)), speed)
         elif tag == "phoneme":
-            self.add(self.phonemes(el), _only_text(el), speed)
+            self.replaced(el, self.phonemes(el), speed)
         else:
             raise _SsmlError(f"<{tag}> is not supported (line {el.line}); the elements read "
                              f"here are {', '.join(f'<{t}>' for t in ELEMENTS)}.")
@@ -311,6 +328,7 @@ class _Reader:
 
 
 _PHONEMES = re.compile(r"\[\[[^\]]*\]\]")
+_PUNCTUATION = "!\"'(),-.:;?\u2014\u2026\u201c\u201d"
 
 
 def _only_text(el: _Element) -> str:
