@@ -161,8 +161,8 @@ def _markup_plan(request: SpeechRequest, engine: Engine, params: SynthesisParams
                          "so it has no word timings; ask a Piper or VITS model for them.",
                          param="model")
     longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
-    spoken = ssml.read(request.text, engine, params.speed, longest, settings.max_chars,
-                       param="input")
+    spoken = ssml.read(request.text, engine, params.speed, (MIN_SPEED, MAX_SPEED), longest,
+                       settings.max_chars, param="input")
     words = chunk_words = None
     if request.timings:
         words, chunk_words = _word_plan(spoken.typed, " ".join(spoken.chunks),

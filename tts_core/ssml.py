@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 
 from . import text as textproc
-from .config import MAX_SPEED, MIN_SPEED
 from .errors import InputError
 
 # SSML is an input that opens with <speak>, or with an XML prolog (declaration, DOCTYPE), which
@@ -86,13 +85,15 @@ class Spoken:
         return textproc.expand(word) if self.english else word
 
 
-def read(text: str, engine, speed: float, longest: int, limit: int, param: str) -> Spoken:
-    """Read SSML `text` for `engine` at the request's `speed`: chunks of at most `longest`
-    characters, spelled out no longer than `limit`. Raise InputError (as `param`) naming
-    the element and its line for anything malformed, unsupported or out of range."""
+def read(text: str, engine, speed: float, speeds: tuple[float, float], longest: int, limit: int,
+         param: str) -> Spoken:
+    """Read SSML `text` for `engine` at the request's `speed` (<prosody rate> keeps it within
+    `speeds`, the lowest and highest): chunks of at most `longest` characters, spelled out no
+    longer than `limit`. Raise InputError (as `param`) naming the element and its line for
+    anything malformed, unsupported or out of range."""
     try:
         root = parse(text)
-        return _Reader(engine, speed, longest, limit).spoken(root)
+        return _Reader(engine, speed, speeds, longest, limit).spoken(root)
     except _SsmlError as e:
         raise InputError(f"SSML: {e}", param=param) from None
 
@@ -167,8 +168,10 @@ class _Block:
 class _Reader:
     """Walks the tree once: text into blocks at their speed, boundaries and breaks between."""
 
-    def __init__(self, engine, speed: float, longest: int, limit: int):
-        self.engine, self.speed, self.longest, self.limit = engine, speed, longest, limit
+    def __init__(self, engine, speed: float, speeds: tuple[float, float], longest: int,
+                 limit: int):
+        self.engine, self.speed, self.speeds = engine, speed, speeds
+        self.longest, self.limit = longest, limit
         self.english = engine.language == "en"
         self.blocks: list[_Block] = []  # finished blocks
         self.silence_s: list[float] = [0.0]  # before each finished block, and after the last
@@ -293,10 +296,10 @@ class _Reader:
             self.notes[f"<prosody rate> was ignored: model {self.engine.name!r} "
                        f"({self.engine.family}) has no speed control."] = None
             return speed
-        new = speed * factor
-        if not MIN_SPEED <= new <= MAX_SPEED:
+        new, (low, high) = speed * factor, self.speeds
+        if not low <= new <= high:
             raise _SsmlError(f"{el.where()}: rate={el.attrs['rate']!r} makes the speed {new:g}; "
-                             f"it must stay between {MIN_SPEED} and {MAX_SPEED}.")
+                             f"it must stay between {low:g} and {high:g}.")
         return new
 
     def say_as(self, el: _Element) -> str:
