@@ -11,7 +11,7 @@ import numpy as np
 # Exactly the keys every request reports, in this order.
 RECORD_KEYS = (
     "queue_ms", "text_ms", "inference_ms", "encode_ms", "total_ms", "first_audio_ms",
-    "audio_seconds", "rtf", "model", "device", "chars",
+    "audio_seconds", "rtf", "model", "device", "chars", "note",
 )
 
 
@@ -30,6 +30,7 @@ class LatencyRecord:
     model: str
     device: str
     chars: int
+    note: str = ""  # what the request asked that the model could not do (SSML markup it ignored)
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}

@@ -22,7 +22,7 @@ from . import loudness
 from . import zerogpu
 from .config import Settings
 from .device import raise_if_out_of_memory
-from .engines import Engine
+from .engines import Engine, SynthesisParams
 from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
                      TTSError)
 from .gate import DeviceGate
@@ -312,6 +312,10 @@ class Pipeline:
         held: list[WordTiming] = []  # words of audio the limiter still holds
         with self.gate.admit(), self.registry.in_use(engine):
             for index, chunk_text in enumerate(plan.chunks):
+                silence = self._silence(run, made, index, held, limiter)  # SSML <break>
+                if silence is not None:
+                    yield silence
+                    made, held = made + 1, []
                 prepared = self._prepare(clock, index)
                 if prepared is None:  # nothing this model can pronounce in this chunk
                     self._chunk_words(clock, tracker, index, None, None)  # its words are not heard
@@ -333,16 +337,36 @@ class Pipeline:
                             continue
                     yield self._piece(run, made, chunk_text, audio, index, held)
                     made, held = made + 1, []
+            silence = self._silence(run, made, len(plan.chunks), held, limiter)
+            if silence is not None:
+                yield silence
+                made, held = made + 1, []
             if limiter is not None and clock.samples:
                 yield self._piece(run, made, plan.chunks[-1], limiter.flush(), len(plan.chunks) - 1,
                                   held)
+
+    def _silence(self, run: _Run, made: int, index: int, held: list[WordTiming],
+                 limiter: loudness.Limiter | None) -> AudioChunk | None:
+        """The silence an SSML <break> puts before chunk `index` (`len(chunks)`: after the
+        last), exact to the sample, as a piece of its own: a stream plays up to the break
+        without waiting for the next sentence. None: no silence there (or the limiter holds it)."""
+        samples = run.plan.silence_before(index)
+        if not samples:
+            return None
+        audio = np.zeros(samples, dtype=np.float32)
+        run.clock.samples += samples
+        if limiter is not None:
+            audio = limiter.process(audio)
+            if audio.size == 0:
+                return None
+        return self._piece(run, made, "", audio, max(index - 1, 0), held)
 
     def _prepare(self, clock: RecordClock, index: int):
         """Chunk `index` as the model's inputs (CPU, outside the gate); None: nothing to say."""
         plan = clock.plan
         start = time.perf_counter()
         try:
-            prepared = plan.engine.prepare(plan.chunks[index], plan.params)
+            prepared = plan.engine.prepare(plan.chunks[index], plan.params_at(index))
         except TTSError:
             raise
         except Exception as e:
@@ -357,11 +381,12 @@ class Pipeline:
         is windowed and `whole` is False: then decoder windows, made as they are taken."""
         plan = clock.plan
         where = f"chunk {index + 1} of {len(plan.chunks)}"
+        key, params = plan.batch_key_at(index), plan.params_at(index)
         incremental = plan.windowed and plan.engine.generates_incrementally
         if incremental and not whole:
-            return self._generated(clock, prepared, where), None
+            return self._generated(clock, prepared, where, params), None
         if plan.windowed and not incremental:
-            latents = self._turn(clock, plan.batch_key, prepared, "encode_batch", where)
+            latents = self._turn(clock, key, prepared, "encode_batch", where, params)
             durations = [lat.durations for lat in latents]
             if not whole:
                 return self._windows(clock, latents, where), durations
@@ -369,9 +394,9 @@ class Pipeline:
                                     for lat in latents])
             return [(audio, True, True)], durations
         if plan.words is None:
-            audio, durations = self._turn(clock, plan.batch_key, prepared, "infer_batch", where), None
+            audio, durations = self._turn(clock, key, prepared, "infer_batch", where, params), None
         else:  # the same audio, with the model's durations beside it
-            audio, durations = self._turn(clock, plan.batch_key, prepared, "infer_batch_timed", where)
+            audio, durations = self._turn(clock, key, prepared, "infer_batch_timed", where, params)
         return [(audio, True, True)], durations
 
     def _piece(self, run: _Run, index: int, text: str, audio: np.ndarray, sentence: int,
@@ -427,25 +452,26 @@ class Pipeline:
             yield (self._turn(clock, None, window, "decode", where), n == 0,
                    n == len(windows) - 1)
 
-    def _generated(self, clock: RecordClock, prepared,
-                   where: str) -> Iterator[tuple[np.ndarray, bool, bool]]:
+    def _generated(self, clock: RecordClock, prepared, where: str,
+                   params: SynthesisParams) -> Iterator[tuple[np.ndarray, bool, bool]]:
         """A chunk heard while it is generated (CSM, Dia, Pocket TTS): each turn lets the
         generation run one window of frames further and yields their audio; the generation
         is ended however the stream ends. Yields (audio, is the first piece, is the last)."""
-        utterance = clock.plan.engine.start_utterance(prepared, clock.plan.params)
+        utterance = clock.plan.engine.start_utterance(prepared, params)
         try:
             first = True
             while not utterance.done:
-                audio = self._turn(clock, None, utterance, "advance", where)
+                audio = self._turn(clock, None, utterance, "advance", where, params)
                 yield audio, first, utterance.done
                 first = False
         finally:
             utterance.close()
 
-    def _turn(self, clock: RecordClock, key, item, method: str, where: str):
+    def _turn(self, clock: RecordClock, key, item, method: str, where: str, params=None):
         """One device turn through the gate: `engine.<method>` on `item` (batched with the
-        same-`key` items waiting beside it), its wait and hold added to the clock."""
-        engine, params = clock.plan.engine, clock.plan.params
+        same-`key` items waiting beside it) with `params` (default: the plan's), its wait and
+        hold added to the clock."""
+        engine, params = clock.plan.engine, params or clock.plan.params
         if key is not None:  # only the same method's items can share a device call
             key = (method, key)
         try:

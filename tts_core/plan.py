@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import audio as audio_io
 from . import loudness
+from . import ssml
 from . import text as textproc
 from .config import Settings
 from .engines import Engine, SynthesisParams
@@ -44,6 +45,19 @@ class Plan:
     # among the spoken words (one more entry: the end).
     words: tuple[SourceWord, ...] | None = None
     chunk_words: tuple[int, ...] | None = None
+    # Speech markup (tts_core/ssml.py): each chunk's speed, the silence in samples before each
+    # chunk (one more entry: after the last), and what the markup asked that the model cannot do.
+    speeds: tuple[float, ...] | None = None
+    silences: tuple[int, ...] | None = None
+    note: str = ""
+
+    def params_at(self, index: int) -> SynthesisParams:
+        """The parameters chunk `index` is spoken with (its own speed, under SSML prosody)."""
+        return self.params if self.speeds is None else replace(self.params, speed=self.speeds[index])
+
+    def silence_before(self, index: int) -> int:
+        """Samples of silence before chunk `index` (`len(chunks)`: after the last)."""
+        return self.silences[index] if self.silences is not None else 0
 
     @property
     def format(self) -> str:
@@ -55,13 +69,17 @@ class Plan:
 
     @property
     def batch_key(self) -> tuple | None:
+        """The first chunk's `batch_key_at`."""
+        return self.batch_key_at(0)
+
+    def batch_key_at(self, index: int) -> tuple | None:
         """What a turn's items must share to be batched into one device call; None: alone.
 
         Requests for the same engine with the same parameters (voice, speed, temperature,
         and any parameter added later) can share a device turn; seeded ones (and ones with
         their own speaker) run alone, so that a seed gives the same audio every time.
         """
-        engine, params = self.engine, self.params
+        engine, params = self.engine, self.params_at(index)
         if not engine.supports_batching or params.seed is not None \
                 or params.speaker_embedding is not None:
             return None
@@ -92,6 +110,8 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
     if len(text) > limit:
         raise InputError(f"The text is {len(text)} characters long; the limit is {limit}. "
                          "Shorten it or split it into several requests.", param="text")
+    if ssml.is_ssml(text):  # speech markup: read by tts_core/ssml.py, then the same plan
+        return _markup_plan(request, engine, params, settings, started, streamed, continuous)
     cleaned = textproc.clean(text)
     if not cleaned:
         raise InputError("The text is empty. Type something to speak.", param="text")
@@ -132,6 +152,33 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
                 windowed=streamed and engine.supports_windows, loudness=target,
                 words=None if words is None else tuple(words),
                 chunk_words=None if chunk_words is None else tuple(chunk_words))
+
+
+def _markup_plan(request: SpeechRequest, engine: Engine, params: SynthesisParams,
+                 settings: Settings, started: float, streamed: bool, continuous: bool) -> Plan:
+    """`make_plan` for an SSML request: its chunks, speeds and silences from `ssml.read`."""
+    if request.timings and not engine.supports_timings:
+        raise InputError(f"Model {engine.name!r} ({engine.family}) gives no phoneme durations, "
+                         "so it has no word timings; ask a Piper or VITS model for them.",
+                         param="model")
+    longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
+    spoken = ssml.read(request.text, engine, params.speed, (MIN_SPEED, MAX_SPEED), longest,
+                       settings.max_chars, param="text")
+    words = chunk_words = None
+    if request.timings:
+        words, chunk_words = _word_plan(spoken.typed, " ".join(spoken.chunks),
+                                        list(spoken.chunks), True, spoken.spell)
+    text_s = time.perf_counter() - started
+    target = _loudness(settings, request.loudness, request.true_peak)
+    if continuous and request.format not in audio_io.STREAMABLE:
+        raise InputError(f"{request.format} cannot be streamed; stream one of "
+                         f"{', '.join(sorted(audio_io.STREAMABLE))}, or ask for the whole file.",
+                         param="format")
+    return Plan(request, engine, params, spoken.chunks, started, text_s,
+                windowed=streamed and engine.supports_windows, loudness=target,
+                words=None if words is None else tuple(words),
+                chunk_words=None if chunk_words is None else tuple(chunk_words),
+                speeds=spoken.speeds, silences=spoken.silences, note=spoken.note)
 
 
 def model_label(request: SpeechRequest, registry: Registry) -> str:
@@ -220,8 +267,8 @@ def _bounded(value, low: float, high: float, what: str, unit: str, param: str) -
     return float(value)
 
 
-def _word_plan(typed: str, spoken: str, chunks: list[str],
-               expanded: bool) -> tuple[list[SourceWord], list[int]]:
+def _word_plan(typed: str, spoken: str, chunks: list[str], expanded: bool,
+               spell=None) -> tuple[list[SourceWord], list[int]]:
     """The typed words with the spoken words each became, and where each chunk's words start
     among the spoken words (one more entry: the end). Chunks are the spoken text's words in
     order; where a word longer than a chunk was cut, the chunks' own words are shown."""
@@ -231,4 +278,4 @@ def _word_plan(typed: str, spoken: str, chunks: list[str],
     spoken_words = [w for chunk in chunks for w in chunk.split(" ")]
     if spoken_words != spoken.split(" "):
         return source_words(" ".join(spoken_words), " ".join(spoken_words)), bounds
-    return source_words(typed, spoken, textproc.expand if expanded else None), bounds
+    return source_words(typed, spoken, spell or (textproc.expand if expanded else None)), bounds

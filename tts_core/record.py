@@ -62,6 +62,7 @@ class RecordClock:
             model=plan.engine.name,
             device=plan.engine.device,
             chars=plan.chars,
+            note=plan.note,
         )
         logger.info("served model=%s chars=%d audio=%.2fs total=%.0fms queue=%.0fms rtf=%.3f",
                     record.model, record.chars, audio_s, record.total_ms, record.queue_ms, record.rtf)

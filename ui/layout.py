@@ -95,7 +95,11 @@ def _controls(ctx: StudioContext) -> dict:
 def _form(ctx: StudioContext) -> dict:
     with gr.Column(scale=3, elem_id="input-column"):
         text = gr.Textbox(label="Text", lines=6, elem_id="text",
-                          placeholder="Type or paste what should be spoken.")
+                          placeholder="Type or paste what should be spoken.",
+                          info='Plain text, or SSML starting with <speak>: <break time="500ms"/>, '
+                               '<sub alias="...">, <say-as interpret-as="characters">, '
+                               '<prosody rate="slow">, <phoneme ph="..."> (Piper voices). '
+                               'See docs/ssml.md.')
         count = gr.HTML(count_html(0, ctx.settings.max_chars), elem_id="char-count",
                         padding=False)
         parts = dict(text=text, count=count, **_pickers(ctx), **_controls(ctx))

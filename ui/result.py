@@ -54,7 +54,7 @@ def _record(sent: dict | None) -> dict | None:
         return None
     record = {k: sent[k] for k in RECORD_KEYS}
     for k in RECORD_KEYS:
-        if k not in ("model", "device"):
+        if k not in ("model", "device", "note"):
             record[k] = float(record[k]) if k != "chars" else int(record[k])
     return record
 

@@ -203,6 +203,9 @@ class Engine(ABC):
     #: True when the model speaks in voices made from reference clips (`encode_voice`,
     #: `add_voice`, `remove_voice`).
     supports_cloning: bool = False
+    #: The phonemes (IPA symbols) the model takes as raw input, for SSML's <phoneme> (Piper's
+    #: `[[ ... ]]` blocks); None: the model reads text only.
+    phoneme_symbols: frozenset[str] | None = None
     #: True when the model's own per-unit durations come out with the audio
     #: (`infer_batch_timed`, `Latent.durations`) and `word_units` maps them to words.
     supports_timings: bool = False

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 from piper import PiperVoice
-from piper.config import PiperConfig
+from piper.config import PhonemeType, PiperConfig
 from piper.const import BOS, EOS, PAD
 
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
@@ -120,6 +120,8 @@ class PiperEngine(Engine):
         self.voice = PiperVoice(session=session, config=config)
         self.pad_id = config.phoneme_id_map.get(PAD, [0])[0]
         self._symbols = _id_symbols(config.phoneme_id_map)
+        if config.phoneme_type == PhonemeType.ESPEAK:  # raw `[[ phonemes ]]` in the text are read
+            self.phoneme_symbols = frozenset(config.phoneme_id_map) - {PAD, BOS, EOS}
         self._word_cache: dict[str, list[list[int]]] = {}
         self.noise_scale = config.noise_scale if spec.noise_scale is None else spec.noise_scale
         self.noise_w = config.noise_w_scale if spec.noise_w is None else spec.noise_w
