@@ -475,7 +475,7 @@ def test_any_authorization_is_fine_when_no_key_is_configured(studio, authorizati
 
 
 @pytest.mark.parametrize("method, path, status", [
-    ("GET", "/v1/audio/speech", 405), ("POST", "/v1/audio/voices", 405),
+    ("GET", "/v1/audio/speech", 405), ("PUT", "/v1/audio/voices", 405),
     ("GET", "/v1/audio/transcriptions", 404), ("POST", "/v1/chat/completions", 404),
 ])
 def test_wrong_routes_and_methods_answer_in_openais_shape(studio, method, path, status):
