@@ -322,7 +322,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         try:
             result = pipeline.synthesize(request(text, model, voice, speed, seed, temperature,
                                                  xvector, timings=page and timed(model)),
-                                         route=route, on_chunk=on_chunk)
+                                         route=route, on_chunk=on_chunk,
+                                         client=call and call.client and call.client.host)
         except TTSError as e:
             raise _gr_error(e) from e
         warn_foreign(text, model)
