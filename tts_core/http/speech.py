@@ -20,7 +20,6 @@ from fastapi.responses import Response
 
 from .. import audio as audio_io
 from ..captions import b64, captions
-from ..config import name_problem
 from ..errors import ClientGoneError, TTSError
 from ..metrics import LatencyRecord
 from ..request import SpeechRequest
@@ -63,9 +62,6 @@ def speech_request(body: SpeechBody, route: str, ctx: ApiContext) -> SpeechReque
     if body.instructions:  # gpt-4o-mini-tts's style prompt; sent by Home Assistant
         logger.debug("ignoring 'instructions': the models here do not take a style prompt")
     try:
-        if body.model and (problem := name_problem(body.model)):
-            raise ApiError(400, problem[0].upper() + problem[1:] + ".", param="model",
-                           code="invalid_name")
         model = ctx.model_for(body.model or OPENAI_DEFAULT_MODEL)
         # the model may have been removed a moment ago
         voice = ctx.voice_for(ctx.pipeline.registry.get(model), body.voice or "")
