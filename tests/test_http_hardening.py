@@ -350,3 +350,25 @@ def test_the_start_up_log_says_what_the_key_protects_and_what_it_does_not(caplog
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "TTS_API_KEY protects" in said and "need no key" in said and "TTS_UI_AUTH" in said
     assert "MCP" in said and KEY not in said
+
+
+def test_gradio_synthesis_shares_the_per_client_bound(serve):
+    """The same gate admission bounds the Gradio API (and MCP, which calls it) by address."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    pipeline = fake_pipeline(FakeEngine(infer_s=0.4), queue_size=8, max_per_client=1, cpu_slots=1)
+    client = Client(serve(pipeline), verbose=False)
+    jobs = [client.submit(f"request {i}", "fake", "", 1.0, -1, api_name="/synthesize")
+            for i in range(3)]
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=60)
+            outcomes.append("served")
+        except AppError as e:
+            outcomes.append(e.message)
+    refused = [o for o in outcomes if o != "served"]
+    assert "served" in outcomes and refused, outcomes
+    assert all(o.startswith("Too many requests at once from one client") for o in refused), refused
+    assert pipeline.gate.queue_depth == 0
