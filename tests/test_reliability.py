@@ -48,11 +48,15 @@ def open_fds() -> int:
 
 # --- load ---------------------------------------------------------------------------------
 
-# The one message a full gate gives (GateBusyError); through the Gradio API it is all there is.
-GATE_BUSY = re.compile(r"The server is busy: \d+ requests are already waiting for the device\. "
+# The messages a full gate gives (GateBusyError), or one client's full share of it
+# (ClientBusyError, TTS_MAX_PER_CLIENT); through the Gradio API they are all there is.
+GATE_BUSY = re.compile(r"(The server is busy: \d+ requests are already waiting for the device\. "
+                       r"|Too many requests at once from one client: \d+ requests of yours are "
+                       r"already waiting for the device \(at most \d+\)\. )"
                        r"Try again in about \d+ s\.")
 # The API's contract for "come back later": the status, the OpenAI error type and code.
-HTTP_REFUSALS = {429: ("rate_limit_error", "server_busy"), 503: ("server_error", "gate_timeout")}
+HTTP_REFUSALS = {429: ("rate_limit_error", ("server_busy", "client_busy")),
+                 503: ("server_error", ("gate_timeout",))}
 
 
 def http_refusal(r: httpx.Response) -> bool:
@@ -60,7 +64,8 @@ def http_refusal(r: httpx.Response) -> bool:
     if r.status_code not in HTTP_REFUSALS:
         return False
     error = r.json()["error"]
-    return ((error["type"], error["code"]) == HTTP_REFUSALS[r.status_code]
+    kind, codes = HTTP_REFUSALS[r.status_code]
+    return (error["type"] == kind and error["code"] in codes
             and int(r.headers["retry-after"]) >= 1)
 
 

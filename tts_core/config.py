@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import re
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -42,6 +44,18 @@ WYOMING_SCHEMES = ("tcp", "unix")
 DEFAULT_WYOMING_CONNECTIONS = 16  # as many as the gate's default queue holds
 DEFAULT_ZEROCONF_NAME = "tts-studio"
 MAX_ZEROCONF_NAME_BYTES = 63  # a DNS-SD instance name is one DNS label
+
+# What a model or voice name may be: it goes into URLs, headers, metric labels and logs.
+NAME_CHARS = "[A-Za-z0-9._-]"
+NAME_PATTERN = re.compile(NAME_CHARS + "{1,64}")
+
+
+def name_problem(name: object, what: str = "model") -> str | None:
+    """Why `name` cannot be a model's (or voice's) name, or None when it can."""
+    if isinstance(name, str) and NAME_PATTERN.fullmatch(name) and name not in (".", ".."):
+        return None
+    return (f"{what} name {str(name)!r:.80} is not allowed: use 1 to 64 of the characters "
+            f"{NAME_CHARS} (letters, digits, dot, underscore, hyphen)")
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,8 @@ class ModelSpec:
                 "TTS_MODELS", f"device {device!r} in {raw!r} is not one of {', '.join(DEVICES)}"
             )
         name = options.get("name") or _default_name(family, source)
+        if (problem := name_problem(name)) is not None:
+            raise ConfigError("TTS_MODELS", f"{problem}; in {raw!r:.120}, give it one with ?name=")
         noise = {}
         for key in ("noise_scale", "noise_w"):
             if key in options:
@@ -174,6 +190,11 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)  # never printed or logged
     ui_auth: bool = False
     max_body_bytes: int = 1_000_000
+    # Gate places one client (its address) may hold at once; None: half of queue_size.
+    max_per_client: int | None = None
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks);
+    # from anywhere else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
     # OpenAI name -> this app's name; "" means the default model / the model's voices in turn.
     openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
     openai_voices: dict[str, str] = field(default_factory=dict)
@@ -243,6 +264,7 @@ class Settings:
         if ui_auth and not api_key:
             raise ConfigError("TTS_UI_AUTH", "closing the UI needs a key: set TTS_API_KEY too")
         openai_models = dict.fromkeys(OPENAI_MODELS, "") | _mapping(env, "TTS_OPENAI_MODELS")
+        queue_size = _int(env, "TTS_QUEUE_SIZE", cls.queue_size, minimum=1)
         return cls(
             models=specs,
             device=device,
@@ -251,7 +273,9 @@ class Settings:
             max_batch=_int(env, "TTS_MAX_BATCH", 0, minimum=1) if env.get("TTS_MAX_BATCH", "").strip()
             else None,
             batch_wait_ms=_float(env, "TTS_BATCH_WAIT_MS", cls.batch_wait_ms, minimum=0.0),
-            queue_size=_int(env, "TTS_QUEUE_SIZE", cls.queue_size, minimum=1),
+            queue_size=queue_size,
+            max_per_client=_int(env, "TTS_MAX_PER_CLIENT", half_queue(queue_size), minimum=1),
+            trusted_proxies=_networks(env, "TTS_TRUSTED_PROXIES"),
             gate_timeout_s=_float(env, "TTS_GATE_TIMEOUT", cls.gate_timeout_s, minimum=0.1),
             stats_window=_int(env, "TTS_STATS_WINDOW", cls.stats_window, minimum=1),
             infer_timeout_s=_float(env, "TTS_INFER_TIMEOUT", cls.infer_timeout_s, minimum=0.1),
@@ -295,6 +319,23 @@ def _voices_dir(env: Mapping[str, str]) -> str:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError("TTS_VOICES_DIR", f"{folder!r} is a file; name a folder for the saved voices")
     return folder
+
+
+def half_queue(queue_size: int) -> int:
+    """The default TTS_MAX_PER_CLIENT: one client may hold half the gate's places."""
+    return max(1, queue_size // 2)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or networks (10.0.0.0/8), each checked."""
+    parts = tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+    for part in parts:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError as e:
+            raise ConfigError(name, f"{part!r:.80} is not an IP address or network "
+                                    "(e.g. 127.0.0.1, 10.0.0.0/8)") from e
+    return parts
 
 
 def _with_revision(spec: ModelSpec, revision: str) -> ModelSpec:

@@ -43,6 +43,14 @@ class GateBusyError(TTSError):
         super().__init__(message)
 
 
+class ClientBusyError(GateBusyError):
+    """This client already holds its share of the gate's places (TTS_MAX_PER_CLIENT)."""
+
+
+class ClientGoneError(TTSError):
+    """The caller went away (a client hung up): the request was stopped and its place freed."""
+
+
 class GateTimeoutError(TTSError):
     """A request waited longer than the gate's timeout for its turn on the device."""
 

@@ -5,7 +5,8 @@ Every synthesis in the process, whatever route it came from, passes through one
 
 * `admit()` is held for a whole request. At most `max_requests` are admitted at once;
   one more gets `GateBusyError` at once (back-pressure) rather than a place in an
-  unbounded line. An admitted request is never dropped for being late.
+  unbounded line. An admitted request is never dropped for being late. One `client` (an
+  address) holds at most `max_per_client` places (`ClientBusyError` past it).
 * `run(fn)` is held for one inference (one chunk). Turns are first come, first served,
   so a long streamed request and a short one interleave chunk by chunk, except that a
   turn marked `first` (a request that has no audio yet) goes before the turns of
@@ -21,7 +22,8 @@ Every synthesis in the process, whatever route it came from, passes through one
   (up to `max_batch`; waiting `batch_wait_s` for stragglers when others are already in
   line) and runs them in one `run_batch(items)` call. Each caller gets its own result
   back. If a batch fails, its items are run again one by one, so a bad item fails only
-  its own request. `key=None` never batches.
+  its own request. `key=None` never batches. A turn waiting with a `cancel` event leaves
+  the line once the event is set and `wake()` called (its client went away).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterator, Sequence, TypeVar
 
-from .errors import GateBusyError, GateTimeoutError, InferenceTimeoutError
+from .errors import (ClientBusyError, ClientGoneError, GateBusyError, GateTimeoutError,
+                     InferenceTimeoutError)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,11 +72,13 @@ class DeviceGate:
 
     def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0,
                  max_batch: int = 1, batch_wait_s: float = 0.0, infer_timeout_s: float | None = None,
-                 slots: int = 1):
+                 slots: int = 1, max_per_client: int | None = None):
         if slots < 1:
             raise ValueError(f"a device has at least one slot, not {slots}")
         self.slots = slots
         self.max_requests = max_requests
+        self.max_per_client = max_per_client  # places one client may hold; None: no bound
+        self._by_client: dict[Hashable, int] = {}
         self.timeout_s = timeout_s
         self.infer_timeout_s = infer_timeout_s
         self.stuck_calls = 0  # calls given up on past infer_timeout_s (/metrics)
@@ -91,8 +96,9 @@ class DeviceGate:
     # --- request level ------------------------------------------------------------------
 
     @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold a place for one request, or raise GateBusyError when all places are taken."""
+    def admit(self, client: Hashable | None = None) -> Iterator[None]:
+        """Hold a place for one request, or raise GateBusyError when all places are taken, or
+        when `client` (its address; None: unknown) already holds `max_per_client` of them."""
         with self._cond:
             if self._admitted >= self.max_requests:
                 retry = self.retry_after_s()
@@ -101,12 +107,26 @@ class DeviceGate:
                     f"device. Try again in about {retry:.0f} s.",
                     retry_after_s=retry,
                 )
+            held = self._by_client.get(client, 0) if client is not None else 0
+            if self.max_per_client is not None and held >= self.max_per_client:
+                retry = self.retry_after_s()
+                raise ClientBusyError(
+                    f"Too many requests at once from one client: {held} requests of yours are "
+                    f"already waiting for the device (at most {self.max_per_client}). Try again "
+                    f"in about {retry:.0f} s.", retry_after_s=retry)
             self._admitted += 1
+            if client is not None:
+                self._by_client[client] = held + 1
         try:
             yield
         finally:
             with self._cond:
                 self._admitted -= 1
+                if client is not None:
+                    if self._by_client[client] <= 1:
+                        del self._by_client[client]
+                    else:
+                        self._by_client[client] -= 1
 
     def retry_after_s(self) -> float:
         """A fair guess of when a place frees up: the mean hold time times the line's length."""
@@ -142,20 +162,26 @@ class DeviceGate:
 
     def run_item(self, key: Hashable | None, item: Any,
                  run_batch: Callable[[Sequence[Any]], Sequence[Any]],
-                 first: bool = False) -> tuple[Any, float, float, int]:
+                 first: bool = False,
+                 cancel: threading.Event | None = None) -> tuple[Any, float, float, int]:
         """Run `item` on the device, batched with same-`key` items that wait at the same time.
 
         `first`: the caller has no audio yet, so this turn goes before the turns of callers
         already being heard (first come, first served among each kind).
+        `cancel`: once set (and `wake()` called), a turn still waiting leaves the line with
+        ClientGoneError; one already taken into a batch gets its result.
         Returns (result, seconds waited, seconds the batch held the device, batch size).
         """
         start = time.perf_counter()
         ticket = _Ticket(key, item, run_batch, first=first)
+        gone = cancel.is_set if cancel is not None else (lambda: False)
         with self._cond:
             self._turns.append(ticket)
             try:
-                ok = self._cond.wait_for(lambda: ticket.done or self._is_next(ticket),
+                ok = self._cond.wait_for(lambda: ticket.done or self._is_next(ticket) or gone(),
                                          timeout=self.timeout_s)
+                if ok and not ticket.taken and gone():  # the client left while it waited
+                    raise ClientGoneError("The client went away; its turn was given up.")
                 if not ok and ticket.taken:  # already in a running batch: its result is coming
                     self._cond.wait_for(lambda: ticket.done)
                 elif not ok:
@@ -174,6 +200,11 @@ class DeviceGate:
         if ticket.error is not None:
             raise ticket.error
         return ticket.result, ticket.started - start, ticket.held, ticket.batch_size
+
+    def wake(self) -> None:
+        """Let waiting turns look at their `cancel` events again (one was just set)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _is_next(self, ticket: _Ticket) -> bool:
         # A ticket taken into another's batch has left the line (which may now be empty).

@@ -11,6 +11,7 @@ every request and counts its outcome; a whole file is a thin consumer of it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -20,11 +21,11 @@ import numpy as np
 from . import audio as audio_io
 from . import loudness
 from . import zerogpu
-from .config import Settings
+from .config import Settings, half_queue
 from .device import raise_if_out_of_memory
 from .engines import Engine, SynthesisParams
-from .errors import (GateBusyError, GateTimeoutError, InputError, OutOfMemoryError, SynthesisError,
-                     TTSError)
+from .errors import (ClientGoneError, GateBusyError, GateTimeoutError, InputError,
+                     OutOfMemoryError, SynthesisError, TTSError)
 from .gate import DeviceGate
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .plan import Plan, make_plan, model_label
@@ -127,15 +128,17 @@ class _Run:
     clock: RecordClock
     delivery: _Streamed | _WholeFile
     record: LatencyRecord | None = None
+    client: str | None = None  # who asked (an address), for the gate's per-client bound
 
 
 class Synthesis:
     """A checked request being made: iterate for AudioChunks; `record` is set after the last."""
 
-    def __init__(self, run: Iterator):
+    def __init__(self, run: Iterator, gate: DeviceGate | None = None):
         """`run`: `Pipeline._run`'s generator. Its first item (taken here, so a bad request
         raises now) is the request's _Run; AudioChunks follow."""
         self._iter = run
+        self._gate = gate
         self._run: _Run = next(run)
         self.plan = self._run.plan
         self.engine = self.plan.engine
@@ -153,6 +156,13 @@ class Synthesis:
     def close(self) -> None:
         """Stop early (a client went away): no more chunks are made, the gate place is freed."""
         self._iter.close()
+
+    def cancel(self) -> None:
+        """From any thread, while another makes a chunk: stop before the next chunk, or now if
+        the chunk in hand is still waiting for its turn (ClientGoneError where it is made)."""
+        self._run.clock.cancel.set()
+        if self._gate is not None:
+            self._gate.wake()
 
 
 class Pipeline:
@@ -195,32 +205,38 @@ class Pipeline:
         gate = DeviceGate(settings.queue_size, settings.gate_timeout_s, max_batch=max_batch,
                        batch_wait_s=settings.batch_wait_ms / MS,
                        infer_timeout_s=settings.infer_timeout_s,
-                       slots=1 if on_gpu else settings.cpu_slots)
+                       slots=1 if on_gpu else settings.cpu_slots,
+                       max_per_client=settings.max_per_client or half_queue(settings.queue_size))
         return cls(registry, gate, RollingStats(settings.stats_window), settings)
 
     # --- what callers use ---------------------------------------------------------------
 
     def stream(self, request: SpeechRequest, route: str = "python",
-               continuous: bool = False) -> Synthesis:
+               continuous: bool = False, client: str | None = None) -> Synthesis:
         """Check `request` now; return its chunks with `data` encoded in `request.format`.
 
         `route` names the caller in the metrics. `continuous=False`: every chunk is a
         complete file (what Gradio's streaming audio wants). `continuous=True`: the chunks'
         bytes concatenate into one stream (one WAV header, then samples; what an HTTP
         response body wants). With `request.timings`, each chunk carries the words that
-        start in it; with a loudness target, a stream gets one gain and a limiter.
+        start in it; with a loudness target, a stream gets one gain and a limiter. `client`
+        (an address) holds at most `Settings.max_per_client` gate places at once.
         """
-        return Synthesis(self._run(request, route, streamed=True, continuous=continuous))
+        return Synthesis(self._run(request, route, streamed=True, continuous=continuous,
+                                   client=client), self.gate)
 
     def synthesize(self, request: SpeechRequest, route: str = "python",
-                   on_chunk: Callable[[int, int], None] | None = None) -> SynthesisResult:
+                   on_chunk: Callable[[int, int], None] | None = None, client: str | None = None,
+                   cancel: threading.Event | None = None) -> SynthesisResult:
         """The whole text as one encoded file: a thin consumer of the chunk generator.
 
         `on_chunk(done, total)` is told after each chunk (the UI's progress bar). With
         `request.timings`, the result's `words`; with a loudness target, the whole file is
-        measured and normalized.
+        measured and normalized. `client` as for `stream`; `cancel`, set through
+        `Pipeline.cancel` from another thread, stops the request (ClientGoneError).
         """
-        synthesis = Synthesis(self._run(request, route, streamed=False))
+        synthesis = Synthesis(self._run(request, route, streamed=False, client=client,
+                                        cancel=cancel), self.gate)
         words = []
         try:
             for chunk in synthesis:
@@ -232,6 +248,12 @@ class Pipeline:
         whole: _WholeFile = synthesis._run.delivery  # joined and encoded after the last chunk
         return SynthesisResult(whole.data, whole.audio, synthesis.sample_rate, synthesis.format,
                                synthesis.record, words if synthesis.plan.words is not None else None)
+
+    def cancel(self, event: threading.Event) -> None:
+        """Set a `synthesize(cancel=...)` event: its request stops at its next chunk, or now if
+        it is waiting for a turn at the gate."""
+        event.set()
+        self.gate.wake()
 
     def refused(self, route: str, status: str) -> None:
         """Count a request a route turned away before it became a SpeechRequest (an unreadable
@@ -255,7 +277,8 @@ class Pipeline:
     # --- inside -------------------------------------------------------------------------
 
     def _run(self, request: SpeechRequest, route: str, streamed: bool,
-             continuous: bool = False) -> Iterator:
+             continuous: bool = False, client: str | None = None,
+             cancel: threading.Event | None = None) -> Iterator:
         """The one place a request runs and its outcome is counted: checked, then (when
         iterated) admitted, made and recorded. Yields the request's _Run as soon as it is
         checked, then its AudioChunks; a whole file is encoded after the last of them."""
@@ -264,7 +287,9 @@ class Pipeline:
             plan = make_plan(request, self.registry, self.settings, streamed, continuous)
             model = plan.engine.name
             run = _Run(plan, RecordClock(plan),
-                       _Streamed(plan, continuous) if streamed else _WholeFile(plan))
+                       _Streamed(plan, continuous) if streamed else _WholeFile(plan), client=client)
+            if cancel is not None:
+                run.clock.cancel = cancel
             yield run
             yield from self._pieces(run)
             if run.clock.samples == 0:
@@ -273,7 +298,7 @@ class Pipeline:
             self._timed_encode(run.clock, run.delivery.end)
             run.record = run.clock.record(streamed)
             status = "ok"
-        except GeneratorExit:
+        except (GeneratorExit, ClientGoneError):
             status = "cancelled"  # the caller stopped early (a client went away)
             raise
         except InputError:
@@ -310,8 +335,10 @@ class Pipeline:
         limiter = None
         made = 0
         held: list[WordTiming] = []  # words of audio the limiter still holds
-        with self.gate.admit(), self.registry.in_use(engine):
+        with self.gate.admit(run.client), self.registry.in_use(engine):
             for index, chunk_text in enumerate(plan.chunks):
+                if clock.cancel.is_set():
+                    raise ClientGoneError("The client went away; the request was stopped.")
                 silence = self._silence(run, made, index, held, limiter)  # SSML <break>
                 if silence is not None:
                     yield silence
@@ -477,7 +504,7 @@ class Pipeline:
         try:
             result, waited, held, _ = self.gate.run_item(
                 key, item, lambda items: self._device(id(engine), method, items, params),
-                first=clock.first_piece is None)
+                first=clock.first_piece is None, cancel=clock.cancel)
         except TTSError:
             raise
         except Exception as e:

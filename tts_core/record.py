@@ -8,6 +8,7 @@ byte is ready.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from .metrics import LatencyRecord
@@ -29,6 +30,7 @@ class RecordClock:
         self.samples = 0  # made so far (before any limiter holds some back)
         self.first_piece: float | None = None  # when the first piece left the generator
         self.finished: float | None = None
+        self.cancel = threading.Event()  # set when the caller went away (Synthesis.cancel)
 
     @property
     def audio_s(self) -> float:

@@ -35,6 +35,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 from . import audio as audio_io
 from . import bootstrap
 from .captions import b64, captions
+from .config import name_problem
 from .errors import TTSError
 from .pipeline import Pipeline
 from .request import SpeechRequest
@@ -78,6 +79,8 @@ def parse_input(job: Any) -> tuple[SpeechRequest, bool]:
     given = {key: payload[key] for key in REQUEST_KEYS if key in payload}
     # An empty model or voice means the default, as a missing one does.
     given.update(model=payload.get("model") or None, voice=payload.get("voice") or None)
+    if given["model"] is not None and (problem := name_problem(given["model"])):
+        raise JobError(f'"model": {problem}.')
     return SpeechRequest(**given), stream
 
 

@@ -114,8 +114,10 @@ class StudioServer:
     def __init__(self, host: str, port: int, readiness: Readiness | None = None):
         self.readiness = readiness or Readiness()
         self.staged = StagedApp(self.readiness)
+        # proxy_headers off: X-Forwarded-* are believed only from TTS_TRUSTED_PROXIES (the
+        # HTTP API's own middleware), never from any peer at 127.0.0.1 (uvicorn's default).
         config = uvicorn.Config(self.staged, host=host, port=port, log_level="warning",
-                                lifespan="on", timeout_graceful_shutdown=10)
+                                lifespan="on", timeout_graceful_shutdown=10, proxy_headers=False)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 

@@ -94,7 +94,7 @@ def synthesize(ctx: StudioContext, text, model, voice, speed, seed, temperature=
     try:
         result = ctx.pipeline.synthesize(
             speech_request(text, model, voice, speed, seed, temperature, xvector, timings),
-            route=_route(call), on_chunk=_chunk_progress(progress))
+            route=_route(call), on_chunk=_chunk_progress(progress), client=client_of(call))
     except TTSError as e:
         raise gr_error(e) from e
     warn_foreign(ctx, text, model)
@@ -124,11 +124,16 @@ def captioned(ctx: StudioContext, text, model, voice, speed, seed, temperature=N
     try:
         result = ctx.pipeline.synthesize(
             speech_request(text, model, voice, speed, seed, temperature, xvector, timings=True),
-            route=_route(call), on_chunk=_chunk_progress(progress))
+            route=_route(call), on_chunk=_chunk_progress(progress), client=client_of(call))
     except TTSError as e:
         raise gr_error(e) from e
     return (result.data, [w.to_dict() for w in result.words],
             ctx.subtitles.write(to_srt(result.words)))
+
+
+def client_of(call: gr.Request | None) -> str | None:
+    """The caller's address, which the gate bounds places by (TTS_MAX_PER_CLIENT)."""
+    return call.client.host if call is not None and call.client is not None else None
 
 
 def models(ctx: StudioContext) -> list[dict]:

@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from ..live_models import manager_for
 from ..pipeline import Pipeline
@@ -19,6 +20,7 @@ from ..voices.library import library_for
 from . import operator, probes, speech, voice_library, voices
 from .context import ApiContext
 from .errors import ApiError
+from .guard import shown
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
                   redoc_url=None)
     api.state.tts = ApiContext(pipeline, readiness, manager_for(pipeline))
     library_for(pipeline)  # the saved voices, warm before the first request (started once)
+    if pipeline.settings.trusted_proxies:  # the client's address from their headers, no one else's
+        api.add_middleware(ProxyHeadersMiddleware,
+                           trusted_hosts=list(pipeline.settings.trusted_proxies))
+    log_what_the_key_protects(pipeline.settings)
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _invalid_parameter)
     api.add_exception_handler(Exception, _unexpected)
@@ -44,9 +50,24 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
     return api
 
 
+def log_what_the_key_protects(settings) -> None:
+    """One start-up line: what TTS_API_KEY guards here, and what stays open."""
+    if settings.api_key is None:
+        logger.warning("No TTS_API_KEY: every route is open to anyone who can reach this port, "
+                       "and adding or removing models over HTTP is closed")
+        return
+    opened = ("the UI, Gradio's API (/gradio_api/...) and MCP synthesis need no key "
+              "(TTS_UI_AUTH is off)" if not settings.ui_auth else
+              "the UI and Gradio's API need the sign-in, the key as password (TTS_UI_AUTH), and "
+              "MCP tool calls are refused (Gradio's MCP client cannot sign in)")
+    logger.info("TTS_API_KEY protects /v1/audio/speech, /v1/audio/captioned and /v1/models "
+                "(adding and removing models too); /health, /ready, /metrics, /v1/audio/voices "
+                "and /v1/audio/models are open; %s", opened)
+
+
 def unknown_v1(request: Request, rest: str):
     """405 naming the methods a known path takes; 404 listing the app's /v1 routes."""
-    path = request.url.path
+    path = request.url.path[:200]
     routes = served_routes()
     allowed = sorted({m for r in routes if r.path_regex.match(path) for m in r.methods})
     if allowed:
@@ -72,7 +93,7 @@ def route_list(routes: list[APIRoute]) -> str:
 
 async def _api_error(request: Request, e: ApiError):
     if e.status < 500 and e.code not in ("server_busy",):
-        logger.info("%s %s -> %d %s", request.method, request.url.path, e.status, e.code)
+        logger.info("%s %s -> %d %s", request.method, shown(request.url.path), e.status, e.code)
     return e.response()
 
 
@@ -85,6 +106,6 @@ async def _invalid_parameter(request: Request, e: RequestValidationError):
 
 
 async def _unexpected(request: Request, e: Exception):
-    logger.exception("%s %s failed", request.method, request.url.path)
+    logger.exception("%s %s failed", request.method, shown(request.url.path))
     return ApiError(500, f"The server failed unexpectedly ({type(e).__name__}); the log "
                          "has the details.", type_="server_error").response()

@@ -10,8 +10,8 @@ import math
 
 from fastapi.responses import JSONResponse
 
-from ..errors import (GateBusyError, GateTimeoutError, InputError, SynthesisError, TTSError,
-                      UnknownModelError, UnknownVoiceError)
+from ..errors import (ClientBusyError, GateBusyError, GateTimeoutError, InputError, SynthesisError,
+                      TTSError, UnknownModelError, UnknownVoiceError)
 
 # SpeechRequest field -> OpenAI's body field, where they differ.
 WIRE_PARAMS = {"text": "input", "format": "response_format"}
@@ -47,7 +47,8 @@ def from_tts_error(e: TTSError) -> ApiError:
     if isinstance(e, InputError):
         return ApiError(400, str(e), param=wire_param(e.param), code="invalid_value")
     if isinstance(e, GateBusyError):
-        return ApiError(429, str(e), type_="rate_limit_error", code="server_busy",
+        code = "client_busy" if isinstance(e, ClientBusyError) else "server_busy"
+        return ApiError(429, str(e), type_="rate_limit_error", code=code,
                         headers={"Retry-After": str(math.ceil(e.retry_after_s))})
     if isinstance(e, GateTimeoutError):
         return ApiError(503, str(e), type_="server_error", code="gate_timeout",

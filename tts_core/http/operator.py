@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from ..config import name_problem
 from ..errors import ConfigError, InputError
 from ..live_models import ModelConflictError
 from .context import GUARDED, ApiContext, api_context, read_json
@@ -24,6 +25,14 @@ def operator_only(ctx: ApiContext = Depends(api_context)) -> None:
                             "API key: start it with TTS_API_KEY set and send "
                             "'Authorization: Bearer <key>'.", type_="permission_error",
                        code="operator_routes_closed")
+
+
+def model_name(name: str) -> str:
+    """The path's model name, if it can be one (400 otherwise: it is never looked up)."""
+    if (problem := name_problem(name)) is not None:
+        raise ApiError(400, problem[0].upper() + problem[1:] + ".", param="model",
+                       code="invalid_name")
+    return name
 
 
 router = APIRouter()
@@ -52,9 +61,9 @@ async def add_model(body: dict = Depends(read_json), ctx: ApiContext = Depends(a
     return _answer(state, 202)
 
 
-@router.get(MODELS_ROUTE + "/{name}", dependencies=GUARDED, responses=error_responses(401, 404))
+@router.get(MODELS_ROUTE + "/{name}", dependencies=GUARDED, responses=error_responses(400, 401, 404))
 def model_status(name: str, ctx: ApiContext = Depends(api_context)):
-    state = ctx.models.state(name)
+    state = ctx.models.state(model_name(name))
     if state is None:
         raise ApiError(404, f"No model called {name!r} is loaded, loading or was removed. "
                             f"Loaded models: {', '.join(ctx.pipeline.registry.engines)}.",
@@ -63,10 +72,10 @@ def model_status(name: str, ctx: ApiContext = Depends(api_context)):
 
 
 @router.delete(MODELS_ROUTE + "/{name}", dependencies=OPERATOR, status_code=202,
-               responses=error_responses(401, 403, 409))
+               responses=error_responses(400, 401, 403, 409))
 def remove_model(name: str, ctx: ApiContext = Depends(api_context)):
     try:
-        state = ctx.models.remove(name)
+        state = ctx.models.remove(model_name(name))
     except ModelConflictError as e:
         raise ApiError(409, str(e), param="model", code="model_loading") from e
     except InputError as e:

@@ -2,14 +2,17 @@
 
 Both take the same body (`protocol.SpeechBody`); with `"stream": true` they answer through
 `streaming`. Every synthesis goes through the pipeline, so the gate's back-pressure applies
-(429 with Retry-After).
+(429 with Retry-After), with the client's address for its per-client bound. A whole file
+whose client hangs up stops at once (its turn given up, its place freed), as a stream does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
+import threading
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -17,11 +20,12 @@ from fastapi.responses import Response
 
 from .. import audio as audio_io
 from ..captions import b64, captions
-from ..errors import TTSError
+from ..errors import ClientGoneError, TTSError
 from ..metrics import LatencyRecord
 from ..request import SpeechRequest
 from .context import GUARDED, ApiContext, api_context, read_json
 from .errors import ApiError, from_tts_error
+from .guard import client_of
 from .protocol import OPENAI_DEFAULT_FORMAT, OPENAI_DEFAULT_MODEL, SpeechBody, documented_body, \
     error_responses, parse_speech
 from .streaming import stream_audio, stream_captioned
@@ -30,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 SPEECH_ROUTE = "/v1/audio/speech"
 CAPTIONED_ROUTE = "/v1/audio/captioned"  # speech with word timings and subtitles
+
+# How often a whole-file request looks whether its client is still there.
+WHOLE_FILE_POLL_S = 0.1
 
 router = APIRouter(dependencies=GUARDED)
 # Read (bounded) by `read_json`, typed by `parse_speech`; documented on the OpenAPI page.
@@ -75,17 +82,30 @@ def _speech_body(route: str):
     async def typed(request: Request, ctx: ApiContext = Depends(api_context)) -> SpeechBody:
         try:
             return parse_speech(await read_json(request, ctx))
-        except ApiError:
-            ctx.pipeline.refused(route, "bad_request")
+        except ApiError as e:
+            ctx.pipeline.refused(route, "cancelled" if e.code == "client_gone" else "bad_request")
             raise
     return typed
 
 
-async def _synthesize(ctx: ApiContext, call: SpeechRequest, route: str):
+async def _synthesize(request: Request, ctx: ApiContext, call: SpeechRequest, route: str):
+    """The whole file, made in a thread; stopped (its gate place freed) when the client leaves."""
+    pipeline, cancel = ctx.pipeline, threading.Event()
+    work = asyncio.ensure_future(anyio.to_thread.run_sync(lambda: pipeline.synthesize(
+        call, route=route, client=client_of(request), cancel=cancel)))
     try:
-        return await anyio.to_thread.run_sync(lambda: ctx.pipeline.synthesize(call, route=route))
+        while not (await asyncio.wait({work}, timeout=WHOLE_FILE_POLL_S))[0]:
+            if not cancel.is_set() and await request.is_disconnected():
+                logger.info("client went away; stopping its whole-file request")
+                pipeline.cancel(cancel)
+        return work.result()
+    except ClientGoneError as e:  # nobody reads this answer
+        raise ApiError(499, str(e), code="client_gone") from e
     except TTSError as e:
         raise from_tts_error(e) from e
+    finally:
+        if not work.done():  # this handler was cancelled: let the thread stop soon
+            pipeline.cancel(cancel)
 
 
 @router.post(SPEECH_ROUTE, openapi_extra=_BODY, responses={200: _AUDIO, **_ERRORS})
@@ -95,7 +115,7 @@ async def speech(request: Request, body: SpeechBody = Depends(_speech_body(SPEEC
     call = speech_request(body, SPEECH_ROUTE, ctx)
     if body.stream:
         return await stream_audio(request, ctx.pipeline, call, SPEECH_ROUTE)
-    result = await _synthesize(ctx, call, SPEECH_ROUTE)
+    result = await _synthesize(request, ctx, call, SPEECH_ROUTE)
     rate = audio_io.output_rate(result.format, result.sample_rate)
     return Response(result.data, media_type=audio_io.MEDIA_TYPES[result.format],
                     headers=latency_headers(result.record, rate))
@@ -110,7 +130,7 @@ async def captioned(request: Request, body: SpeechBody = Depends(_speech_body(CA
     call = dataclasses.replace(speech_request(body, CAPTIONED_ROUTE, ctx), timings=True)
     if body.stream:
         return await stream_captioned(request, ctx.pipeline, call, CAPTIONED_ROUTE)
-    result = await _synthesize(ctx, call, CAPTIONED_ROUTE)
+    result = await _synthesize(request, ctx, call, CAPTIONED_ROUTE)
     return {"audio": b64(result.data), "format": result.format,
             "sample_rate": audio_io.output_rate(result.format, result.sample_rate),
             **captions(result.words), "latency": result.record.to_dict()}

@@ -19,6 +19,7 @@ from .. import audio as audio_io
 from ..captions import b64, captions
 from ..errors import TTSError
 from .errors import from_tts_error
+from .guard import client_of
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ async def stream_body(request: Request, synthesis, chunks, first,
             logger.warning("stream ended early: %s", e)  # headers are sent: all we can do is stop
         finally:
             if pending is not None:
+                synthesis.cancel()  # a chunk still waiting for its turn gives it up
                 await asyncio.wait([pending])  # waits without cancelling it
             # Synchronous, with no await: a cancel landing now cannot skip it. It only ends
             # a generator paused between chunks (the gate place is freed), so it is quick.
@@ -131,7 +133,7 @@ def caption_lines(synthesis) -> Iterator[_Line]:
 async def stream_audio(request: Request, pipeline, call, route: str) -> StreamingResponse:
     """`"stream": true` on the speech route: one continuous file, sent as it is made."""
     try:
-        synthesis = pipeline.stream(call, route=route, continuous=True)
+        synthesis = pipeline.stream(call, route=route, continuous=True, client=client_of(request))
         chunks = iter(synthesis)
         first = await first_item(synthesis, chunks)
     except TTSError as e:
@@ -146,7 +148,7 @@ async def stream_audio(request: Request, pipeline, call, route: str) -> Streamin
 async def stream_captioned(request: Request, pipeline, call, route: str) -> StreamingResponse:
     """`"stream": true` on the captioned route: NDJSON, a line per piece, then the record."""
     try:
-        synthesis = pipeline.stream(call, route=route)
+        synthesis = pipeline.stream(call, route=route, client=client_of(request))
         lines = caption_lines(synthesis)
         first = await first_item(synthesis, lines)
     except TTSError as e:

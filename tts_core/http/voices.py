@@ -2,10 +2,13 @@
 
 The two /v1/audio lists are open even with TTS_API_KEY set: Open WebUI fetches them with no
 Authorization header at all (routers/audio.py, get_available_voices and
-get_available_models), and they name only what /ready already shows.
+get_available_models), and they name only what /ready already shows. The Piper catalogue
+(`?available=true`) is asked of the hub once per CATALOGUE_TTL_S, not once per listing.
 """
 
 from __future__ import annotations
+
+import time
 
 from fastapi import APIRouter, Depends
 
@@ -15,6 +18,9 @@ from .errors import ApiError
 from .protocol import error_responses
 
 router = APIRouter()
+# How long the Piper catalogue (or the hub's refusal) is kept before the hub is asked again.
+CATALOGUE_TTL_S = 600.0
+CATALOGUE_ERROR_TTL_S = 30.0
 
 
 @router.get("/v1/models", dependencies=GUARDED, responses=error_responses(401))
@@ -66,14 +72,12 @@ def _voice_label(voice: str, model: str, language: str | None) -> str:
 
 def _catalogue_listing(ctx: ApiContext, language: str | None) -> dict:
     """The Piper catalogue's voices by language and quality, the loaded ones marked."""
-    from ..catalog import (PIPER_VOICES_REPO, CatalogueError, load_catalogue, loaded_keys,
-                           sorted_voices)
+    from ..catalog import PIPER_VOICES_REPO, CatalogueError, loaded_keys, sorted_voices
 
     revision = ctx.settings.piper_voices_revision
-    try:
-        catalogue = load_catalogue(revision)
-    except CatalogueError as e:
-        raise ApiError(503, str(e), type_="server_error", code="catalogue_unavailable") from e
+    catalogue = _cached_catalogue(ctx, revision)
+    if isinstance(catalogue, CatalogueError):
+        raise ApiError(503, str(catalogue), type_="server_error", code="catalogue_unavailable")
     loaded = loaded_keys(ctx.pipeline.registry.engines.values())
     voices = [dict(v.to_dict(), loaded=v.key in loaded, model=loaded.get(v.key),
                    spec=f"piper:{v.key}")
@@ -81,3 +85,21 @@ def _catalogue_listing(ctx: ApiContext, language: str | None) -> dict:
               or v.language.split("_")[0] == language]
     return {"repository": PIPER_VOICES_REPO, "revision": revision, "count": len(voices),
             "voices": voices}
+
+
+def _cached_catalogue(ctx: ApiContext, revision: str):
+    """The catalogue at `revision` (or the CatalogueError the hub gave), fetched at most once
+    per CATALOGUE_TTL_S (an error: per CATALOGUE_ERROR_TTL_S); concurrent listings wait for
+    one fetch."""
+    from ..catalog import CatalogueError, load_catalogue
+
+    with ctx.catalogue_lock:
+        fetched, catalogue = ctx.catalogues.get(revision, (None, None))
+        ttl = CATALOGUE_ERROR_TTL_S if isinstance(catalogue, CatalogueError) else CATALOGUE_TTL_S
+        if fetched is None or time.monotonic() - fetched > ttl:
+            try:
+                catalogue = load_catalogue(revision)
+            except CatalogueError as e:
+                catalogue = e
+            ctx.catalogues[revision] = (time.monotonic(), catalogue)
+        return catalogue
