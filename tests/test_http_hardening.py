@@ -188,13 +188,29 @@ def concurrent(calls) -> list[httpx.Response]:
 
 
 def test_one_client_holds_at_most_its_share_of_the_gate(api):
-    pipeline = fake_pipeline(FakeEngine(infer_s=0.4), queue_size=8, max_per_client=2, cpu_slots=1)
+    # The engine holds every call until released, so the places stay taken however slow the
+    # machine: what is refused is decided by the bound alone, not by timing.
+    engine = FakeEngine(hang_on="One sentence")
+    pipeline = fake_pipeline(engine, queue_size=8, max_per_client=2, cpu_slots=1)
     url = api(pipeline)
     body = {"input": "One sentence.", "response_format": "wav"}
     one, other = from_ip("127.0.0.1"), from_ip("127.0.0.2")
-    calls = [lambda: one.post(f"{url}/v1/audio/speech", json=body)] * 4
-    calls += [lambda: other.post(f"{url}/v1/audio/speech", json=body)]
-    results = concurrent(calls)
+    results: list = [None] * 5
+
+    def post(i, client):
+        results[i] = client.post(f"{url}/v1/audio/speech", json=body)
+
+    threads = [threading.Thread(target=post, args=(i, one)) for i in range(4)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: sum(r is not None and r.status_code == 429 for r in results) == 2
+               and pipeline.gate.queue_depth == 2, 30, "two of one client's four refused")
+    threads.append(threading.Thread(target=post, args=(4, other)))
+    threads[-1].start()
+    wait_until(lambda: pipeline.gate.queue_depth == 3, 30, "another client admitted beside them")
+    engine.unhang.set()
+    for t in threads:
+        t.join()
     statuses = [r.status_code for r in results]
     assert statuses[:4].count(200) == 2 and statuses[:4].count(429) == 2, statuses
     assert statuses[4] == 200, "another client kept its own places"

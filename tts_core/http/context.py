@@ -100,11 +100,10 @@ def authorize(request: Request, ctx: ApiContext = Depends(api_context)) -> None:
 GUARDED = [Depends(authorize)]
 
 
-async def read_json(request: Request, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
-    """The request's body as a JSON object, read no further than TTS_MAX_BODY_BYTES (413)."""
-    limit = ctx.settings.max_body_bytes
+async def read_body(request: Request, limit: int, too_big: ApiError) -> bytes:
+    """The request's body, read no further than `limit` bytes: `too_big` (a 413) as soon as it is
+    known to be larger, from its Content-Length or the bytes read so far."""
     declared = request.headers.get("content-length")
-    too_big = ApiError(413, f"The request body is larger than {limit} bytes.", code="body_too_large")
     if declared and declared.isdigit() and int(declared) > limit:
         raise too_big
     body = bytearray()
@@ -116,6 +115,25 @@ async def read_json(request: Request, ctx: ApiContext = Depends(api_context)) ->
     except ClientDisconnect:  # nobody reads the answer; no traceback for it either
         raise ApiError(499, "The client went away before sending its whole body.",
                        code="client_gone") from None
+    return bytes(body)
+
+
+def operator_only(what: str, code: str):
+    """A dependency: 403 unless the server has an API key (then GUARDED checks it was sent);
+    `what` is what it opens ("Adding and removing models")."""
+    def check(ctx: ApiContext = Depends(api_context)) -> None:
+        if ctx.settings.api_key is None:
+            raise ApiError(403, f"{what} is open only when the server has an API key: start it "
+                                "with TTS_API_KEY set and send 'Authorization: Bearer <key>'.",
+                           type_="permission_error", code=code)
+    return check
+
+
+async def read_json(request: Request, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
+    """The request's body as a JSON object, read no further than TTS_MAX_BODY_BYTES (413)."""
+    limit = ctx.settings.max_body_bytes
+    body = await read_body(request, limit, ApiError(
+        413, f"The request body is larger than {limit} bytes.", code="body_too_large"))
     try:
         data = json.loads(body, parse_int=_integer)
     except _BadNumber as e:

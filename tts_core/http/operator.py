@@ -12,19 +12,11 @@ from fastapi.responses import JSONResponse
 from ..config import name_problem
 from ..errors import ConfigError, InputError
 from ..live_models import ModelConflictError
-from .context import GUARDED, ApiContext, api_context, read_json
+from .context import GUARDED, ApiContext, api_context, operator_only, read_json
 from .errors import ApiError, from_tts_error
 from .protocol import AddModelBody, documented_body, error_responses
 
 MODELS_ROUTE = "/v1/models"
-
-
-def operator_only(ctx: ApiContext = Depends(api_context)) -> None:
-    if ctx.settings.api_key is None:
-        raise ApiError(403, "Adding and removing models is open only when the server has an "
-                            "API key: start it with TTS_API_KEY set and send "
-                            "'Authorization: Bearer <key>'.", type_="permission_error",
-                       code="operator_routes_closed")
 
 
 def model_name(name: str) -> str:
@@ -36,7 +28,8 @@ def model_name(name: str) -> str:
 
 
 router = APIRouter()
-OPERATOR = [Depends(operator_only), *GUARDED]
+OPERATOR = [Depends(operator_only("Adding and removing models", "operator_routes_closed")),
+            *GUARDED]
 
 
 def _answer(state, status: int = 200) -> JSONResponse:

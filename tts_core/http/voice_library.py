@@ -19,7 +19,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..errors import InputError, TTSError, UnknownVoiceError, VoiceClipError, VoiceExistsError
 from ..voices.library import VoiceLibrary, library_for
-from .context import GUARDED, ApiContext, api_context
+from .context import GUARDED, ApiContext, api_context, operator_only, read_body
 from .errors import ApiError, from_tts_error
 from .protocol import error_responses
 
@@ -27,20 +27,13 @@ VOICES_ROUTE = "/v1/audio/voices"
 FORM_FIELDS = ("name", "audio", "transcript")
 
 
-def voice_operator_only(ctx: ApiContext = Depends(api_context)) -> None:
-    if ctx.settings.api_key is None:
-        raise ApiError(403, "Adding and deleting voices is open only when the server has an "
-                            "API key: start it with TTS_API_KEY set and send "
-                            "'Authorization: Bearer <key>'.", type_="permission_error",
-                       code="voice_routes_closed")
-
-
 def voice_library(ctx: ApiContext = Depends(api_context)) -> VoiceLibrary:
     return library_for(ctx.pipeline)
 
 
 router = APIRouter()
-OPERATOR = [Depends(voice_operator_only), *GUARDED]
+OPERATOR = [Depends(operator_only("Adding and deleting voices", "voice_routes_closed")),
+            *GUARDED]
 
 
 @router.post(VOICES_ROUTE, dependencies=OPERATOR, status_code=201,
@@ -100,17 +93,9 @@ async def _read_form(request: Request, limit: int, api_error) -> FormData:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise api_error(415, "Send the voice as multipart/form-data: fields 'name', 'audio' (the "
                              "clip file) and optionally 'transcript'.", code="unsupported_media_type")
-    too_big = api_error(413, f"The upload is larger than {limit} bytes (TTS_MAX_UPLOAD_BYTES); "
-                             "a voice needs only 10 to 30 seconds of audio.", param="audio",
-                        code="body_too_large")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_big
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise too_big
+    body = await read_body(request, limit, api_error(
+        413, f"The upload is larger than {limit} bytes (TTS_MAX_UPLOAD_BYTES); a voice needs only "
+             "10 to 30 seconds of audio.", param="audio", code="body_too_large"))
 
     async def whole() -> AsyncIterator[bytes]:
         yield bytes(body)
