@@ -227,12 +227,24 @@ def test_a_proxy_header_counts_only_from_a_trusted_proxy(api):
     for trusted, expect_refused in ((None, 2), ("127.0.0.1", 0)):
         extra = {"trusted_proxies": Settings.from_env({"TTS_TRUSTED_PROXIES": trusted}).trusted_proxies} \
             if trusted else {}
-        url = api(fake_pipeline(FakeEngine(infer_s=0.4), queue_size=8, max_per_client=2,
-                                cpu_slots=1, **extra))
-        calls = [lambda i=i: httpx.post(f"{url}/v1/audio/speech", json=body, timeout=30,
-                                        headers={"X-Forwarded-For": f"203.0.113.{i}"})
-                 for i in range(4)]
-        statuses = [r.status_code for r in concurrent(calls)]
+        engine = FakeEngine(hang_on="One sentence")  # places stay taken until released
+        pipeline = fake_pipeline(engine, queue_size=8, max_per_client=2, cpu_slots=1, **extra)
+        url = api(pipeline)
+        results: list = [None] * 4
+
+        def post(i):
+            results[i] = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=30,
+                                    headers={"X-Forwarded-For": f"203.0.113.{i}"})
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: pipeline.gate.queue_depth + sum(r is not None for r in results) == 4,
+                   30, "every request admitted or answered")
+        engine.unhang.set()
+        for t in threads:
+            t.join()
+        statuses = [r.status_code for r in results]
         assert statuses.count(429) == expect_refused, (trusted, statuses)
 
 
