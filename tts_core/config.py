@@ -174,6 +174,12 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)  # never printed or logged
     ui_auth: bool = False
     max_body_bytes: int = 1_000_000
+    # The cost bound (tts_core/cost.py): estimated seconds of speech in one request (at its
+    # speed) and in one chunk (at speed 1).
+    max_speech_s: float = 600.0
+    max_chunk_speech_s: float = 60.0
+    # The largest file Gradio's upload route takes (a few minutes of WAV: reference clips).
+    max_upload_bytes: int = 20_000_000
     # OpenAI name -> this app's name; "" means the default model / the model's voices in turn.
     openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
     openai_voices: dict[str, str] = field(default_factory=dict)
@@ -255,6 +261,11 @@ class Settings:
             api_key=api_key,
             ui_auth=ui_auth,
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            max_speech_s=_float(env, "TTS_MAX_SPEECH_S", cls.max_speech_s, minimum=1.0),
+            max_chunk_speech_s=_float(env, "TTS_MAX_CHUNK_SPEECH_S", cls.max_chunk_speech_s,
+                                      minimum=1.0),
+            max_upload_bytes=_int(env, "TTS_MAX_UPLOAD_BYTES", cls.max_upload_bytes,
+                                  minimum=1024),
             openai_models=openai_models,
             openai_voices=_mapping(env, "TTS_OPENAI_VOICES"),
             loudness_lufs=_loudness(env),

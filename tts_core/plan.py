@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from . import audio as audio_io
-from . import loudness
+from . import cost, loudness
 from . import text as textproc
 from .config import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE, Settings
 from .engines import Engine, SynthesisParams
@@ -97,6 +97,7 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
     if not textproc.has_speakable(cleaned):
         raise InputError("The text has nothing to speak: no letters or digits are left "
                          "after removing symbols and control characters.", param="input")
+    cleaned = textproc.read_symbols(cleaned)  # emoji dropped, "㎜" as "mm": see text.py
     foreign = textproc.foreign_letters(cleaned, engine.language)
     if foreign and not textproc.has_speakable(cleaned.translate(dict.fromkeys(map(ord, foreign)))):
         raise InputError(f"Model {engine.name!r} cannot pronounce any of this text: it speaks "
@@ -118,6 +119,7 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
                              param="input")
     longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
     chunks = textproc.chunk(cleaned, longest)
+    cost.check_speech(engine, chunks, params.speed, settings)  # before any device turn
     words = chunk_words = None
     if request.timings:
         words, chunk_words = _word_plan(typed, cleaned, chunks, engine.language == "en")
