@@ -161,3 +161,18 @@ def test_played_back_is_bounded_by_what_a_real_stream_can_be(serve, figure):
     pcm = "AAAA" * (2 * 8000 // 3)
     r = call(json.dumps({"pcm": pcm, "rate": 8000, "text": "hi", "model": "fake"}))
     assert r.status_code == 200 and "error" not in r.text[:200], r.text[:300]
+
+
+def test_uploads_are_deleted_with_the_cache(serve, tmp_path, monkeypatch):
+    """An upload nobody uses goes after TTS_CACHE_TTL, as returned audio does."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    url = serve(fake_pipeline(FakeEngine(infer_s=0), cache_ttl_s=2))
+    headers, body = upload_body(1000)
+    r = httpx.post(f"{url}/gradio_api/upload", content=body, headers=headers, timeout=30)
+    assert r.status_code == 200
+    stored = Path(r.json()[0])
+    assert stored.exists() and stored.is_relative_to(tmp_path)
+    deadline = time.time() + 15
+    while time.time() < deadline and stored.exists():
+        time.sleep(0.5)
+    assert not stored.exists(), "Gradio kept an upload past its TTL"
