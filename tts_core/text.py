@@ -145,7 +145,7 @@ def clean(text: str) -> str:
 # every other one (emoji, pictographs, dingbats, arrows, box drawing, most squared units) is
 # dropped, with the marks that only dress emoji (variation selectors, skin tones, keycaps).
 KEPT_SYMBOLS = frozenset("−±×÷≤≥≠≈∞√™")
-SYMBOL_WORDS = {"№": "number", "‰": "per mille"}
+SYMBOL_WORDS = {"№": "number"}
 _EMOJI_MARKS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")  # variation selectors
 
 
