@@ -21,13 +21,17 @@ from fastapi import FastAPI
 from tts_core import Pipeline, Settings, bootstrap, selfcheck
 from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
 from tts_core.http import create_http_api
-from tts_core.server import Readiness, StudioServer
+from tts_core.server import BodyLimit, Readiness, StudioServer
 from tts_core.wyoming_server import start_wyoming
+from ui.result import model_rates, played_back_limit
 from ui.studio import build_demo
 
 logger = logging.getLogger("tts_studio")
 
 UI_ASSETS = Path(__file__).parent / "assets" / "ui"  # the page's own CSS and script
+UPLOAD_FORM_BYTES = 64 * 1024  # an upload's multipart headers and boundaries, beside the file
+# Gradio's routes that write a body to disk as it comes: only bodies that say their length.
+UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/process_recording")
 
 
 def _fail(message: str) -> None:
@@ -45,14 +49,25 @@ def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> F
         def auth(user: str, password: str) -> bool:
             return hmac.compare_digest(password.encode(), settings.api_key.encode())
     app = gr.mount_gradio_app(api, demo, path="/", auth=auth, mcp_server=True,
+                              max_file_size=settings.max_upload_bytes,
                               auth_message="Sign in with any name and the studio's API key.",
                               css_paths=[UI_ASSETS / "studio.css"],
                               head=f"<script>{(UI_ASSETS / 'studio.js').read_text()}</script>")
+    app.add_middleware(BodyLimit, limit=lambda: body_limit(pipeline), length_required=UPLOAD_PATHS)
     if demo.mcp_server:  # Gradio's own MCP server: the `synthesize` and `models` events as tools
         logger.info("MCP tools at /gradio_api/mcp/ (streamable HTTP)")
     else:
         logger.warning("No MCP endpoint: %s", getattr(demo, "mcp_error", None) or "see above")
     return app
+
+
+def body_limit(pipeline: Pipeline) -> int:
+    """The largest request body any route reads (Gradio's included): an upload of
+    TTS_MAX_UPLOAD_BYTES, or the page's player handing back the longest stream a loaded
+    model can make. /v1's own, smaller bound (TTS_MAX_BODY_BYTES) is the HTTP API's."""
+    settings = pipeline.settings
+    return max(settings.max_upload_bytes + UPLOAD_FORM_BYTES,
+               played_back_limit(settings, model_rates(pipeline)))
 
 
 def load_settings() -> Settings:

@@ -292,7 +292,8 @@ TEXTS = {
     "punctuation only": ("?!.,;:—…", NOTHING), "unicode spaces": ("\u2003\u2002\u00a0\u3000", EMPTY),
     "format strings": ("%s %d {0} {text} ${HOME}", SERVED), "path": ("../../etc/passwd", SERVED),
     "nul in middle": ("hello\x00world", SERVED), "bidi override": ("\u202eevil\u202c text", SERVED),
-    "very long word": ("a" * 400, SERVED), "normal": ("Hello there.", SERVED),
+    "very long word": ("a" * 400, SERVED),
+    "read by name": ("Hello " + "中" * 600, Refused(400, "would be about 2 minutes of speech")), "normal": ("Hello there.", SERVED),
 }
 SPEED_RANGE = "Speed must be between 0.25 and 4.0; got"
 UNKNOWN_MODEL = "Unknown model '{}'. Loaded models: en_US-joe-medium"

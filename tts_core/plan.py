@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 
 from . import audio as audio_io
-from . import loudness
+from . import cost, loudness
 from . import ssml
 from . import text as textproc
 from .config import Settings
@@ -118,6 +118,7 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
     if not textproc.has_speakable(cleaned):
         raise InputError("The text has nothing to speak: no letters or digits are left "
                          "after removing symbols and control characters.", param="text")
+    cleaned = textproc.read_symbols(cleaned)  # emoji dropped, "㎜" as "mm": see text.py
     foreign = textproc.foreign_letters(cleaned, engine.language)
     if foreign and not textproc.has_speakable(cleaned.translate(dict.fromkeys(map(ord, foreign)))):
         raise InputError(f"Model {engine.name!r} cannot pronounce any of this text: it speaks "
@@ -139,6 +140,7 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
                              param="text")
     longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
     chunks = textproc.chunk(cleaned, longest)
+    cost.check_speech(engine, chunks, params.speed, settings, param="text")  # before any turn
     words = chunk_words = None
     if request.timings:
         words, chunk_words = _word_plan(typed, cleaned, chunks, engine.language == "en")
@@ -164,6 +166,9 @@ def _markup_plan(request: SpeechRequest, engine: Engine, params: SynthesisParams
     longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
     spoken = ssml.read(request.text, engine, params.speed, (MIN_SPEED, MAX_SPEED), longest,
                        settings.max_chars, param="text")
+    # The slowest rate the markup asks for bounds the whole: a conservative estimate.
+    cost.check_speech(engine, spoken.chunks, min(spoken.speeds, default=params.speed), settings,
+                      param="text")
     words = chunk_words = None
     if request.timings:
         words, chunk_words = _word_plan(spoken.typed, " ".join(spoken.chunks),

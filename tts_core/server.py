@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,7 @@ import uvicorn
 logger = logging.getLogger(__name__)
 
 STARTING_RETRY_AFTER_S = 5
+TOO_LARGE = "The request body is larger than {} bytes, the most this server reads; send less."
 
 
 @dataclass
@@ -106,6 +108,77 @@ class StagedApp:
             (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
             (b"retry-after", str(STARTING_RETRY_AFTER_S).encode())]})
         await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimit:
+    """ASGI middleware: no route reads a request body past `limit()` bytes.
+
+    On the outer app, so Gradio's routes (/gradio_api/upload, /run/predict, /call/...) are
+    bounded as /v1 is: a Content-Length past the limit is answered 413 before anything is
+    read, and a body that goes on past it (chunked, or longer than it said) is answered 413
+    as soon as it does, and the app is told the client left. `limit` is asked per request
+    (models added while serving change what the page's player may hand back).
+    `length_required`: paths that write the body to disk as it comes (Gradio's uploads) take
+    only a body that says its length (411 otherwise), since a body cut short there would
+    leave its part written.
+    """
+
+    def __init__(self, app, limit: Callable[[], int], length_required: tuple[str, ...] = ()):
+        self.app, self.limit, self.length_required = app, limit, length_required
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit()
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            return await _refuse(send, 413, TOO_LARGE.format(limit))
+        if declared is None and scope["path"] in self.length_required:
+            return await _refuse(send, 411, "An upload must say its length (Content-Length).")
+        received, started, refused = 0, False, False
+
+        async def counted():
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refused = True
+                    if not started:
+                        await _refuse(send, 413, TOO_LARGE.format(limit))
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message):
+            nonlocal started
+            if refused and not started:
+                return  # the 413 was the answer; the app's own reply to a "disconnect" goes
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted, guarded)
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                 "param": None, "code": "body_too_large" if status == 413
+                                 else "length_required"}}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class StudioServer:

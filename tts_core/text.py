@@ -137,6 +137,43 @@ def clean(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+# --- emoji and symbols ------------------------------------------------------------------------
+# espeak reads a symbol by its whole Unicode name ("grinning face", "square rad over s squared"):
+# 300 emoji were a minute of speech. Symbols are kept only where a reader says them: ASCII and
+# Latin-1's (°, ©, ×), currency signs, and a few with short readings; a symbol whose
+# compatibility form is plain letters is read as those ("㎜" -> "mm", "℃" -> "°C", "ⓐ" -> "a");
+# every other one (emoji, pictographs, dingbats, arrows, box drawing, most squared units) is
+# dropped, with the marks that only dress emoji (variation selectors, skin tones, keycaps).
+KEPT_SYMBOLS = frozenset("−±×÷≤≥≠≈∞√™")
+SYMBOL_WORDS = {"№": "number"}
+_EMOJI_MARKS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")  # variation selectors
+
+
+def _symbol(ch: str) -> str:
+    if ch in SYMBOL_WORDS:
+        return f" {SYMBOL_WORDS[ch]} "
+    category = unicodedata.category(ch)
+    if category == "Me":  # enclosing marks: a keycap's frame
+        return ""
+    if category[0] != "S" or ch <= "\xff" or category == "Sc" or ch in KEPT_SYMBOLS:
+        return ch
+    compat = unicodedata.normalize("NFKC", ch)
+    if compat != ch and all(c.isascii() and c.isalnum() or c == "°" for c in compat):
+        return compat
+    return " "
+
+
+def read_symbols(text: str) -> str:
+    """Emoji and symbols as text preparation reads them: kept, as their letters, or dropped.
+
+    Letters, digits and punctuation are never touched, so speakable text stays speakable.
+    """
+    text = _EMOJI_MARKS.sub("", text)
+    if text.isascii():
+        return text
+    return _WHITESPACE.sub(" ", "".join(map(_symbol, text))).strip()
+
+
 def has_speakable(text: str) -> bool:
     """True when at least one letter or digit is left to say."""
     return any(unicodedata.category(ch)[0] in "LN" for ch in text)

@@ -5,6 +5,7 @@ import base64
 import binascii
 import io
 import json
+import math
 
 import gradio as gr
 import numpy as np
@@ -18,9 +19,22 @@ from ui.events import gr_error, warn_foreign
 from ui.html import history_html, spoken_html, timing_html
 
 HISTORY_SIZE = 5  # this browser session's last generations, newest first
-# The page's Web Audio player hands its stream's whole audio back (base64 int16, at most this
-# many seconds at its rate) so that the Result player holds the file, as after Generate.
-PLAYED_BACK_MAX_S = 15 * 60
+# The page's Web Audio player hands its stream's whole audio back (base64 int16) so that the
+# Result player holds the file, as after Generate. No stream is longer than TTS_MAX_SPEECH_S
+# (the plan refuses longer ones), so no real hand-back is longer than that at the rate of the
+# fastest-sampling model loaded, with its words, record and text (at most this much more).
+PLAYED_BACK_EXTRA_BYTES = 1_000_000
+
+
+def played_back_limit(settings, rates) -> int:
+    """The longest hand-back a real stream makes: TTS_MAX_SPEECH_S of int16 at the highest of
+    `rates` (the loaded models' sample rates), in base64, with its words and record."""
+    pcm = 2 * max(rates) * settings.max_speech_s
+    return 4 * math.ceil(pcm / 3) + PLAYED_BACK_EXTRA_BYTES
+
+
+def model_rates(pipeline) -> list[int]:
+    return [engine.sample_rate for engine in pipeline.registry.engines.values()]
 
 
 def collect_spoken(ctx: StudioContext, page, call: gr.Request):
@@ -59,10 +73,11 @@ def _record(sent: dict | None) -> dict | None:
     return record
 
 
-def decode_played_back(payload: str) -> tuple[bytes, dict | None, dict, float | None]:
+def decode_played_back(payload: str, max_s: float,
+                       ) -> tuple[bytes, dict | None, dict, float | None]:
     """The Web Audio player's stream, handed back: (the whole WAV, the server's latency record
     if the stream carried one, the spoken text, the browser's click-to-sound in ms).
-    Raises InputError if malformed."""
+    Raises InputError if malformed or longer than `max_s` seconds."""
     try:
         d = json.loads(payload)
         rate = int(d["rate"])
@@ -76,9 +91,9 @@ def decode_played_back(payload: str) -> tuple[bytes, dict | None, dict, float | 
     except (ValueError, KeyError, TypeError, binascii.Error) as e:
         raise InputError(f"The page's player sent back a stream this server cannot read ({e}); "
                          "reload the page.") from e
-    if not 8000 <= rate <= 192000 or len(pcm) > 2 * rate * PLAYED_BACK_MAX_S:
+    if not 8000 <= rate <= 192000 or len(pcm) > 2 * rate * max_s:
         raise InputError(f"The page's player sent back {len(pcm)} bytes at {rate} Hz; more than "
-                         f"{PLAYED_BACK_MAX_S // 60} minutes is not kept.")
+                         f"{max_s:g} seconds is not kept.")
     samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
@@ -89,8 +104,14 @@ def decode_played_back(payload: str) -> tuple[bytes, dict | None, dict, float | 
 def stream_played_back(ctx: StudioContext, page, payload, text, model):
     """The page's Web Audio player finished a stream: its whole file becomes the Result (as
     after Generate), with the server's record, the words and what the listener heard."""
+    settings = ctx.settings
+    limit = played_back_limit(settings, model_rates(ctx.pipeline))
     try:
-        wav, record, spoken, heard_ms = decode_played_back(payload)
+        if not isinstance(payload, str) or len(payload) > limit:  # refused before it is parsed
+            raise InputError(f"The page's player sent back {len(payload or '')} characters; a "
+                             f"stream of at most {settings.max_speech_s:g} seconds is at most "
+                             f"{limit}. Nothing was kept.")
+        wav, record, spoken, heard_ms = decode_played_back(payload, settings.max_speech_s)
     except InputError as e:
         raise gr_error(e) from e
     if record is None:  # a /v1/audio/speech stream: its record is this server's newest like it

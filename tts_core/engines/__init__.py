@@ -10,6 +10,7 @@ do) is on its engine class.
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import TYPE_CHECKING
 
 from ..families import FAMILIES
@@ -19,10 +20,19 @@ if TYPE_CHECKING:  # annotations only: config reads tts_core.families, never thi
     from ..config import ModelSpec
 
 
+# One family module imported at a time. Python's per-module import locks do not make two
+# threads' first imports of torch and transformers safe: where their import graphs cross,
+# the deadlock detection hands one thread a partially initialized module, and a model added
+# while another loads failed with "cannot import name 'SpeechT5ForTextToSpeech'" (or
+# 'AutoTokenizer'); tests/test_import_race.py imports families from threads to show it.
+_IMPORT_LOCK = threading.RLock()
+
+
 def family_class(family: str) -> type[Engine]:
     """The family's engine class (its module imported now: torch, for most)."""
     entry = FAMILIES[family]
-    return getattr(importlib.import_module(entry.module), entry.engine)
+    with _IMPORT_LOCK:
+        return getattr(importlib.import_module(entry.module), entry.engine)
 
 
 def engine_class(spec: ModelSpec) -> type[Engine]:

@@ -213,6 +213,10 @@ class Engine(ABC):
     #: loudness (LUFS): what a stream's one loudness gain is chosen from.
     level_audio: np.ndarray | None = None
     stream_lufs: float | None = None
+    #: Seconds of speech per unit of `spoken_units` at speed 1, for the plan's cost bound
+    #: (`tts_core/cost.py`): English read by joe is 0.056 to 0.095 s a character of the
+    #: spelled-out text (0.057 on a long sentence), so 0.065 is about one sentence's worth.
+    seconds_per_unit: float = 0.065
     #: Weights' precision and their size in device memory (set by loaders that know it;
     #: on CUDA `load` replaces the size with what loading allocated).
     dtype: str = "float32"
@@ -289,6 +293,11 @@ class Engine(ABC):
     @property
     def default_voice(self) -> str:
         return self.voices[0]
+
+    def spoken_units(self, text: str) -> int:
+        """How much there is to say in `text`, cheaply, without the model: its characters
+        here (the spelled-out text); engines that phonemize count phonemes."""
+        return len(text)
 
     @abstractmethod
     def prepare(self, text: str, params: SynthesisParams) -> Any | None:

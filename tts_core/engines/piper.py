@@ -176,6 +176,14 @@ class PiperEngine(Engine):
             return f"embedded voice {embedded_voice_paths()[0]}"
         return str(Path(spec.source).expanduser().resolve())
 
+    #: joe reads 0.045 to 0.08 s a phoneme (0.05 on a long sentence; more where pauses are).
+    seconds_per_unit = 0.06
+
+    def spoken_units(self, text: str) -> int:
+        """The phonemes espeak makes of `text`: symbols and letters of other alphabets are
+        read by name, so this, not the characters, is what will be spoken."""
+        return sum(len(p) for p in self.voice.phonemize(text))
+
     def prepare(self, text: str, params: SynthesisParams) -> list[list[int]] | None:
         sentences = [self.voice.phonemes_to_ids(p) for p in self.voice.phonemize(text) if p]
         return sentences or None
