@@ -44,6 +44,7 @@ class Plan:
     # among the spoken words (one more entry: the end).
     words: tuple[SourceWord, ...] | None = None
     chunk_words: tuple[int, ...] | None = None
+    background: bool = False  # a long job's: the gate's lowest priority, no admission place
 
     @property
     def format(self) -> str:
