@@ -94,3 +94,83 @@ def test_interactive_requests_are_served_between_job_turns_and_take_no_place():
     assert mine[0] - started <= 1  # at most one more job turn began before it (a race)
     assert sum(t.startswith("Job") for t in texts) == 40
     assert pipeline.stats.served == 1  # the job's record stays out of the rolling stats
+
+
+# --- the jobs API, in process, on the noise-off voice -----------------------------------------
+
+import io  # noqa: E402
+import time  # noqa: E402
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from conftest import free_port  # noqa: E402
+from tts_core import Pipeline, Settings  # noqa: E402
+from tts_core.http import create_http_api  # noqa: E402
+from tts_core.jobs import jobs_for  # noqa: E402
+from tts_core.server import StudioServer  # noqa: E402
+
+# A text with what the text path changes (numbers, money, times, abbreviations, initials),
+# in paragraphs, long enough for several pieces of at most PIECE_CHARS.
+BOOK_TEXT = """The station at Millbrook opened in 1987, and Dr. Ada Price ran it for twelve years.
+Every morning at 6:30 a.m. she wrote the readings into a green notebook: wind, rain and the
+temperature, which once fell to minus 12 degrees.
+
+In March the river rose by 3.5 metres. J. R. Hale, who kept the mill, paid $5.20 for a boat
+and rowed the children to school! Was it safe? Nobody asked twice.
+
+The notebooks fill a shelf now, forty-one of them, and the last page of the last one says
+only this: the sky was clear, the wind was calm, and the work was done."""
+PIECE_CHARS = 200
+
+
+def job_server(pipeline_like: Pipeline, tmp_path, **settings) -> tuple[StudioServer, Pipeline]:
+    """The HTTP API alone over a pipeline of the same warm engines with these settings."""
+    pipeline = Pipeline.from_registry(pipeline_like.registry, Settings(
+        jobs_dir=str(tmp_path / "jobs"), job_piece_chars=PIECE_CHARS, **settings))
+    server = StudioServer("127.0.0.1", free_port()).start()
+    server.attach(create_http_api(pipeline, server.readiness))
+    return server, pipeline
+
+
+@pytest.fixture
+def jobs_api(quiet_pipeline, tmp_path):
+    server, pipeline = job_server(quiet_pipeline, tmp_path)
+    yield server.url, pipeline
+    jobs_for(pipeline).stop()
+    server.stop()
+
+
+def wait_done(url: str, job_id: str, timeout: float = 300, seen: list | None = None) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = httpx.get(f"{url}/v1/audio/jobs/{job_id}", timeout=10).json()
+        if seen is not None:
+            seen.append(job["progress"])
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} not done in {timeout} s: {job}")
+
+
+def test_a_job_speaks_what_the_speech_route_speaks_and_progress_only_grows(jobs_api):
+    url, pipeline = jobs_api
+    body = {"input": BOOK_TEXT, "response_format": "wav"}
+    made = httpx.post(f"{url}/v1/audio/jobs", json=body, timeout=60)
+    assert made.status_code == 202, made.text
+    job_id = made.json()["id"]
+    assert len(jobs_for(pipeline)._jobs[job_id].spec["pieces"]) >= 3
+    seen: list[float] = []
+    job = wait_done(url, job_id, seen=seen)
+    assert job["status"] == "done" and job["progress"] == 1.0, job
+    assert seen == sorted(seen) and seen[-1] == 1.0, seen
+    assert job["sentences_done"] == job["sentences"] > 5
+    ours, rate = sf.read(io.BytesIO(httpx.get(f"{url}/v1/audio/jobs/{job_id}/audio").content),
+                         dtype="int16")
+    speech = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=120)
+    theirs, their_rate = sf.read(io.BytesIO(speech.content), dtype="int16")
+    assert rate == their_rate
+    assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+    assert job["audio_seconds"] == pytest.approx(len(theirs) / rate, abs=1e-3)

@@ -188,6 +188,14 @@ class Settings:
     wyoming_uri: str | None = None  # tcp://host:port or unix://path; None: no Wyoming server
     wyoming_max_connections: int = DEFAULT_WYOMING_CONNECTIONS  # past this, new ones are refused
     wyoming_zeroconf: str | None = None  # the name announced as _wyoming._tcp; None: not announced
+    # Long-form jobs (`jobs`): where they live (None: a temporary folder, gone with the
+    # process), how many render at once, the longest text, a piece's text, and how long a
+    # finished job is kept.
+    jobs_dir: str | None = None
+    jobs_concurrency: int = 1
+    job_max_chars: int = 1_000_000
+    job_piece_chars: int = 1000
+    job_ttl_s: int = 7 * 24 * 3600
 
     def slot_threads(self) -> int | None:
         """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
@@ -269,6 +277,7 @@ class Settings:
             baked_hf_cache=env.get("TTS_BAKED_HF_CACHE", "").strip() or None,
             zerogpu_duration_s=_int(env, "TTS_ZEROGPU_DURATION", cls.zerogpu_duration_s, minimum=1),
             **_wyoming(env),
+            **_jobs(env),
         )
 
 
@@ -382,3 +391,12 @@ def _wyoming(env: Mapping[str, str]) -> dict:
     return {"wyoming_uri": uri, "wyoming_zeroconf": name,
             "wyoming_max_connections": _int(env, "TTS_WYOMING_MAX_CONNECTIONS",
                                             DEFAULT_WYOMING_CONNECTIONS, minimum=1)}
+
+
+def _jobs(env: Mapping[str, str]) -> dict:
+    """TTS_JOBS_DIR, TTS_JOBS_CONCURRENCY, TTS_JOB_MAX_CHARS, TTS_JOB_PIECE_CHARS, TTS_JOB_TTL."""
+    return {"jobs_dir": env.get("TTS_JOBS_DIR", "").strip() or None,
+            "jobs_concurrency": _int(env, "TTS_JOBS_CONCURRENCY", Settings.jobs_concurrency, 1),
+            "job_max_chars": _int(env, "TTS_JOB_MAX_CHARS", Settings.job_max_chars, 1),
+            "job_piece_chars": _int(env, "TTS_JOB_PIECE_CHARS", Settings.job_piece_chars, 100),
+            "job_ttl_s": _int(env, "TTS_JOB_TTL", Settings.job_ttl_s, 60)}

@@ -12,16 +12,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from ..jobs import jobs_for
 from ..live_models import manager_for
 from ..pipeline import Pipeline
 from ..server import Readiness
-from . import operator, probes, speech, voices
+from . import jobs, operator, probes, speech, voices
 from .context import ApiContext
 from .errors import ApiError
 
 logger = logging.getLogger(__name__)
 
-ROUTERS = (probes.router, voices.router, speech.router, operator.router)
+ROUTERS = (probes.router, voices.router, speech.router, operator.router, jobs.router)
 FALLBACK_ROUTE = "/v1/{rest:path}"
 
 
@@ -30,6 +31,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
     api = FastAPI(title="TTS Studio API", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   redoc_url=None)
     api.state.tts = ApiContext(pipeline, readiness, manager_for(pipeline))
+    jobs_for(pipeline)  # unfinished jobs in TTS_JOBS_DIR carry on now
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _invalid_parameter)
     api.add_exception_handler(Exception, _unexpected)
