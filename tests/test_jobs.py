@@ -174,3 +174,132 @@ def test_a_job_speaks_what_the_speech_route_speaks_and_progress_only_grows(jobs_
     assert rate == their_rate
     assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
     assert job["audio_seconds"] == pytest.approx(len(theirs) / rate, abs=1e-3)
+
+
+def error_of(response) -> tuple[int, str, str | None]:
+    error = response.json()["error"]
+    return response.status_code, error["message"], error["param"]
+
+
+def test_bad_input_gets_a_clear_4xx_and_leaves_nothing_behind(quiet_pipeline, tmp_path,
+                                                              monkeypatch):
+    server, pipeline = job_server(quiet_pipeline, tmp_path, job_max_chars=400)
+    url, jobs = f"{server.url}/v1/audio/jobs", tmp_path / "jobs"
+    try:
+        status, message, param = error_of(httpx.post(url, json={"input": "  * * *  "}))
+        assert (status, param) == (400, "input") and "nothing to speak" in message
+        status, message, param = error_of(httpx.post(url, json={"input": BOOK_TEXT}))
+        assert status == 400 and "at most 400" in message and "TTS_JOB_MAX_CHARS" in message
+        status, message, param = error_of(httpx.post(
+            url, files={"file": ("book.epub", b"just some text, not a book", "application/epub+zip")}))
+        assert status == 400 and message == "The file is not an EPUB: it is not a zip archive."
+        status, message, _ = error_of(httpx.post(url, json={"input": "Hi.", "voice": "nobody"}))
+        assert status == 400 and "Unknown voice 'nobody'" in message
+        status, message, _ = error_of(httpx.post(url, json={"input": "Hi.",
+                                                            "response_format": "m4a"}))
+        assert status == 400 and "Unknown audio format 'm4a' for a job" in message
+        import tts_core.jobs.manager as manager
+        import shutil
+        monkeypatch.setattr(manager.shutil, "disk_usage",
+                            lambda path: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+        status, message, _ = error_of(httpx.post(url, json={"input": "A short text."}))
+        assert status == 413 and message.startswith("Not enough free disk for this job")
+        assert not [p for p in jobs.iterdir()], "a refused job left files"
+        for bad in ("0" * 31, "../../etc/passwd", "A" * 32, "%2e%2e"):
+            assert httpx.get(f"{url}/{bad}").status_code == 404
+        assert httpx.get(f"{url}/{'0' * 32}/audio").status_code == 404
+        assert httpx.post(f"{server.url}/v1/audio/speech",
+                          json={"input": "Still serving."}).status_code == 200
+    finally:
+        jobs_for(pipeline).stop()
+        server.stop()
+
+
+def test_a_job_can_be_cancelled_then_removed_and_needs_the_key(quiet_pipeline, tmp_path):
+    server, pipeline = job_server(quiet_pipeline, tmp_path, api_key="sesame")
+    url, key = f"{server.url}/v1/audio/jobs", {"Authorization": "Bearer sesame"}
+    try:
+        assert httpx.post(url, json={"input": BOOK_TEXT}).status_code == 401
+        assert httpx.get(url).status_code == 401
+        job_id = httpx.post(url, json={"input": BOOK_TEXT * 2}, headers=key).json()["id"]
+        wait_until(lambda: httpx.get(f"{url}/{job_id}", headers=key).json()["status"] == "running",
+                   timeout=60, what="the job running")
+        assert httpx.get(f"{url}/{job_id}/audio", headers=key).status_code == 409
+        assert httpx.delete(f"{url}/{job_id}", headers=key).json()["status"] == "cancelled"
+        wait_until(lambda: not pipeline.gate.busy and not pipeline.gate._turns, timeout=60,
+                   what="the gate free")
+        assert [j["id"] for j in httpx.get(url, headers=key).json()["data"]] == [job_id]
+        assert httpx.delete(f"{url}/{job_id}", headers=key).json()["status"] == "removed"
+        assert not (tmp_path / "jobs" / job_id).exists()
+        assert httpx.get(f"{url}/{job_id}", headers=key).status_code == 404
+    finally:
+        jobs_for(pipeline).stop()
+        server.stop()
+
+
+def test_finished_jobs_are_deleted_after_the_ttl(jobs_api, tmp_path):
+    url, pipeline = jobs_api
+    job_id = httpx.post(f"{url}/v1/audio/jobs", json={"input": "Short and sweet."}).json()["id"]
+    assert wait_done(url, job_id)["status"] == "done"
+    manager = jobs_for(pipeline)
+    assert manager.expire(now=time.time() + pipeline.settings.job_ttl_s - 5) == 0
+    assert manager.expire(now=time.time() + pipeline.settings.job_ttl_s + 5) == 1
+    assert not (tmp_path / "jobs" / job_id).exists()
+    assert httpx.get(f"{url}/v1/audio/jobs/{job_id}").status_code == 404
+
+
+# --- kill -9 in the middle of a job, and a restart on the same folder -------------------------
+
+import os  # noqa: E402
+import signal  # noqa: E402
+
+from conftest import QUIET_JOE, start_app  # noqa: E402
+from tts_core.jobs import read_input  # noqa: E402
+
+
+def test_a_job_killed_at_a_third_finishes_after_a_restart_to_the_sample(quiet_pipeline, tmp_path):
+    text = "\n\n".join([BOOK_TEXT] * 4)  # about 3,300 characters, a dozen pieces
+    env = dict(os.environ, TTS_MODELS=QUIET_JOE, TTS_JOBS_DIR=str(tmp_path / "jobs"),
+               TTS_JOB_PIECE_CHARS="300", GRADIO_SERVER_PORT=str(free_port()),
+               TTS_CPU_THREADS="1")
+    proc, url = start_app(env)
+    try:
+        job_id = httpx.post(f"{url}/v1/audio/jobs", json={"input": text, "response_format": "wav"},
+                            timeout=60).json()["id"]
+        wait_until(lambda: httpx.get(f"{url}/v1/audio/jobs/{job_id}").json()["progress"] >= 0.3,
+                   timeout=300, what="a third of the job")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    killed_at = len(list((tmp_path / "jobs" / job_id / "pieces").glob("*.npy")))
+    spec_pieces = len(read_json(tmp_path / "jobs" / job_id / "job.json")["pieces"])
+    assert 0 < killed_at < spec_pieces
+    proc, url = start_app(dict(env, GRADIO_SERVER_PORT=str(free_port())))
+    try:
+        job = wait_done(url, job_id)  # nobody asks it to: it carries on by itself
+        assert job["status"] == "done", job
+        resumed = httpx.get(f"{url}/v1/audio/jobs/{job_id}/audio").content
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    # The same job, uninterrupted, in this process on the same noise-off voice.
+    manager = jobs_for(Pipeline.from_registry(quiet_pipeline.registry, Settings(
+        jobs_dir=str(tmp_path / "whole"), job_piece_chars=300)))
+    try:
+        whole_id = manager.submit(read_input(text, "text"),
+                                  SpeechRequest(text, format="wav"))["id"]
+        wait_until(lambda: manager.get(whole_id)["status"] == "done", timeout=300,
+                   what="the uninterrupted job")
+        whole = manager.file(whole_id, None).read_bytes()
+    finally:
+        manager.stop()
+    ours, _ = sf.read(io.BytesIO(resumed), dtype="int16")
+    theirs, _ = sf.read(io.BytesIO(whole), dtype="int16")
+    assert len(ours) == len(theirs), (len(ours), len(theirs))
+    assert np.array_equal(ours, theirs)
+
+
+def read_json(path):
+    import json
+
+    return json.loads(path.read_text())
