@@ -146,7 +146,9 @@ def jobs_api(quiet_pipeline, tmp_path):
 def wait_done(url: str, job_id: str, timeout: float = 300, seen: list | None = None) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        job = httpx.get(f"{url}/v1/audio/jobs/{job_id}", timeout=10).json()
+        answer = httpx.get(f"{url}/v1/audio/jobs/{job_id}", timeout=10)
+        assert answer.status_code == 200, answer.text
+        job = answer.json()
         if seen is not None:
             seen.append(job["progress"])
         if job["status"] not in ("queued", "running"):
@@ -303,3 +305,98 @@ def read_json(path):
     import json
 
     return json.loads(path.read_text())
+
+
+# --- chapters: Markdown headings, an EPUB's table of contents, chapter marks in the file ------
+
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+import zipfile  # noqa: E402
+
+from tts_core.ffmpeg import find_ffmpeg  # noqa: E402
+from tts_core.jobs.source import read_markdown  # noqa: E402
+
+CHAPTERS = [("The Harbour", "The boats came in at dawn. Gulls followed them."),
+            ("The Storm", "By noon the sky was black. Nobody went out."),
+            ("The Morning After", "The sea was calm again. Everyone was counted.")]
+
+
+def make_epub(chapters: list[tuple[str, str]]) -> bytes:
+    """An EPUB 3 with a nav table of contents, a cover page without text, and a chapter each."""
+    def page(title, body):
+        return (f'<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
+                f"<head><title>{title}</title><style>p {{}}</style></head><body>{body}</body></html>")
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr("META-INF/container.xml", (
+            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument'
+            ':xmlns:container"><rootfiles><rootfile full-path="OEBPS/content.opf" media-type='
+            '"application/oebps-package+xml"/></rootfiles></container>'))
+        items = ['<item id="nav" href="nav.xhtml" properties="nav" media-type="application/xhtml+xml"/>',
+                 '<item id="cover" href="cover.xhtml" media-type="application/xhtml+xml"/>']
+        spine, links = ['<itemref idref="cover"/>'], []
+        z.writestr("OEBPS/cover.xhtml", page("Cover", '<img src="cover.png" alt=""/>'))
+        for n, (title, text) in enumerate(chapters, start=1):
+            z.writestr(f"OEBPS/text/ch{n}.xhtml", page(title, f"<h1>{title}</h1><p>{text}</p>"))
+            items.append(f'<item id="ch{n}" href="text/ch{n}.xhtml" media-type="application/xhtml+xml"/>')
+            spine.append(f'<itemref idref="ch{n}"/>')
+            links.append(f'<li><a href="text/ch{n}.xhtml">{title}</a></li>')
+        z.writestr("OEBPS/nav.xhtml", page("Contents", f'<nav epub:type="toc" xmlns:epub='
+                                           f'"http://www.idpf.org/2007/ops"><ol>{"".join(links)}</ol></nav>'))
+        z.writestr("OEBPS/content.opf", (
+            '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+            f'<manifest>{"".join(items)}</manifest><spine>{"".join(spine)}</spine></package>'))
+    return buf.getvalue()
+
+
+def test_markdown_headings_are_chapters_and_markup_is_not_read():
+    chapters = read_markdown("A foreword, *briefly*.\n\n# One\n\nSee [the map](http://x.y). "
+                             "It is **big**.\n\n## A detail\n\n- first\n- second\n\n---\n\n# Two\n\n"
+                             "> Quoted `words`.")
+    assert [c.title for c in chapters] == ["Opening", "One", "Two"]
+    assert chapters[1].text.split() == "One. See the map. It is big. A detail. first second".split()
+    assert chapters[2].text == "Two.\n\nQuoted words."
+
+
+def test_an_epub_of_three_chapters_comes_back_with_three_chapter_marks(jobs_api):
+    from mutagen.id3 import ID3
+
+    url, _ = jobs_api
+    made = httpx.post(f"{url}/v1/audio/jobs", data={"response_format": "mp3"},
+                      files={"file": ("book.epub", make_epub(CHAPTERS), "application/epub+zip")})
+    assert made.status_code == 202, made.text
+    job = wait_done(url, made.json()["id"])
+    assert job["status"] == "done", job
+    assert [c["title"] for c in job["chapters"]] == [t for t, _ in CHAPTERS]
+    book = httpx.get(f"{url}/v1/audio/jobs/{job['id']}/audio")
+    assert book.headers["content-type"] == "audio/mpeg"
+    path = Path(tempfile.mkdtemp()) / "book.mp3"
+    path.write_bytes(book.content)
+    marks = sorted(ID3(path).getall("CHAP"), key=lambda c: c.start_time)
+    assert [m.sub_frames["TIT2"].text[0] for m in marks] == [t for t, _ in CHAPTERS]
+    assert marks[0].start_time == 0 and all(
+        a.end_time == b.start_time for a, b in zip(marks, marks[1:]))
+    seconds = sf.info(str(path)).duration
+    assert marks[-1].end_time / 1000 == pytest.approx(job["audio_seconds"], abs=0.01)
+    assert seconds == pytest.approx(job["audio_seconds"], abs=0.2)  # MP3's priming and padding
+    archive = zipfile.ZipFile(io.BytesIO(httpx.get(f"{url}/v1/audio/jobs/{job['id']}/audio.zip").content))
+    assert archive.namelist() == [f"{n:02d} {t}.mp3" for n, (t, _) in enumerate(CHAPTERS, 1)]
+
+
+@pytest.mark.skipif(find_ffmpeg() is None, reason="m4b needs an ffmpeg")
+def test_an_m4b_carries_the_chapters(jobs_api):
+    url, _ = jobs_api
+    made = httpx.post(f"{url}/v1/audio/jobs", data={"response_format": "m4b"},
+                      files={"file": ("book.epub", make_epub(CHAPTERS), "application/epub+zip")})
+    job = wait_done(url, made.json()["id"])
+    assert job["status"] == "done", job
+    path = Path(tempfile.mkdtemp()) / "book.m4b"
+    path.write_bytes(httpx.get(f"{url}/v1/audio/jobs/{job['id']}/audio").content)
+    probe = subprocess.run([find_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True,
+                           text=True).stderr
+    assert len(re.findall(r"Chapter #0:\d+: start", probe)) == 3, probe
+    assert [t for t, _ in CHAPTERS] == re.findall(r"title\s*: (.+)", probe)[-3:]

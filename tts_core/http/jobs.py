@@ -10,7 +10,6 @@ made it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 from typing import Any
@@ -23,6 +22,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from ..errors import InputError, TTSError
 from ..jobs import JobManager, JobNotFound, jobs_for, read_input
 from ..jobs.assemble import MEDIA_TYPES
+from ..jobs.manager import owner_for_key
 from .context import GUARDED, ApiContext, api_context
 from .errors import ApiError, from_tts_error
 from .protocol import parse_speech
@@ -46,8 +46,7 @@ def owner_of(request: Request, ctx: ApiContext) -> str | None:
     """Whose jobs these are: a digest of the key sent (checked already), None with no key."""
     if ctx.settings.api_key is None:
         return None
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
+    return owner_for_key(request.headers.get("authorization", "").partition(" ")[2].strip())
 
 
 def _manager(ctx: ApiContext) -> JobManager:
@@ -174,28 +173,29 @@ async def delete_job(job_id: str, request: Request, ctx: ApiContext = Depends(ap
 @router.get(JOBS_ROUTE + "/{job_id}/audio", responses=_ERRORS)
 async def job_audio(job_id: str, request: Request, ctx: ApiContext = Depends(api_context)):
     """A done job's audio file (409 while it renders)."""
-    return _file(job_id, "audio", request, ctx)
+    return await _file(job_id, "audio", request, ctx)
 
 
 @router.get(JOBS_ROUTE + "/{job_id}/audio.{kind}", responses=_ERRORS)
 async def job_subtitles(job_id: str, kind: str, request: Request,
                         ctx: ApiContext = Depends(api_context)):
-    """A done job's subtitles, `srt` or `vtt` (jobs made with timings)."""
-    if kind not in ("srt", "vtt"):
-        raise ApiError(404, f"There is no audio.{kind[:20]}; ask for audio, audio.srt or "
-                            "audio.vtt.", code="not_found")
-    return _file(job_id, kind, request, ctx)
+    """A done job's subtitles, `srt` or `vtt` (jobs made with timings), or `zip`: one
+    file per chapter."""
+    if kind not in ("srt", "vtt", "zip"):
+        raise ApiError(404, f"There is no audio.{kind[:20]}; ask for audio, audio.srt, "
+                            "audio.vtt or audio.zip.", code="not_found")
+    return await _file(job_id, kind, request, ctx)
 
 
-def _file(job_id: str, kind: str, request: Request, ctx: ApiContext) -> FileResponse:
-    manager = _manager(ctx)
-    try:
-        path = manager.file(job_id, owner_of(request, ctx), kind)
+async def _file(job_id: str, kind: str, request: Request, ctx: ApiContext) -> FileResponse:
+    manager, owner = _manager(ctx), owner_of(request, ctx)
+    try:  # a zip is made when first asked for: off the event loop
+        path = await anyio.to_thread.run_sync(lambda: manager.file(job_id, owner, kind))
     except JobNotFound as e:
         raise _not_found(e) from e
     except InputError as e:
         raise ApiError(409, str(e), param="id", code="job_not_done") from e
-    media = "text/plain; charset=utf-8" if kind != "audio" else \
-        MEDIA_TYPES[manager.get(job_id, owner_of(request, ctx))["format"]]
+    media = {"audio": MEDIA_TYPES[manager.get(job_id, owner)["format"]],
+             "zip": "application/zip"}.get(kind, "text/plain; charset=utf-8")
     return FileResponse(path, media_type=media, filename=f"{job_id}.{path.suffix.lstrip('.')}"
                         if kind == "audio" else f"{job_id}.{kind}")

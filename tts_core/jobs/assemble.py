@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -46,7 +47,11 @@ def assemble(folder: JobFolder, spec: dict[str, Any], fmt: str) -> dict[str, Any
     if fmt in FFMPEG_FORMATS:
         _ffmpeg_book(pieces(), rate, fmt, target, chapters)
     else:
-        _write_file(target, lambda tmp: _soundfile_book(pieces(), rate, fmt, tmp))
+        def write(tmp: str) -> None:
+            _soundfile_book(pieces(), rate, fmt, tmp)
+            if fmt == "mp3" and len(chapters) > 1:
+                id3_chapters(tmp, chapters)
+        _write_file(target, write)
     made = {"file": target.name, "seconds": float(starts[-1] / rate), "chapters": chapters}
     if spec["request"].get("timings"):
         words = [WordTiming(w["word"], w["start"] + starts[i] / rate, w["end"] + starts[i] / rate)
@@ -126,6 +131,49 @@ def _ffmpeg_book(pieces: Iterator[np.ndarray], rate: int, fmt: str, target: Path
             meta.unlink(missing_ok=True)
 
     _write_file(target, write)
+
+
+def id3_chapters(path: str, chapters: list[dict]) -> None:
+    """Chapter marks in an MP3's ID3 tag: a CHAP frame per chapter, under one ordered CTOC."""
+    from mutagen.id3 import CHAP, CTOC, ID3, TIT2, CTOCFlags
+
+    tags = ID3()
+    ids = [f"chp{n}" for n in range(len(chapters))]
+    tags.add(CTOC(element_id="toc", flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+                  child_element_ids=ids, sub_frames=[TIT2(text=["Chapters"])]))
+    for element_id, c in zip(ids, chapters):
+        tags.add(CHAP(element_id=element_id, start_time=round(c["start"] * 1000),
+                      end_time=round(c["end"] * 1000), sub_frames=[TIT2(text=[c["title"]])]))
+    tags.save(path)
+
+
+def chapters_zip(folder: JobFolder, spec: dict[str, Any], fmt: str) -> Path:
+    """A zip of one file per chapter (made once, when first asked for): `NN title.ext`."""
+    target = folder.out / "chapters.zip"
+    if target.is_file():
+        return target
+    fmt = "mp3" if fmt in FFMPEG_FORMATS else fmt  # one AAC-in-MP4 file per chapter: MP3 instead
+    rate = spec["sample_rate"]
+
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            for n, c in enumerate(spec["chapters"], start=1):
+                pieces = (folder.read_piece(i) for i in range(c["first"], c["first"] + c["count"]))
+                part = Path(tmp + ".part")
+                try:
+                    _soundfile_book(pieces, rate, fmt, str(part))
+                    archive.write(part, f"{n:02d} {_file_title(c['title'])}.{EXTENSIONS.get(fmt, fmt)}")
+                finally:
+                    part.unlink(missing_ok=True)
+
+    _write_file(target, write)
+    return target
+
+
+def _file_title(title: str) -> str:
+    """A chapter title as a file name: letters, digits, spaces and a few marks, 60 at most."""
+    kept = "".join(ch if ch.isalnum() or ch in " -_,.'" else " " for ch in title)
+    return " ".join(kept.split())[:60].strip(" .") or "chapter"
 
 
 def ffmetadata(chapters: list[dict]) -> str:

@@ -11,6 +11,7 @@ after they end.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -20,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import audio as audio_io
 from ..errors import InputError, TTSError
 from ..request import SpeechRequest
-from .assemble import BOOK_FORMATS, FFMPEG_FORMATS, assemble, book_name
+from .assemble import BOOK_FORMATS, FFMPEG_FORMATS, assemble, book_name, chapters_zip
 from .pieces import disk_estimate, job_spec, piece_request
 from .source import Chapter
 from .store import JobFolder, job_folders, new_id, valid_id
@@ -179,16 +182,31 @@ class JobManager:
         return dict(self.describe(job), status="removed")
 
     def file(self, job_id: str, owner: str | None, kind: str = "audio") -> Path:
-        """A done job's book ("audio") or subtitles ("srt", "vtt"); JobNotFound if none."""
+        """A done job's book ("audio"), subtitles ("srt", "vtt") or chapters ("zip", made
+        when first asked for); JobNotFound if none."""
         job = self._find(job_id, owner)
         if job.state["status"] != "done":
             raise InputError(f"Job {job_id} is {job.state['status']}, not done: its audio "
                              "is not ready.", param="id")
+        if kind == "zip":
+            return chapters_zip(job.folder, job.spec, job.spec["format"])
         name = book_name(job.spec["format"]) if kind == "audio" else f"book.{kind}"
         path = job.folder.out / name
         if not path.is_file():
             raise JobNotFound(f"Job {job_id} has no {kind} file (subtitles need timings).")
         return path
+
+    def chapter_audio(self, job_id: str, owner: str | None, chapter: int):
+        """(rate, int16 samples) of a finished chapter, None while it renders."""
+        job = self._find(job_id, owner)
+        marks = job.spec["chapters"]
+        if not 0 <= chapter < len(marks):
+            raise IndexError(f"The job has {len(marks)} chapters, not {chapter + 1}.")
+        c = marks[chapter]
+        if job.done < c["first"] + c["count"]:
+            return None
+        pieces = [job.folder.read_piece(i) for i in range(c["first"], c["first"] + c["count"])]
+        return job.spec["sample_rate"], np.concatenate(pieces)
 
     def _find(self, job_id: str, owner: str | None) -> _Job:
         job = self._jobs.get(job_id) if valid_id(job_id) else None
@@ -323,6 +341,11 @@ class JobManager:
             logger.info("job %s deleted: it ended more than %d s ago", job.id,
                         self.settings.job_ttl_s)
         return len(old)
+
+
+def owner_for_key(key: str | None) -> str | None:
+    """Whose jobs these are: a digest of the API key that made them; None with no key."""
+    return None if key is None else hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def jobs_for(pipeline) -> JobManager:
