@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 ROUTE = "job"  # the metrics' route for a job's pieces
 ACTIVE = ("queued", "running")
 JANITOR_EVERY_S = 60.0
+# A job slot's thread (and the inference threads it starts, which inherit it) runs at this
+# CPU niceness: on a CPU server the cores go to interactive requests first (Linux).
+JOB_NICENESS = 19
 
 
 class JobNotFound(TTSError):
@@ -256,6 +260,7 @@ class JobManager:
     # --- the job slots ------------------------------------------------------------------
 
     def _slot(self) -> None:
+        _lowest_cpu_priority()
         while True:
             with self._cond:
                 job = self._cond.wait_for(self._next_queued)
@@ -341,6 +346,15 @@ class JobManager:
             logger.info("job %s deleted: it ended more than %d s ago", job.id,
                         self.settings.job_ttl_s)
         return len(old)
+
+
+def _lowest_cpu_priority() -> None:
+    """This thread, and the threads it starts, at the lowest CPU priority (Linux only: there
+    a thread's niceness is its own)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+    except (AttributeError, OSError) as e:
+        logger.debug("job slot keeps its CPU priority: %s", e)
 
 
 def owner_for_key(key: str | None) -> str | None:
