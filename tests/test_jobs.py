@@ -400,3 +400,30 @@ def test_an_m4b_carries_the_chapters(jobs_api):
                            text=True).stderr
     assert len(re.findall(r"Chapter #0:\d+: start", probe)) == 3, probe
     assert [t for t, _ in CHAPTERS] == re.findall(r"title\s*: (.+)", probe)[-3:]
+
+
+# --- the page's "Long text" panel -------------------------------------------------------------
+
+def test_the_page_has_the_long_text_panel_and_a_finished_chapter_plays(quiet_pipeline, tmp_path):
+    from ui.jobs import progress_html
+    from ui.studio import build_demo
+
+    pipeline = Pipeline.from_registry(quiet_pipeline.registry, Settings(jobs_dir=str(tmp_path)))
+    demo = build_demo(pipeline, streaming=False)
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    assert {"long-text", "job-file", "job-text", "job-start", "job-progress",
+            "job-chapter-audio", "job-download"} <= ids
+    manager = jobs_for(pipeline)
+    try:
+        job = manager.submit(read_markdown("# One\n\nHello there.\n\n# Two\n\nGoodbye now."),
+                             SpeechRequest("", format="mp3"))
+        assert manager.chapter_audio(job["id"], None, 1) is None  # not rendered yet
+        wait_until(lambda: manager.get(job["id"])["status"] == "done", timeout=120,
+                   what="the job done")
+        rate, samples = manager.chapter_audio(job["id"], None, 1)
+        alone = quiet_pipeline.synthesize(SpeechRequest("Two. Goodbye now.", format="wav"))
+        assert rate == alone.sample_rate and len(samples) == len(alone.audio)
+        shown = progress_html(manager.get(job["id"]))
+        assert "100.0 %" in shown and "<li>Two: 100 %</li>" in shown
+    finally:
+        manager.stop()
