@@ -427,3 +427,34 @@ def test_the_page_has_the_long_text_panel_and_a_finished_chapter_plays(quiet_pip
         assert "100.0 %" in shown and "<li>Two: 100 %</li>" in shown
     finally:
         manager.stop()
+
+
+# --- RunPod: a long job in one worker call ----------------------------------------------------
+
+def test_a_runpod_worker_renders_a_book_in_one_call_reporting_progress(quiet_pipeline, tmp_path,
+                                                                        monkeypatch):
+    import base64
+
+    import runpod.serverless
+
+    from tts_core.runpod_worker import make_handlers
+
+    reported = []
+    monkeypatch.setattr(runpod.serverless, "progress_update", lambda job, p: reported.append(p))
+    pipeline = Pipeline.from_registry(quiet_pipeline.registry, Settings(jobs_dir=str(tmp_path)))
+    _, handle_stream = make_handlers(pipeline)
+    job = {"id": "runpod-1", "input": {"long": True, "format": "wav",
+                                       "file_base64": base64.b64encode(make_epub(CHAPTERS)).decode()}}
+    try:
+        (result,) = list(handle_stream(job))
+    finally:
+        jobs_for(pipeline).stop()
+    assert "error" not in result, result
+    assert result["chapters"] == [t for t, _ in CHAPTERS]
+    audio, rate = sf.read(io.BytesIO(base64.b64decode(result["audio_base64"])))
+    assert len(audio) / rate == pytest.approx(result["audio_seconds"], abs=1e-3)
+    progress = [p["progress"] for p in reported]
+    assert reported and progress == sorted(progress) and reported[0]["status"] in ("queued", "running")
+    assert not list(tmp_path.iterdir()), "the worker left the job's files"
+    bad = list(handle_stream({"id": "2", "input": {"long": True, "file_base64": "not base64!"}}))
+    assert bad == [{"error": bad[0]["error"]}] and "not base64" in bad[0]["error"]

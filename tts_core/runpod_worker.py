@@ -15,6 +15,8 @@ dBTP). Output: base64 audio with the latency record, and with `timings: true` th
 ({word, start, end} in seconds), `srt` and `vtt`; with `stream: true`, one partial per
 piece (a sentence, or a window of one; with timings, the words that start in it) and a
 last one with the record (and the subtitles). Bad input returns `{"error": "..."}` and the worker carries on.
+A long text or a book (`"long": true`, with `text` or `file_base64`) renders as a job in the
+same call, with `runpod.serverless.progress_update` while it renders (`jobs.worker`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from . import audio as audio_io
 from . import bootstrap
 from .captions import b64, captions
 from .errors import TTSError
+from .jobs.worker import is_long, run_long
 from .pipeline import Pipeline
 from .request import SpeechRequest
 
@@ -76,6 +79,8 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
     """(whole-job handler, streaming generator) over one warm pipeline."""
 
     def handle(job: dict) -> dict:
+        if is_long(job):  # a book: rendered as a job, its progress reported (`jobs.worker`)
+            return run_long(job, pipeline)
         try:
             request, _ = parse_input(job)
             result = pipeline.synthesize(request, route=ROUTE)
@@ -87,6 +92,9 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
         return out | (captions(result.words) if request.timings else {})
 
     def handle_stream(job: dict) -> Iterator[dict]:
+        if is_long(job):
+            yield handle(job)
+            return
         try:
             request, stream = parse_input(job)
         except JobError as e:

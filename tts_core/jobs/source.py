@@ -32,8 +32,11 @@ class Chapter:
 
 
 def read_input(data: bytes | str, input_format: str, filename: str | None = None) -> list[Chapter]:
-    """`data` as chapters, in order; `input_format` one of FORMATS, or "" to go by `filename`."""
+    """`data` as chapters, in order; `input_format` one of FORMATS, or "" to go by `filename`
+    (a nameless file that is a zip archive is taken for an EPUB)."""
     fmt = input_format or format_for(filename)
+    if not input_format and filename is None and isinstance(data, bytes) and data[:4] == b"PK\x03\x04":
+        fmt = "epub"
     if fmt not in FORMATS:
         raise InputError(f"Unknown input_format {fmt!r}; choose one of {', '.join(FORMATS)}.",
                          param="input_format")
