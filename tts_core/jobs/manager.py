@@ -78,6 +78,7 @@ class JobManager:
         self._jobs: dict[str, _Job] = {}
         self._cond = threading.Condition()
         self._stopped = False
+        self._started = False
         self._threads: list[threading.Thread] = []
         if start and self._root is not None:
             self.start()
@@ -94,8 +95,10 @@ class JobManager:
 
     def start(self) -> None:
         """Load the jobs on disk (unfinished ones queue again) and start the job slots."""
-        if self._threads:
-            return
+        with self._cond:
+            if self._started:
+                return
+            self._started = True
         self.root.mkdir(parents=True, exist_ok=True)
         for folder in job_folders(self.root):
             try:
@@ -267,8 +270,9 @@ class JobManager:
                 if self._stopped:
                     return
                 job.cancel.clear()
-                self._set(job, status="running")
+                job.state = dict(job.state, status="running")  # taken: no other slot takes it
             try:
+                job.folder.write_state(job.state)
                 self._render(job)
             except Exception:  # never lose the slot: the job fails with what went wrong
                 logger.exception("job %s failed", job.id)
@@ -324,7 +328,10 @@ class JobManager:
         logger.warning("job %s failed: %s", job.id, reason)
         with self._cond:
             if job.state["status"] == "running":
-                self._set(job, status="failed", error=reason, finished=time.time())
+                try:
+                    self._set(job, status="failed", error=reason, finished=time.time())
+                except OSError as e:  # a full disk: failed in this life; resumed in the next
+                    logger.error("job %s: its state could not be saved: %s", job.id, e)
 
     def _janitor(self) -> None:
         """Delete jobs that ended more than TTS_JOB_TTL ago."""
