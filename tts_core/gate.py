@@ -12,7 +12,10 @@ Every synthesis in the process, whatever route it came from, passes through one
   turn marked `first` (a request that has no audio yet) goes before the turns of
   requests already being heard: each waiting request gets its first audio soonest. No
   turn is passed over more than `MAX_OVERTAKES` times, so a steady flow of new requests
-  cannot starve one already being heard. It measures
+  cannot starve one already being heard. A turn marked `background` (a long job) is the
+  lowest priority of all: it runs only when no other turn is waiting, and never beside
+  another background turn, so an interactive request waits for at most the one job
+  turn already on the device. Background turns wait without `timeout_s`. It measures
   the wait and the time on the device, and always releases, whatever `fn` raises.
 * The device has `slots`: that many turns run at once. A GPU has one (one inference at
   a time); a CPU may have more, each running its model with a share of the cores (the
@@ -65,6 +68,7 @@ class _Ticket:
     batch_size: int = 1
     first: bool = False  # the request has no audio yet: it goes before those being heard
     overtaken: int = 0  # how many turns went before this one out of arrival order
+    background: bool = False  # a job's turn: only when no other waits, one at a time
 
 
 class DeviceGate:
@@ -87,6 +91,7 @@ class DeviceGate:
         self._cond = threading.Condition()
         self._turns: deque[_Ticket] = deque()  # waiting for the device, oldest first
         self._running = 0  # turns on the device now, at most `slots`
+        self._background_running = 0  # background turns among them: at most one
         self._admitted = 0
         self._mean_hold_s = 0.0
         self.turns_served = 0  # device calls run (/metrics)
@@ -162,24 +167,26 @@ class DeviceGate:
 
     def run_item(self, key: Hashable | None, item: Any,
                  run_batch: Callable[[Sequence[Any]], Sequence[Any]],
-                 first: bool = False,
-                 cancel: threading.Event | None = None) -> tuple[Any, float, float, int]:
+                 first: bool = False, cancel: threading.Event | None = None,
+                 background: bool = False) -> tuple[Any, float, float, int]:
         """Run `item` on the device, batched with same-`key` items that wait at the same time.
 
         `first`: the caller has no audio yet, so this turn goes before the turns of callers
-        already being heard (first come, first served among each kind).
+        already being heard (first come, first served among each kind). `background`: a
+        job's turn, after every other kind, one at a time, with no wait limit.
         `cancel`: once set (and `wake()` called), a turn still waiting leaves the line with
         ClientGoneError; one already taken into a batch gets its result.
         Returns (result, seconds waited, seconds the batch held the device, batch size).
         """
         start = time.perf_counter()
-        ticket = _Ticket(key, item, run_batch, first=first)
+        ticket = _Ticket(key, item, run_batch, first=first and not background,
+                         background=background)
         gone = cancel.is_set if cancel is not None else (lambda: False)
         with self._cond:
             self._turns.append(ticket)
             try:
                 ok = self._cond.wait_for(lambda: ticket.done or self._is_next(ticket) or gone(),
-                                         timeout=self.timeout_s)
+                                         timeout=None if background else self.timeout_s)
                 if ok and not ticket.taken and gone():  # the client left while it waited
                     raise ClientGoneError("The client went away; its turn was given up.")
                 if not ok and ticket.taken:  # already in a running batch: its result is coming
@@ -211,13 +218,17 @@ class DeviceGate:
         return (not ticket.taken and self._running < self.slots and bool(self._turns)
                 and self._next() is ticket)
 
-    def _next(self) -> _Ticket:
+    def _next(self) -> _Ticket | None:
         """The oldest turn of a request with no audio yet, else the oldest turn; but the
-        oldest turn once it has been passed over MAX_OVERTAKES times."""
-        oldest = self._turns[0]
+        oldest turn once it has been passed over MAX_OVERTAKES times. Background turns
+        only when no other waits, and none while another background turn runs."""
+        waiting = [t for t in self._turns if not t.background]
+        if not waiting:
+            return self._turns[0] if not self._background_running else None
+        oldest = waiting[0]
         if oldest.overtaken >= MAX_OVERTAKES:
             return oldest
-        return next((t for t in self._turns if t.first), oldest)
+        return next((t for t in waiting if t.first), oldest)
 
     def _lead(self, leader: _Ticket) -> list[_Ticket]:
         """With the lock held: take the device, and the same-key items waiting behind."""
@@ -228,6 +239,7 @@ class DeviceGate:
         self._turns.remove(leader)
         leader.taken = True
         self._running += 1
+        self._background_running += leader.background
         batch = [leader]
         self._take_followers(batch)
         if 1 < len(batch) < self.max_batch and self.batch_wait_s > 0:
@@ -245,7 +257,7 @@ class DeviceGate:
         for ticket in list(self._turns):
             if len(batch) >= self.max_batch:
                 break
-            if ticket.key == key:
+            if ticket.key == key and ticket.background == batch[0].background:
                 self._turns.remove(ticket)
                 ticket.taken = True
                 batch.append(ticket)
@@ -278,6 +290,7 @@ class DeviceGate:
                     ticket.started, ticket.held, ticket.batch_size = started, held, len(batch)
                     ticket.done = True
                 self._running -= 1
+                self._background_running -= batch[0].background
                 self.busy_s += held
                 self.turns_served += 1
                 self.items_served += len(batch)

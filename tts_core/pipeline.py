@@ -10,9 +10,11 @@ every request and counts its outcome; a whole file is a thin consumer of it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -227,16 +229,20 @@ class Pipeline:
 
     def synthesize(self, request: SpeechRequest, route: str = "python",
                    on_chunk: Callable[[int, int], None] | None = None, client: str | None = None,
-                   cancel: threading.Event | None = None) -> SynthesisResult:
+                   cancel: threading.Event | None = None,
+                   background: bool = False) -> SynthesisResult:
         """The whole text as one encoded file: a thin consumer of the chunk generator.
 
         `on_chunk(done, total)` is told after each chunk (the UI's progress bar). With
         `request.timings`, the result's `words`; with a loudness target, the whole file is
         measured and normalized. `client` as for `stream`; `cancel`, set through
         `Pipeline.cancel` from another thread, stops the request (ClientGoneError).
+        `background`: a long job's piece (`jobs`): it takes no admission place, its turns are
+        the gate's lowest priority, and its record stays out of the rolling stats (Prometheus
+        counts it under its route).
         """
         synthesis = Synthesis(self._run(request, route, streamed=False, client=client,
-                                        cancel=cancel), self.gate)
+                                        cancel=cancel, background=background), self.gate)
         words = []
         try:
             for chunk in synthesis:
@@ -278,13 +284,15 @@ class Pipeline:
 
     def _run(self, request: SpeechRequest, route: str, streamed: bool,
              continuous: bool = False, client: str | None = None,
-             cancel: threading.Event | None = None) -> Iterator:
+             cancel: threading.Event | None = None, background: bool = False) -> Iterator:
         """The one place a request runs and its outcome is counted: checked, then (when
         iterated) admitted, made and recorded. Yields the request's _Run as soon as it is
         checked, then its AudioChunks; a whole file is encoded after the last of them."""
         model, status, run = model_label(request, self.registry), "error", None
         try:
             plan = make_plan(request, self.registry, self.settings, streamed, continuous)
+            if background:
+                plan = dataclasses.replace(plan, background=True)
             model = plan.engine.name
             run = _Run(plan, RecordClock(plan),
                        _Streamed(plan, continuous) if streamed else _WholeFile(plan), client=client)
@@ -311,16 +319,18 @@ class Pipeline:
             status = "timeout"
             raise
         finally:
-            self._count(route, model, status, run.record if run is not None else None)
+            self._count(route, model, status, run.record if run is not None else None,
+                        rolling=not background)
 
     def _count(self, route: str, model: str, status: str,
-               record: LatencyRecord | None = None) -> None:
+               record: LatencyRecord | None = None, rolling: bool = True) -> None:
         """The one place an outcome is counted: a served request with its record, or a failure."""
         if record is not None:
-            self.stats.add(record)
+            if rolling:
+                self.stats.add(record)
             self.prometheus.observe(record, route)
             return
-        if status not in NOT_FAILURES:
+        if rolling and status not in NOT_FAILURES:
             self.stats.add_failure()
         self.prometheus.count(route, model, status)
 
@@ -335,7 +345,8 @@ class Pipeline:
         limiter = None
         made = 0
         held: list[WordTiming] = []  # words of audio the limiter still holds
-        with self.gate.admit(run.client), self.registry.in_use(engine):
+        admission = nullcontext() if plan.background else self.gate.admit(run.client)
+        with admission, self.registry.in_use(engine):
             for index, chunk_text in enumerate(plan.chunks):
                 if clock.cancel.is_set():
                     raise ClientGoneError("The client went away; the request was stopped.")
@@ -504,7 +515,8 @@ class Pipeline:
         try:
             result, waited, held, _ = self.gate.run_item(
                 key, item, lambda items: self._device(id(engine), method, items, params),
-                first=clock.first_piece is None, cancel=clock.cancel)
+                first=clock.first_piece is None, cancel=clock.cancel,
+                background=clock.plan.background)
         except TTSError:
             raise
         except Exception as e:

@@ -45,6 +45,7 @@ class Plan:
     # among the spoken words (one more entry: the end).
     words: tuple[SourceWord, ...] | None = None
     chunk_words: tuple[int, ...] | None = None
+    background: bool = False  # a long job's: the gate's lowest priority, no admission place
     # Speech markup (tts_core/ssml.py): each chunk's speed, the silence in samples before each
     # chunk (one more entry: after the last), and what the markup asked that the model cannot do.
     speeds: tuple[float, ...] | None = None

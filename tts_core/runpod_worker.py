@@ -19,6 +19,9 @@ last one with the record (and the subtitles). Bad input returns `{"error": "..."
 A job may also bring a one-off voice for a cloning model: `reference_audio` (a base64 audio
 file) and `reference_text` (its transcript; optional where Whisper can hear it). The clip is
 prepared and encoded for the job, spoken, and forgotten: it is never saved.
+
+A long text or a book (`"long": true`, with `text` or `file_base64`) renders as a job in the
+same call, with `runpod.serverless.progress_update` while it renders (`jobs.worker`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from . import bootstrap
 from .captions import b64, captions
 from .config import name_problem
 from .errors import TTSError
+from .jobs.worker import is_long, run_long
 from .pipeline import Pipeline
 from .request import SpeechRequest
 from .voices.library import library_for
@@ -111,6 +115,8 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
     """(whole-job handler, streaming generator) over one warm pipeline."""
 
     def handle(job: dict) -> dict:
+        if is_long(job):  # a book: rendered as a job, its progress reported (`jobs.worker`)
+            return run_long(job, pipeline)
         try:
             request, _ = parse_input(job)
             with reference_voice(pipeline, job, request) as request:
@@ -123,6 +129,9 @@ def make_handlers(pipeline: Pipeline) -> tuple[Callable[[dict], dict], Callable[
         return out | (captions(result.words) if request.timings else {})
 
     def handle_stream(job: dict) -> Iterator[dict]:
+        if is_long(job):
+            yield handle(job)
+            return
         try:
             request, stream = parse_input(job)
         except JobError as e:

@@ -14,6 +14,7 @@ from ui import events, pickers, result
 from ui.context import StudioContext, bind
 from ui.html import count_js, player_html, spoken_html, timing_html
 from ui.layout import Page, build_page
+from ui.jobs import add_jobs_panel
 from ui.live import add_live_panel
 
 PRIVATE = {"api_visibility": "private", "queue": False}  # page-only events that skip the queue
@@ -129,6 +130,7 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
         demo.load(refresh_pickers, None, [page.language, page.model], **PRIVATE)
         demo.load(lambda: player_html(pipeline), None, page.player, **PRIVATE)
         add_live_panel(ctx, demo)
+        add_jobs_panel(ctx, page.model, page.voice, page.speed)
         if ctx.settings.ui_auth:  # the operator panel only behind the login
             from ui.operator import add_operator_panel
 

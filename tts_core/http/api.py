@@ -13,18 +13,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from ..jobs import jobs_for
 from ..live_models import manager_for
 from ..pipeline import Pipeline
 from ..server import Readiness
 from ..voices.library import library_for
-from . import operator, probes, speech, voice_library, voices
+from . import jobs, operator, probes, speech, voice_library, voices
 from .context import ApiContext
 from .errors import ApiError
 from .guard import shown
 
 logger = logging.getLogger(__name__)
 
-ROUTERS = (probes.router, voices.router, voice_library.router, speech.router, operator.router)
+ROUTERS = (probes.router, voices.router, voice_library.router, speech.router, operator.router,
+           jobs.router)
 FALLBACK_ROUTE = "/v1/{rest:path}"
 
 
@@ -38,6 +40,7 @@ def create_http_api(pipeline: Pipeline, readiness: Readiness) -> FastAPI:
         api.add_middleware(ProxyHeadersMiddleware,
                            trusted_hosts=list(pipeline.settings.trusted_proxies))
     log_what_the_key_protects(pipeline.settings)
+    jobs_for(pipeline)  # unfinished jobs in TTS_JOBS_DIR carry on now
     api.add_exception_handler(ApiError, _api_error)
     api.add_exception_handler(RequestValidationError, _invalid_parameter)
     api.add_exception_handler(Exception, _unexpected)

@@ -132,8 +132,16 @@ def operator_only(what: str, code: str):
 async def read_json(request: Request, ctx: ApiContext = Depends(api_context)) -> dict[str, Any]:
     """The request's body as a JSON object, read no further than TTS_MAX_BODY_BYTES (413)."""
     limit = ctx.settings.max_body_bytes
-    body = await read_body(request, limit, ApiError(
-        413, f"The request body is larger than {limit} bytes.", code="body_too_large"))
+    return parse_json(await read_body(request, limit, too_large(limit)))
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The request body is larger than {limit} bytes.", code="body_too_large")
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """A body as a JSON object: 400 for what is not JSON, nested past MAX_JSON_DEPTH, or holds
+    an integer no field can take."""
     try:
         data = json.loads(body, parse_int=_integer)
     except _BadNumber as e:
