@@ -19,6 +19,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     HF_HOME=/data/hf \
+    TTS_VOICES_DIR=/data/voices \
+    TTS_JOBS_DIR=/data/jobs \
     TTS_BAKED_HF_CACHE=/opt/hf/hub \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
@@ -31,7 +33,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ffmpeg curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 studio \
-    && mkdir -p /data/hf /opt/hf /app \
+    && mkdir -p /data/hf /data/voices /data/jobs /opt/hf /app \
     && chown -R studio:studio /data /opt/hf /app
 
 WORKDIR /app
@@ -55,8 +57,10 @@ USER 1000:1000
 # while serving are downloaded, so those survive restarts on the volume.
 RUN HF_HOME=/opt/hf python -m tts_core.prefetch
 
-VOLUME ["/data/hf"]
+VOLUME ["/data/hf", "/data/voices", "/data/jobs"]
 EXPOSE 7860
+# Home Assistant's Wyoming protocol, when TTS_WYOMING_URI=tcp://0.0.0.0:10200 is set
+EXPOSE 10200
 # /ready is 503 while the models warm and 200 once they are: the start period covers big models.
 # (It probes port 7860: keep GRADIO_SERVER_PORT at 7860 inside the container, map it outside.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
