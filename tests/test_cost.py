@@ -71,7 +71,7 @@ def test_the_request_bound_counts_speech_at_its_speed(quiet_pipeline):
                                          r"the limit is 10 minutes\. Shorten it or speak it "
                                          r"faster") as refused:
         make_plan(SpeechRequest(PLAIN, speed=0.25), registry, settings)
-    assert refused.value.param == "input"
+    assert refused.value.param == "text"  # the request's own field name (HTTP says "input")
     tight = Settings.from_env({"TTS_MODELS": "joe", "TTS_MAX_SPEECH_S": "60"})
     with pytest.raises(InputError, match=r"would be about \d minutes of speech; the limit is "
                                          r"60 seconds"):

@@ -20,7 +20,7 @@ def spoken_seconds(engine, text: str) -> float:
     return engine.spoken_units(text) * engine.seconds_per_unit
 
 
-def check_speech(engine, chunks, speed: float, settings, param: str = "input") -> float:
+def check_speech(engine, chunks, speed: float, settings, param: str = "text") -> float:
     """The request's estimated seconds of speech at `speed`; InputError if one chunk would
     say more than TTS_MAX_CHUNK_SPEECH_S (at speed 1) or all of them more than
     TTS_MAX_SPEECH_S."""
