@@ -48,7 +48,7 @@ def test_model_spec(raw, family, source, name, device):
     ({"TTS_MODELS": "vits:a/b?device=gpu"}, "TTS_MODELS", "device 'gpu'"),
     ({"TTS_MODELS": "joe,joe"}, "TTS_MODELS", "share the name"),
     ({"TTS_GATE_TIMEOUT": "nan"}, "TTS_GATE_TIMEOUT", "finite number"),
-    ({"TTS_LOG_LEVEL": "loud"}, "TTS_LOG_LEVEL", "not DEBUG"),
+    ({"TTS_LOG_LEVEL": "loud"}, "TTS_LOG_LEVEL", "not one of DEBUG, INFO, WARNING, ERROR"),
     ({"TTS_ZEROGPU_DURATION": "60s"}, "TTS_ZEROGPU_DURATION", "not a whole number"),
     ({"TTS_ZEROGPU_DURATION": "0"}, "TTS_ZEROGPU_DURATION", "below the minimum"),
 ])

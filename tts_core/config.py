@@ -246,29 +246,10 @@ class Settings:
         """Read TTS_* variables; raise ConfigError naming the first bad one."""
         env = os.environ if env is None else env
         revision = env.get("TTS_PIPER_VOICES_REVISION", "").strip() or DEFAULT_REVISION
-        specs = tuple(
-            _with_revision(ModelSpec.parse(part), revision)
-            for part in env.get("TTS_MODELS", DEFAULT_MODELS).split(",")
-            if part.strip()
-        )
-        if not specs:
-            raise ConfigError("TTS_MODELS", "names no model; leave it unset for the embedded voice")
-        names = [spec.name for spec in specs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConfigError(
-                "TTS_MODELS",
-                f"two models share the name {duplicates[0]!r}; give one another name with ?name=...",
-            )
-
-        device = env.get("TTS_DEVICE", "auto").strip().lower()
-        if device not in DEVICES:
-            raise ConfigError("TTS_DEVICE", f"{device!r} is not one of {', '.join(DEVICES)}")
-
-        log_level = env.get("TTS_LOG_LEVEL", "INFO").strip().upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError("TTS_LOG_LEVEL", f"{log_level!r} is not DEBUG, INFO, WARNING or ERROR")
-
+        specs = _models(env, revision)
+        device = _choice(env, "TTS_DEVICE", "auto", DEVICES, str.lower)
+        log_level = _choice(env, "TTS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"),
+                            str.upper)
         if env.get("TTS_FIRST_CHUNK_CHARS", "").strip():
             logger.warning("TTS_FIRST_CHUNK_CHARS is no longer used: every chunk is a whole sentence, "
                            "and streams start fast by decoding inside the first one")
@@ -338,6 +319,29 @@ def _voices_dir(env: Mapping[str, str]) -> str:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError("TTS_VOICES_DIR", f"{folder!r} is a file; name a folder for the saved voices")
     return folder
+
+
+def _models(env: Mapping[str, str], revision: str) -> tuple[ModelSpec, ...]:
+    """TTS_MODELS: at least one spec, each name used once."""
+    specs = tuple(_with_revision(ModelSpec.parse(part), revision)
+                  for part in env.get("TTS_MODELS", DEFAULT_MODELS).split(",") if part.strip())
+    if not specs:
+        raise ConfigError("TTS_MODELS", "names no model; leave it unset for the embedded voice")
+    names = [spec.name for spec in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError("TTS_MODELS", f"two models share the name {duplicates[0]!r}; give one "
+                                        "another name with ?name=...")
+    return specs
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...],
+            normal) -> str:
+    """One of `allowed` (compared after `normal`, e.g. str.lower), else a ConfigError listing them."""
+    value = normal(env.get(name, default).strip())
+    if value not in allowed:
+        raise ConfigError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 def half_queue(queue_size: int) -> int:
