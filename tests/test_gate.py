@@ -323,6 +323,27 @@ def test_piper_runs_each_turn_on_the_session_made_for_its_share():
         first, decoder = engine._pair()
         assert first.get_session_options().intra_op_num_threads == (share or 2)
         assert decoder.get_session_options().intra_op_num_threads == (share or 2)
+        assert not first.get_session_options().enable_cpu_mem_arena  # memory goes back after a call
+        assert not decoder.get_session_options().enable_cpu_mem_arena
         audio[share] = engine.infer(prepared, params)
     assert audio[2].size > engine.sample_rate // 2  # over half a second of speech
     np.testing.assert_allclose(audio[1], audio[2], atol=1e-4)
+
+
+def test_a_torch_family_sets_the_turns_threads_for_its_own_thread_only():
+    import torch
+
+    engine = FakeEngine()
+    engine.family = "vits"  # a torch family: `use_threads` sets torch's threads
+    before, seen = torch.get_num_threads(), []
+    share = 2 if before == 1 else 1  # not what a new thread starts with
+
+    def turn():
+        engine.use_threads(share)
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=turn)
+    worker.start()
+    worker.join(30)
+    assert seen == [share]
+    assert torch.get_num_threads() == before  # the other threads' calls keep theirs

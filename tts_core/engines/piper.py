@@ -93,6 +93,10 @@ def embedded_voice_paths() -> tuple[Path, Path]:
 def session_options(cpu_threads: int | None) -> onnxruntime.SessionOptions:
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No CPU memory arena: the arena keeps the largest allocation it ever made, so one long
+    # chunk left the process 1.8 GB bigger for good; without it the memory goes back after
+    # the call (scripts/arena_memory.py, docs/benchmark.md).
+    options.enable_cpu_mem_arena = False
     if cpu_threads:
         options.intra_op_num_threads = cpu_threads
     options.inter_op_num_threads = 1  # one inference at a time: the gate sees to that
