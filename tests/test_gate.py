@@ -57,6 +57,7 @@ def test_an_exception_inside_releases_the_gate():
     with pytest.raises(SynthesisError, match="simulated device fault"):
         pipeline.synthesize(SpeechRequest("This will boom."))
     assert not pipeline.gate.busy and pipeline.gate.queue_depth == 0
+    assert pipeline.gate.threads_in_use == 0  # the failed turn's threads are given back
     assert pipeline.synthesize(SpeechRequest("This works.")).duration_s > 0
     assert pipeline.stats.failed == 1 and pipeline.stats.served == 1
 
