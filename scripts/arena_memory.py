@@ -7,11 +7,12 @@ Each variant runs in its own process, the variants taking turns round by round (
 shared machine's drift hits them alike), on the embedded joe voice loaded by the app's own
 engine (threads as the app gives them: every core to a call alone):
 
-* ``arena``: ONNX Runtime's default: the CPU arena keeps the largest allocation it ever
+* ``arena``: ONNX Runtime's default (before): the CPU arena keeps the largest allocation it ever
   made, so one long text leaves the process that much bigger for good;
-* ``no-arena``: ``SessionOptions.enable_cpu_mem_arena = False`` (what the engine uses);
-* ``shrink``: the arena, shrunk after each call (the run option
-  ``memory.enable_memory_arena_shrinkage = cpu:0``).
+* ``no-arena``: ``SessionOptions.enable_cpu_mem_arena = False``;
+* ``shrink``: the engine's own: the arena, shrunk after each large call (the run option
+  ``memory.enable_memory_arena_shrinkage = cpu:0`` past ``LARGE_CALL_IDS`` phoneme ids or
+  ``LARGE_CALL_FRAMES`` latent frames); ordinary calls keep it.
 
 For each: the resident memory after warm-up, its peak while the symbol text is spoken
 chunk by chunk (as the pipeline cuts it, TTS_CHUNK_CHARS), what stays resident after, and
@@ -59,15 +60,8 @@ def _patch(variant: str) -> None:
         return o
 
     piper.session_options = options
-    if variant == "shrink":
-        run = onnxruntime.InferenceSession.run
-        shrink = onnxruntime.RunOptions()
-        shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-
-        def run_and_shrink(self, output_names, input_feed, run_options=None):
-            return run(self, output_names, input_feed, run_options or shrink)
-
-        onnxruntime.InferenceSession.run = run_and_shrink
+    if variant != "shrink":  # the engine's own run options shrink the arena after each call
+        piper._RUN = onnxruntime.RunOptions()
 
 
 def _worker(variant: str, chars: int, repeats: int) -> dict:

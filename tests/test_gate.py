@@ -308,11 +308,13 @@ def test_a_steady_flow_of_new_requests_cannot_starve_one_being_heard():
     assert [n for n in order if n != "heard"] == [f"new-{i}" for i in range(5)]
 
 
-def test_piper_runs_each_turn_on_the_session_made_for_its_share():
+def test_piper_runs_each_turn_on_the_session_made_for_its_share(monkeypatch):
     """The real Piper voice keeps a session per share of the threads, and a turn runs on the
-    one for the share it was given: the same samples, on that many threads."""
+    one for the share it was given: the same samples, on that many threads. A call past
+    the large-call bound shrinks ONNX Runtime's arena after it; an ordinary one does not."""
     from conftest import QUIET_JOE
     from tts_core.engines import SynthesisParams, load_engine
+    from tts_core.engines import piper
 
     engine = load_engine(Settings().parse_spec(QUIET_JOE), "cpu", 2)
     assert sorted(engine._by_threads) == [1, 2]
@@ -320,13 +322,18 @@ def test_piper_runs_each_turn_on_the_session_made_for_its_share():
     prepared = engine.prepare("Threads follow the load.", params)
     audio = {}
     for share in (2, 1, None):
+        if share is None:  # every call counts as large
+            monkeypatch.setattr(piper, "LARGE_CALL_IDS", 0)
+            monkeypatch.setattr(piper, "LARGE_CALL_FRAMES", 0)
         engine.use_threads(share)
         first, decoder = engine._pair()
         assert first.get_session_options().intra_op_num_threads == (share or 2)
         assert decoder.get_session_options().intra_op_num_threads == (share or 2)
-        assert not first.get_session_options().enable_cpu_mem_arena  # memory goes back after a call
-        assert not decoder.get_session_options().enable_cpu_mem_arena
+        shrinks = []  # whether each call's run options shrink the arena after it
+        for session in (first, decoder):
+            session.run = _recording_run(session.run, shrinks)
         audio[share] = engine.infer(prepared, params)
+        assert shrinks == [share is None] * 2  # the first stage, then the decoder
     assert audio[2].size > engine.sample_rate // 2  # over half a second of speech
     np.testing.assert_allclose(audio[1], audio[2], atol=1e-4)
 
@@ -348,3 +355,14 @@ def test_a_torch_family_sets_the_turns_threads_for_its_own_thread_only():
     worker.join(30)
     assert seen == [share]
     assert torch.get_num_threads() == before  # the other threads' calls keep theirs
+
+
+def _recording_run(run, shrinks: list):
+    def recorded(names, feed, options=None):
+        try:
+            shrinks.append(options.get_run_config_entry("memory.enable_memory_arena_shrinkage")
+                           == "cpu:0")
+        except (AttributeError, RuntimeError):  # no options, or none about the arena
+            shrinks.append(False)
+        return run(names, feed, options)
+    return recorded

