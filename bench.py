@@ -6,6 +6,7 @@
     python bench.py --price-per-hour 0.44    # the device's hourly price, for the cost rows
     python bench.py --quick                  # fewer rounds and requests (a smoke run)
     python bench.py --only piper-http        # only the named sections (see --help)
+    python bench.py --only piper-http --quick --clients 1,4   # a smoke run of that section
 
 Every comparison is measured in this one run, the compared calls interleaved round by round
 (medians), so a busy machine slows both sides alike. Rows and their targets:
@@ -19,10 +20,13 @@ Every comparison is measured in this one run, the compared calls interleaved rou
   * Streaming inside the sentence: first audio bytes of a 1,500-character text whose first
     sentence has about 150 (or 40) characters, vs `piper` making that sentence whole.
   * Throughput (audio seconds per wall second) and p50/p95 latency at 1, 4, 8 and 16
-    concurrent HTTP clients, micro-batching off and on.
-  * The same against Piper's own HTTP server (`python -m piper.http_server`, no lock) on
-    the same voice, both up, taking turns level by level: ours at least piper's from 4
-    clients, with our p95 no worse.
+    concurrent HTTP clients, micro-batching off and on, both servers up and their bursts
+    alternating.
+  * Against Piper's own HTTP server (`python -m piper.http_server`, no lock) on the same
+    voice, both up: one request alone, each server's time over `PiperVoice` in-process
+    (ours within 20 ms of piper http's); then 1, 4, 16 and 32 clients x 2 requests
+    (TTS_QUEUE_SIZE=64 for ours), bursts alternating: ours at least piper's, with our p95
+    no worse, at every count.
   * Our Wyoming server against `wyoming-piper` on the same voice (bench_wyoming.py), timed by
     wyoming-bench in both modes: our time to first audio at most 0.6x its, same audio length.
   * Resident memory before and after 500 requests.
@@ -358,10 +362,11 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
                     passes: int = 1) -> dict:
     """Each concurrency level sends the same number of requests, spread over its clients.
 
-    With `passes` > 1 the levels run in turn that many times (1, 4, 8, 16, 1, 4, ...) and
-    each figure is the median of its passes, so slow drift on a shared machine hits every
-    level alike. Batching off and on are two pipelines over the same warm models, built
-    from public settings (`Settings.max_batch`), each behind its own HTTP API server.
+    Batching off and on are two pipelines over the same warm models, built from public
+    settings (`Settings.max_batch`), each behind its own HTTP API server, both up for the
+    whole run. They take turns burst by burst (off, on; the next level on, off), level by
+    level, for `passes` passes; each figure is the median of its passes, so drift on a
+    shared machine hits both variants and every level alike.
     """
     from dataclasses import replace
 
@@ -373,47 +378,64 @@ def throughput_rows(table: Table, pipeline, model: str, requests_per_level: int,
 
     texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
     texts = [t.lower() for t in texts] if pipeline.registry.get(model).family == "vits" else texts
-    results = {}
-    on_cuda = pipeline.registry.get(model).device == "cuda"
-    section = f"Throughput, {model}, HTTP clients (audio s per wall s; latency p50/p95)"
+    servers, sessions = {}, {}
     for batching in (False, True):
         variant = Pipeline.from_registry(pipeline.registry,
-                                  replace(pipeline.settings, max_batch=8 if batching else 1))
-        server = StudioServer("127.0.0.1", free_port()).start()
-        server.attach(create_http_api(variant, server.readiness))
-        sessions = [httpx.Client(base_url=server.url, timeout=300) for _ in range(max(CONCURRENCY))]
+                                         replace(pipeline.settings, max_batch=8 if batching else 1))
+        servers[batching] = StudioServer("127.0.0.1", free_port()).start()
+        servers[batching].attach(create_http_api(variant, servers[batching].readiness))
+        sessions[batching] = [httpx.Client(base_url=servers[batching].url, timeout=300)
+                              for _ in range(max(CONCURRENCY))]
 
+    def poster(batching):
         def post(c, i):
-            r = sessions[c].post("/v1/audio/speech", json={
+            r = sessions[batching][c].post("/v1/audio/speech", json={
                 "model": model, "input": texts[i % 64], "response_format": "pcm"})
             r.raise_for_status()
             return float(r.headers["x-audio-seconds"])
+        return post
 
-        try:
-            runs: dict[int, list[tuple[float, list[float]]]] = {c: [] for c in CONCURRENCY}
-            for clients in [c for _ in range(passes) for c in CONCURRENCY]:
-                runs[clients].append(_burst(post, clients, max(1, requests_per_level // clients)))
-            for clients in CONCURRENCY:
-                rate = statistics.median(r for r, _ in runs[clients])
-                latencies = [x for _, lat in runs[clients] for x in lat]
-                q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
-                results[(batching, clients)] = rate
-                label = f"{clients:>2} client{'s' if clients > 1 else ''}, batching {'on ' if batching else 'off'}"
-                target, met = "", None
-                # The targets: on CPU, no collapse at 8 clients in the default setting
-                # (batching off there); on CUDA, batching at least triples one client's rate.
-                if clients == 8 and batching == on_cuda:
-                    one = results[(batching, 1)]
-                    need = 3 * one if on_cuda else one
-                    target = f">= {'3x ' if on_cuda else ''}1 client's ({need:.1f})"
-                    met = rate >= need
-                table.add(section, label,
-                          f"{rate:.1f} x   {statistics.median(latencies) * 1000:.0f}/{q[18] * 1000:.0f} ms",
-                          target, met, clients=clients, batching=batching, audio_per_wall_s=rate)
-        finally:
-            for session in sessions:
+    runs: dict[tuple[bool, int], list[tuple[float, list[float]]]] = {
+        (b, c): [] for b in (False, True) for c in CONCURRENCY}
+    try:
+        turn = 0
+        for clients in [c for _ in range(passes) for c in CONCURRENCY]:
+            for batching in ((False, True) if turn % 2 == 0 else (True, False)):
+                runs[(batching, clients)].append(
+                    _burst(poster(batching), clients, max(1, requests_per_level // clients)))
+            turn += 1
+    finally:
+        for batching in servers:
+            for session in sessions[batching]:
                 session.close()
-            server.stop()
+            servers[batching].stop()
+    return _throughput_table(table, model, runs, pipeline.registry.get(model).device == "cuda")
+
+
+def _throughput_table(table: Table, model: str, runs: dict, on_cuda: bool) -> dict:
+    section = (f"Throughput, {model}, HTTP clients, batching off and on interleaved "
+               "(audio s per wall s; latency p50/p95)")
+    results = {}
+    for batching in (False, True):
+        for clients in CONCURRENCY:
+            rate = statistics.median(r for r, _ in runs[(batching, clients)])
+            p50, p95 = _p50_p95([x for _, lat in runs[(batching, clients)] for x in lat])
+            results[(batching, clients)] = rate
+            label = f"{clients:>2} client{'s' if clients > 1 else ''}, batching {'on ' if batching else 'off'}"
+            target, met = "", None
+            # The targets: on CPU, no collapse at 8 clients in the default setting
+            # (batching off there); on CUDA, batching at least triples one client's rate.
+            if clients == 8 and batching == on_cuda:
+                one = results[(batching, 1)]
+                need = 3 * one if on_cuda else one
+                target = f">= {'3x ' if on_cuda else ''}1 client's ({need:.1f})"
+                met = rate >= need
+            table.add(section, label, f"{rate:.1f} x   {p50:.0f}/{p95:.0f} ms", target, met,
+                      clients=clients, batching=batching, audio_per_wall_s=rate)
+    for clients in CONCURRENCY:
+        table.add(section, f"{clients:>2} client{'s' if clients > 1 else ''}, on / off",
+                  f"{results[(True, clients)] / results[(False, clients)]:.2f}",
+                  clients=clients, batching_ratio=results[(True, clients)] / results[(False, clients)])
     return results
 
 
@@ -456,7 +478,7 @@ class AppServer:
     """`python app.py` (the embedded voice, on CPU) in a subprocess, with TTS_CPU_SLOTS and
     TTS_CPU_THREADS from `spec` ("2": two slots; "1:1": one slot, one thread; "": defaults)."""
 
-    def __init__(self, spec: str = ""):
+    def __init__(self, spec: str = "", queue_size: str | None = None):
         slots, _, threads = spec.partition(":")  # "": the defaults
         self.slots = int(slots) if slots else None
         self.name = "ours" if not slots else f"ours, {slots} slot{'s' if self.slots > 1 else ''}" + (
@@ -471,6 +493,8 @@ class AppServer:
             env["TTS_CPU_SLOTS"] = slots
         if threads:
             env["TTS_CPU_THREADS"] = threads
+        if queue_size:
+            env["TTS_QUEUE_SIZE"] = queue_size
         self.process = subprocess.Popen([sys.executable, "app.py"], cwd=Path(__file__).parent, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -521,53 +545,103 @@ class PiperHttpServer:
         self.process.wait(timeout=10)
 
 
-def piper_http_rows(table: Table, requests_per_level: int, passes: int) -> dict:
+PIPER_HTTP_CLIENTS = (1, 4, 16, 32)
+PIPER_HTTP_PER_CLIENT = 2  # requests each client sends, one after another
+TARGET_ALONE_OVER_PIPER_HTTP_MS = 20.0  # our overhead alone, at most piper http's + this
+# Places at the gate for the 32-client rows (the default, 16, would turn half away), as the
+# README tells an operator to raise TTS_QUEUE_SIZE for that many clients.
+PIPER_HTTP_QUEUE_SIZE = "64"
+
+
+def piper_http_rows(table: Table, rounds: int, passes: int,
+                    levels: tuple[int, ...] = PIPER_HTTP_CLIENTS) -> dict:
     """Our HTTP API against `python -m piper.http_server` on the same voice, both up at once.
 
-    Both are servers of their own (`python app.py` with its defaults, on the CPU, and
-    piper's), so neither shares a process with this benchmark's client threads. They take
-    turns level by level (ours, piper's; the next level the other first), so they never
-    share the CPU during a burst and drift on a shared machine hits both. Each side: WAV
-    over HTTP for the same texts; audio seconds read from the response.
+    Both are servers of their own (`python app.py` with its defaults but TTS_QUEUE_SIZE, on
+    the CPU, and piper's), so neither shares a process with this benchmark's client
+    threads. First one request alone, `rounds` times, against `PiperVoice` called in this
+    process (the three taking turns): each server's overhead over piper in-process. Then
+    bursts of `levels` clients x 2 requests, the servers taking turns burst by burst (the
+    next level the other first), so they never share the CPU during a burst and drift on
+    a shared machine hits both. Each side: WAV over HTTP for the same texts; audio seconds
+    read from the response.
     """
     from tts_core.engines.piper import embedded_voice_paths
 
-    ours_server = AppServer()
+    ours_server = AppServer(queue_size=PIPER_HTTP_QUEUE_SIZE)
     try:
         with PiperHttpServer(embedded_voice_paths()[0]) as peer:
             ours_server.wait_ready()
-            runs = _side_by_side({"ours": ours_server.url, "piper": peer.url}, requests_per_level,
-                                 passes)
+            urls = {"ours": ours_server.url, "piper": peer.url}
+            alone = _alone_over_in_process(urls, rounds)
+            runs = _side_by_side(urls, 0, passes, levels, per_client=PIPER_HTTP_PER_CLIENT)
     finally:
         ours_server.stop()
-    section = ("Against piper's HTTP server, the joe voice on the CPU: audio s per wall s, latency "
-               "p50/p95 (target from 4 clients: ours >= piper's, our p95 <= piper's)")
-    out: dict = {}
-    for clients in CONCURRENCY:
+    _alone_row(table, alone)
+    section = ("Against piper's HTTP server, the joe voice on the CPU, 2 requests a client: audio s "
+               "per wall s, latency p50/p95 (target: ours >= piper's, our p95 <= piper's)")
+    out: dict = {"alone": alone}
+    for clients in levels:
         figures = {}
         for name in ("ours", "piper"):
             rate = statistics.median(r for r, _ in runs[(name, clients)])
             p50, p95 = _p50_p95([x for _, lat in runs[(name, clients)] for x in lat])
             figures[name] = (rate, p50, p95)
             label = f"{clients:>2} client{'s' if clients > 1 else ''}, {'ours ' if name == 'ours' else 'piper'}"
-            table.add(section, label, f"{rate:.1f} x   {p50:.0f}/{p95:.0f} ms", clients=clients,
+            table.add(section, label, f"{rate:.2f} x   {p50:.0f}/{p95:.0f} ms", clients=clients,
                       server=name, audio_per_wall_s=rate, p50_ms=p50, p95_ms=p95)
         (rate, _, p95), (peer_rate, _, peer_p95) = figures["ours"], figures["piper"]
-        target, met = "", None
-        if clients >= 4:
-            target, met = "ratio >= 1.00, p95 no worse", rate >= peer_rate and p95 <= peer_p95
         table.add(section, f"{clients:>2} client{'s' if clients > 1 else ''}, ours / piper's",
-                  f"{rate / peer_rate:.2f}   p95 {p95 / peer_p95:.2f}", target, met,
+                  f"{rate / peer_rate:.2f}   p95 {p95 / peer_p95:.2f}", "ratio >= 1.00, p95 no worse",
+                  rate >= peer_rate and p95 <= peer_p95,
                   clients=clients, ratio=rate / peer_rate, p95_ratio=p95 / peer_p95)
         out[clients] = figures
     return out
 
 
+def _alone_over_in_process(urls: dict[str, str], rounds: int) -> dict[str, float]:
+    """Median ms of one two-sentence request alone: PiperVoice in this process, and each
+    server over HTTP, taking turns round by round."""
+    import httpx
+    from piper import PiperVoice
+
+    from tts_core.engines.piper import embedded_voice_paths
+
+    voice = PiperVoice.load(*map(str, embedded_voice_paths()))
+    calls = {"piper in-process": lambda: [c.audio_int16_bytes for c in voice.synthesize(TWO_SENTENCES)]}
+    with httpx.Client(timeout=300) as http:
+        calls["ours"] = lambda: http.post(f"{urls['ours']}/v1/audio/speech", json={
+            "input": TWO_SENTENCES, "response_format": "wav"}).raise_for_status()
+        calls["piper"] = lambda: http.post(f"{urls['piper']}/synthesize",
+                                           json={"text": TWO_SENTENCES}).raise_for_status()
+        for fn in calls.values():  # warm each
+            fn()
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        names = list(calls)
+        for r in range(rounds):
+            for name in names[r % 3:] + names[:r % 3]:
+                times[name].append(_timed(calls[name]))
+    return {name: _median_ms(v) for name, v in times.items()}
+
+
+def _alone_row(table: Table, alone: dict[str, float]) -> None:
+    section = (f"One request alone, two sentences: over piper called in-process "
+               f"({alone['piper in-process']:.0f} ms), median")
+    ours = alone["ours"] - alone["piper in-process"]
+    peer = alone["piper"] - alone["piper in-process"]
+    table.add(section, "python -m piper.http_server adds", f"{peer:.0f} ms", over_ms=peer,
+              server="piper")
+    table.add(section, "ours (HTTP API) adds", f"{ours:.0f} ms",
+              f"<= piper http's + {TARGET_ALONE_OVER_PIPER_HTTP_MS:.0f} ms",
+              ours <= peer + TARGET_ALONE_OVER_PIPER_HTTP_MS, over_ms=ours, server="ours")
+
+
 def _side_by_side(urls: dict[str, str], requests_per_level: int, passes: int,
-                  levels: tuple[int, ...] = CONCURRENCY) -> dict:
+                  levels: tuple[int, ...] = CONCURRENCY, per_client: int | None = None) -> dict:
     """Bursts of the same texts against each server (ours: /v1/audio/speech; a name starting
     with "piper": piper's /synthesize), the servers taking turns in an order that rotates;
-    returns {(name, clients): [(audio s per wall s, latencies), ...]}."""
+    each client sends `per_client` requests (default: `requests_per_level` spread over the
+    clients); returns {(name, clients): [(audio s per wall s, latencies), ...]}."""
     import httpx
 
     texts = [f"Client request number {i}, asking for a sentence of ordinary length." for i in range(64)]
@@ -595,8 +669,8 @@ def _side_by_side(urls: dict[str, str], requests_per_level: int, passes: int,
         for _ in range(passes):
             for clients in levels:
                 for name in names[turn % len(names):] + names[:turn % len(names)]:
-                    runs[(name, clients)].append(
-                        _burst(poster(name), clients, max(1, requests_per_level // clients)))
+                    runs[(name, clients)].append(_burst(
+                        poster(name), clients, per_client or max(1, requests_per_level // clients)))
                 turn += 1
     finally:
         for clients in sessions.values():
@@ -645,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds and requests")
     parser.add_argument("--only", default="", help="comma-separated sections, of: " + ", ".join(SECTIONS))
     parser.add_argument("--out", default="bench-results/bench.json", help="where the JSON goes")
+    parser.add_argument("--clients", default="",
+                        help="client counts for the piper-http rows (default 1,4,16,32)")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else args.rounds
     soak = 50 if args.quick else SOAK_REQUESTS
@@ -687,7 +763,8 @@ def main(argv: list[str] | None = None) -> int:
         throughput = throughput_rows(table, pipeline, pipeline.registry.default.name,
                                      per_level, passes=1 if args.quick else 3)
     if "piper-http" in only:
-        piper_http_rows(table, per_level, passes=1 if args.quick else 3)
+        levels = tuple(int(c) for c in args.clients.split(",")) if args.clients else PIPER_HTTP_CLIENTS
+        piper_http_rows(table, rounds, passes=1 if args.quick else 3, levels=levels)
     if "wyoming" in only:  # our Wyoming server against wyoming-piper, timed by wyoming-bench
         import bench_wyoming
 

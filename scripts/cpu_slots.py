@@ -1,8 +1,12 @@
-"""CPU slots side by side: one app server per slot count (threads divided), and piper's own server.
+"""CPU slots side by side: one app server per slot count (threads follow the load), and piper's own server.
 
     python scripts/cpu_slots.py --slots 1,2                  # this 2-core machine
     python scripts/cpu_slots.py --slots 1,2,4,8 --passes 3   # a 16-core machine
     python scripts/cpu_slots.py --slots 1,1:1,2              # 1:1 = one slot, TTS_CPU_THREADS=1
+
+A slot count bounds the model calls at once; each call gets the free threads divided among
+the calls starting beside it (all of them alone), so slots past the core count only add
+calls on one thread each.
 
 Every server is up for the whole run (`python app.py` with TTS_CPU_SLOTS=k, and
 `python -m piper.http_server` on the same voice file); for each number of clients the

@@ -24,8 +24,8 @@ EMBEDDED_VOICE_ALIAS = "joe"
 DEFAULT_MODELS = f"piper:{EMBEDDED_VOICE_ALIAS}"
 
 DEVICES = ("auto", "cpu", "cuda")
-# Model calls at once on a CPU (TTS_CPU_SLOTS), each with the cores divided among them; a GPU
-# always has one. Chosen by measurement on 2 shared cores (docs/benchmark.md; scripts/cpu_slots.py).
+# Model calls at once on a CPU (TTS_CPU_SLOTS), each with its share of the cores as the load
+# stands when it starts (gate.DeviceGate); a GPU always has one. Chosen by measurement on 2 shared cores (docs/benchmark.md; scripts/cpu_slots.py).
 DEFAULT_CPU_SLOTS = 2
 # auto: float32 on CPU; on CUDA the family's own choice (see Engine.cuda_dtype).
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -230,12 +230,10 @@ class Settings:
     job_piece_chars: int = 1000
     job_ttl_s: int = 7 * 24 * 3600
 
-    def slot_threads(self) -> int | None:
-        """ONNX Runtime and torch threads for one model call: the threads (TTS_CPU_THREADS, else
-        the cores) divided among the CPU slots; None leaves one slot the runtimes' own default."""
-        if self.cpu_slots == 1:
-            return self.cpu_threads
-        return max(1, (self.cpu_threads or os.cpu_count() or 1) // self.cpu_slots)
+    def device_threads(self) -> int:
+        """The CPU threads model calls share (TTS_CPU_THREADS, else the cores): a call alone
+        gets all of them, calls at once divide them (the gate gives each turn its share)."""
+        return self.cpu_threads or os.cpu_count() or 1
 
     def parse_spec(self, raw: str) -> ModelSpec:
         """A spec as TTS_MODELS would take it, with this app's defaults filled in."""

@@ -18,8 +18,13 @@ Every synthesis in the process, whatever route it came from, passes through one
   turn already on the device. Background turns wait without `timeout_s`. It measures
   the wait and the time on the device, and always releases, whatever `fn` raises.
 * The device has `slots`: that many turns run at once. A GPU has one (one inference at
-  a time); a CPU may have more, each running its model with a share of the cores (the
-  threads are divided when the models load; see `config.Settings.slot_threads`).
+  a time); a CPU may have more. On a CPU the gate also has `threads` (the cores), and
+  the threads follow the load: each turn is given its share when it starts, the free
+  threads divided among it and the turns about to start beside it, rounded down to one of
+  `thread_shares(threads)` (all, half, a quarter ... one). A turn alone gets every
+  thread; two at once get half each. The engine reads its share with `turn_threads()`
+  inside the call (Piper picks the session made for that count; torch families set
+  their threads); the caller reads it after its turn with `last_turn_threads()`.
 * `run_item(key, item, run_batch)` is the same turn with micro-batching: when the device
   frees up, whoever is first in line also takes every waiting item with the same `key`
   (up to `max_batch`; waiting `batch_wait_s` for stragglers when others are already in
@@ -44,6 +49,9 @@ from .errors import (ClientBusyError, ClientGoneError, GateBusyError, GateTimeou
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# The turn a thread is running (`threads`: its share of the cores) and the share of the
+# last turn it asked for (`last`).
+_turn = threading.local()
 
 # Weight of the newest hold time in the moving average that Retry-After is derived from.
 _EWMA_ALPHA = 0.2
@@ -69,6 +77,28 @@ class _Ticket:
     first: bool = False  # the request has no audio yet: it goes before those being heard
     overtaken: int = 0  # how many turns went before this one out of arrival order
     background: bool = False  # a job's turn: only when no other waits, one at a time
+    threads: int | None = None  # the share of the cores the turn ran with (None: undivided)
+
+
+def thread_shares(threads: int) -> tuple[int, ...]:
+    """The thread counts a turn may be given, most first: all, half, a quarter ... one.
+    An engine that keeps a session per thread count keeps one for each of these."""
+    shares, n = [], max(1, threads)
+    while n >= 1:
+        shares.append(n)
+        n //= 2
+    return tuple(shares)
+
+
+def turn_threads() -> int | None:
+    """The threads the calling thread's device turn runs with (None outside a turn, or on
+    a device whose threads are not divided, such as a GPU)."""
+    return getattr(_turn, "threads", None)
+
+
+def last_turn_threads() -> int | None:
+    """The threads the calling thread's last `run_item` ran with."""
+    return getattr(_turn, "last", None)
 
 
 class DeviceGate:
@@ -76,10 +106,13 @@ class DeviceGate:
 
     def __init__(self, max_requests: int = 16, timeout_s: float | None = 120.0,
                  max_batch: int = 1, batch_wait_s: float = 0.0, infer_timeout_s: float | None = None,
-                 slots: int = 1, max_per_client: int | None = None):
+                 slots: int = 1, max_per_client: int | None = None,
+                 threads: int | None = None):
         if slots < 1:
             raise ValueError(f"a device has at least one slot, not {slots}")
         self.slots = slots
+        self.threads = threads  # the cores turns share (None: not divided, e.g. a GPU)
+        self.threads_in_use = 0  # given to the turns running now (/metrics)
         self.max_requests = max_requests
         self.max_per_client = max_per_client  # places one client may hold; None: no bound
         self._by_client: dict[Hashable, int] = {}
@@ -151,6 +184,7 @@ class DeviceGate:
         already running finish, and the next starts when none is left."""
         with self._cond:
             self.slots = 1
+            self.threads = None
 
     @property
     def slots_in_use(self) -> int:
@@ -204,6 +238,7 @@ class DeviceGate:
                 batch = self._lead(ticket)
         if not ticket.done:
             self._execute(batch)
+        _turn.last = ticket.threads
         if ticket.error is not None:
             raise ticket.error
         return ticket.result, ticket.started - start, ticket.held, ticket.batch_size
@@ -246,9 +281,22 @@ class DeviceGate:
             # Others are already in line: a few ms more may fill the batch.
             self._cond.wait(self.batch_wait_s)
             self._take_followers(batch)
+        threads = self._share()
+        for ticket in batch:
+            ticket.threads = threads
+        self.threads_in_use += threads or 0
         if self._running < self.slots:
             self._cond.notify_all()  # a slot is still free: the next in line may take it
         return batch
+
+    def _share(self) -> int | None:
+        """With the lock held, for a turn starting now: the free threads divided among it and
+        the turns that start beside it (the line, up to the free slots), at least one."""
+        if not self.threads:
+            return None
+        starting = 1 + min(len(self._turns), self.slots - self._running)
+        claim = max(1, (self.threads - self.threads_in_use) // starting)
+        return next(n for n in thread_shares(self.threads) if n <= claim)
 
     def _take_followers(self, batch: list[_Ticket]) -> None:
         key = batch[0].key
@@ -266,6 +314,7 @@ class DeviceGate:
         """Run a batch outside the lock; every ticket ends done, whatever happens."""
         started = time.perf_counter()
         outcomes: list[tuple[Any, BaseException | None]] = []
+        _turn.threads = batch[0].threads
         try:
             try:
                 results = self._call(batch[0].run_batch, [t.item for t in batch])
@@ -284,6 +333,7 @@ class DeviceGate:
             raise
         finally:
             held = time.perf_counter() - started
+            _turn.threads = None
             with self._cond:
                 for ticket, (result, error) in zip(batch, outcomes or [(None, None)] * len(batch)):
                     ticket.result, ticket.error = result, error
@@ -291,6 +341,7 @@ class DeviceGate:
                     ticket.done = True
                 self._running -= 1
                 self._background_running -= batch[0].background
+                self.threads_in_use -= batch[0].threads or 0
                 self.busy_s += held
                 self.turns_served += 1
                 self.items_served += len(batch)
@@ -314,8 +365,10 @@ class DeviceGate:
             return fn(items)
         box: dict[str, Any] = {}
         finished = threading.Event()
+        threads = turn_threads()
 
         def target():
+            _turn.threads = threads  # the turn's share goes with the call
             try:
                 box["result"] = fn(items)
             except BaseException as e:  # handed to the waiting caller below

@@ -31,6 +31,7 @@ class LatencyRecord:
     device: str
     chars: int
     note: str = ""  # what the request asked that the model could not do (SSML markup it ignored)
+    threads: float = 0.0  # CPU threads per device turn, mean over its turns (0: undivided, a GPU)
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -72,11 +73,15 @@ class RollingStats:
             stats[f"p50_{key}"] = round(float(np.percentile(values, 50)), 1) if records else None
             stats[f"p95_{key}"] = round(float(np.percentile(values, 95)), 1) if records else None
         stats["mean_rtf"] = round(float(np.mean([r.rtf for r in records])), 4) if records else None
+        threads = [r.threads for r in records if r.threads]
+        stats["mean_threads"] = round(float(np.mean(threads)), 2) if threads else None  # per CPU call
         return stats
 
 
 # Latency histogram buckets in milliseconds: from a cached short reply to a long CPU synthesis.
 MS_BUCKETS = (10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2500, 5000, 10000, 30000, 60000)
+# CPU threads a model call got (the gate gives all the cores, half, a quarter ... one).
+THREAD_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 class PrometheusMetrics:
@@ -107,6 +112,13 @@ class PrometheusMetrics:
                            registry=self.registry)
         self.slots_in_use = Gauge("tts_device_slots_in_use", "Device slots running a model call now",
                                   registry=self.registry)
+        self.threads = Gauge("tts_device_threads", "CPU threads model calls share (0: not divided, "
+                             "a GPU)", registry=self.registry)
+        self.threads_in_use = Gauge("tts_device_threads_in_use", "CPU threads given to the model "
+                                    "calls running now", registry=self.registry)
+        self.turn_threads = Histogram("tts_turn_threads", "CPU threads each model call got (all when "
+                                      "alone, a share when others run at once)",
+                                      buckets=THREAD_BUCKETS, registry=self.registry)
         self.busy_seconds = Gauge("tts_device_busy_seconds", "Slot-seconds spent in model calls since "
                                   "start (rate / slots = how busy the device is)", registry=self.registry)
         self.device_calls = Gauge("tts_device_calls", "Model calls run on the device since start",

@@ -28,7 +28,7 @@ from .device import raise_if_out_of_memory
 from .engines import Engine, SynthesisParams
 from .errors import (ClientGoneError, GateBusyError, GateTimeoutError, InputError,
                      OutOfMemoryError, SynthesisError, TTSError)
-from .gate import DeviceGate
+from .gate import DeviceGate, last_turn_threads
 from .metrics import LatencyRecord, PrometheusMetrics, RollingStats
 from .plan import Plan, make_plan, model_label
 from .record import RecordClock
@@ -183,6 +183,8 @@ class Pipeline:
         self.prometheus.queue_depth.set_function(lambda: gate.queue_depth)
         self.prometheus.slots.set_function(lambda: gate.slots)
         self.prometheus.slots_in_use.set_function(lambda: gate.slots_in_use)
+        self.prometheus.threads.set_function(lambda: gate.threads or 0)
+        self.prometheus.threads_in_use.set_function(lambda: gate.threads_in_use)
         self.prometheus.busy_seconds.set_function(lambda: gate.busy_s)
         self.prometheus.device_calls.set_function(lambda: gate.turns_served)
         self.prometheus.device_items.set_function(lambda: gate.items_served)
@@ -208,7 +210,8 @@ class Pipeline:
                        batch_wait_s=settings.batch_wait_ms / MS,
                        infer_timeout_s=settings.infer_timeout_s,
                        slots=1 if on_gpu else settings.cpu_slots,
-                       max_per_client=settings.max_per_client or half_queue(settings.queue_size))
+                       max_per_client=settings.max_per_client or half_queue(settings.queue_size),
+                       threads=None if on_gpu else settings.device_threads())
         return cls(registry, gate, RollingStats(settings.stats_window), settings)
 
     # --- what callers use ---------------------------------------------------------------
@@ -273,7 +276,8 @@ class Pipeline:
     def snapshot(self) -> dict:
         """Rolling stats with the gate's current queue depth and slot use."""
         return dict(self.stats.snapshot(self.gate.queue_depth), slots=self.gate.slots,
-                    slots_in_use=self.gate.slots_in_use)
+                    slots_in_use=self.gate.slots_in_use, threads=self.gate.threads,
+                    threads_in_use=self.gate.threads_in_use)
 
     def models(self) -> list[dict]:
         """Each loaded model's card, with its warm-load timings (Gradio /models)."""
@@ -526,6 +530,10 @@ class Pipeline:
             raise SynthesisError(f"Model {engine.name!r} failed while speaking {where}: {e}") from e
         clock.queue_s += waited
         clock.infer_s += held
+        threads = last_turn_threads()
+        if threads:  # the share of the CPU threads this turn got (None: undivided, a GPU)
+            clock.turn_threads.append(threads)
+            self.prometheus.turn_threads.observe(threads)
         return result
 
     def _stream_limiter(self, plan: Plan, index: int, first: np.ndarray) -> loudness.Limiter:

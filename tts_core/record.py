@@ -27,6 +27,7 @@ class RecordClock:
         self.queue_s = 0.0  # waiting at the gate, over all turns
         self.infer_s = 0.0  # holding the device, over all turns
         self.encode_s = 0.0
+        self.turn_threads: list[int] = []  # each CPU turn's share of the threads
         self.samples = 0  # made so far (before any limiter holds some back)
         self.first_piece: float | None = None  # when the first piece left the generator
         self.finished: float | None = None
@@ -65,6 +66,7 @@ class RecordClock:
             device=plan.engine.device,
             chars=plan.chars,
             note=plan.note,
+            threads=(sum(self.turn_threads) / len(self.turn_threads)) if self.turn_threads else 0.0,
         )
         logger.info("served model=%s chars=%d audio=%.2fs total=%.0fms queue=%.0fms rtf=%.3f",
                     record.model, record.chars, audio_s, record.total_ms, record.queue_ms, record.rtf)

@@ -123,8 +123,7 @@ def warm_load(settings: Settings) -> Registry:
     the device beside the others is refused here, at startup, not at its first request.
     Any failure raises ModelLoadError naming the model: the app never serves half-loaded.
     """
-    if settings.slot_threads():
-        _set_torch_threads(settings)
+    _set_torch_threads(settings)
     use_baked_cache(settings.baked_hf_cache)
     loaded = [load_one(spec, settings) for spec in settings.models]
     engines: dict[str, Engine] = {}
@@ -139,7 +138,7 @@ def load_one(spec: ModelSpec, settings: Settings) -> tuple[ModelSpec, Engine, fl
     """Load one model (not yet warm) with its family's `load`: (spec, engine, seconds)."""
     start = time.perf_counter()
     try:
-        engine = load_engine(spec, spec.device or settings.device, settings.slot_threads())
+        engine = load_engine(spec, spec.device or settings.device, settings.device_threads())
     except TTSError:
         raise
     except Exception as e:
@@ -201,4 +200,4 @@ def _set_torch_threads(settings: Settings) -> None:
     if any(needs_torch(spec) for spec in settings.models):
         import torch
 
-        torch.set_num_threads(settings.slot_threads())
+        torch.set_num_threads(settings.device_threads())

@@ -16,6 +16,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Callable, TypeVar
 
+from .gate import turn_threads
+
 if TYPE_CHECKING:
     from .engines import Engine, SynthesisParams
 
@@ -59,6 +61,7 @@ def on_device(engine_key: int, method: str, items: list, params: "SynthesisParam
     """One device call for a batch of `items`: `infer_batch` or `encode_batch` on the batch
     (one result per item), or `decode` on each (latent, start, stop) window."""
     engine = DEVICE_ENGINES[engine_key]
+    engine.use_threads(turn_threads())  # the turn's share of the CPU threads
     if method == "decode":
         return [engine.decode(*window) for window in items]
     return getattr(engine, method)(items, params)

@@ -15,6 +15,11 @@ LATENCY_COLOURS = {"total p50": "#2563eb", "total p95": "#93c5fd",  # the live c
                    "first audio p50": "#dc2626", "first audio p95": "#fca5a5"}
 
 
+def _threads(value) -> str:
+    """CPU threads a model call got, on average ('–': none counted, e.g. on a GPU)."""
+    return "–" if value is None else f"{value:.1f}"
+
+
 def _ms(value) -> str:
     return "–" if value is None else f"{value:.0f} ms"
 
@@ -26,12 +31,13 @@ def live_markdown(pipeline: Pipeline) -> str:
     lines = [
         f"**Last {s['count']} requests** (served {s['served']}, failed {s['failed']}, "
         f"in the gate now: {s['queue_depth']}; device slots in use: {s['slots_in_use']} of "
-        f"{s['slots']})",
+        f"{s['slots']}" + (f"; CPU threads in use: {s['threads_in_use']} of {s['threads']})"
+                           if s.get("threads") else ")"),
         "",
-        "| total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
-        "|---|---|---|---|---|",
+        "| total p50 | total p95 | first audio p50 | first audio p95 | mean RTF | threads per call |",
+        "|---|---|---|---|---|---|",
         f"| {_ms(s['p50_total_ms'])} | {_ms(s['p95_total_ms'])} | {_ms(s['p50_first_audio_ms'])} "
-        f"| {_ms(s['p95_first_audio_ms'])} | {rtf} |",
+        f"| {_ms(s['p95_first_audio_ms'])} | {rtf} | {_threads(s.get('mean_threads'))} |",
         "",
         "**Warm-loaded models**",
         "",
@@ -50,13 +56,14 @@ def per_model_markdown(pipeline: Pipeline) -> str:
     if not models:
         return "**Per model**: no requests yet."
     rows = ["**Per model** (the same window)", "",
-            "| model | requests | total p50 | total p95 | first audio p50 | first audio p95 | mean RTF |",
-            "|---|---|---|---|---|---|---|"]
+            "| model | requests | total p50 | total p95 | first audio p50 | first audio p95 | mean RTF "
+            "| threads per call |",
+            "|---|---|---|---|---|---|---|---|"]
     for name in models:
         s = pipeline.stats.snapshot(model=name)
         rows.append(f"| {name} | {s['count']} | {_ms(s['p50_total_ms'])} | {_ms(s['p95_total_ms'])} "
                     f"| {_ms(s['p50_first_audio_ms'])} | {_ms(s['p95_first_audio_ms'])} "
-                    f"| {s['mean_rtf']:.3f} |")
+                    f"| {s['mean_rtf']:.3f} | {_threads(s.get('mean_threads'))} |")
     return "\n".join(rows)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..device import cuda_allocated
 from ..errors import SynthesisError
+from ..families import FAMILIES
 from ..languages import language_code, language_name
 from ..loudness import integrated_lufs
 from ..windows import FIRST_WINDOW_FRAMES
@@ -233,6 +234,18 @@ class Engine(ABC):
         self.name = spec.name
         self.device = device  # families replace "auto" with the device they chose
         self.cpu_threads = cpu_threads
+
+    def use_threads(self, threads: int | None) -> None:
+        """Run the calling thread's next model calls with `threads` CPU threads: the share of
+        the cores the gate gave this turn (None: leave them). Torch families set torch's
+        intra-op threads, which (OpenMP) hold for the calling thread only; Piper picks the
+        session made for that count."""
+        family = FAMILIES.get(self.family)
+        if threads and self.device == "cpu" and family is not None and family.runtime == "torch":
+            import torch
+
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
 
     @classmethod
     def load(cls, spec: "ModelSpec", device: str, cpu_threads: int | None = None) -> "Engine":

