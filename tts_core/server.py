@@ -15,7 +15,7 @@ import json
 import logging
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 
@@ -30,6 +30,9 @@ class Readiness:
     the StagedApp answers 503); once `stopping`, /ready is 503 again."""
 
     stopping: bool = False
+    # Run on the server's loop when stopping begins: streams that would otherwise hold the
+    # drain open to its timeout end at once (the UI's session heartbeats).
+    on_stop: list = field(default_factory=list)
 
 
 class StagedApp:
@@ -139,6 +142,9 @@ class StudioServer:
     def _begin_stop(self) -> None:
         """/ready turns 503 first; then uvicorn stops accepting, drains and exits."""
         self.readiness.stopping = True
+        if self.staged.loop is not None:
+            for end in self.readiness.on_stop:
+                self.staged.loop.call_soon_threadsafe(end)
         self.server.should_exit = True
 
     def stop(self) -> None:
