@@ -15,7 +15,7 @@ from ui.pickers import (ALL_LANGUAGES, Picker, language_choices, load_examples, 
                         model_note, voice_choices)
 
 INTRO = ("# TTS Studio\nWarm-loaded text to speech: every model below was loaded and run once "
-         "before this page was served. **Ctrl+Enter** in the text generates. From code: the "
+         "before this page was served. **Ctrl+Enter** in the text speaks. From code: the "
          "OpenAI-compatible HTTP API (`POST /v1/audio/speech`, [its docs](/docs)), or *Use via "
          "API* at the bottom of the page.")
 
@@ -36,8 +36,9 @@ class Page:
     temperature: gr.Slider
     xvector_box: gr.Accordion
     xvector: gr.File
-    generate: gr.Button
-    stream: gr.Button
+    speak: gr.Button  # the one action: the page's Web Audio stream, or its fallback
+    stop: gr.Button  # ends what Speak started, keeping what was heard
+    generate: gr.Button  # hidden: the whole file (the /synthesize endpoint), Speak's last fallback
     stream_gradio: gr.Button  # Gradio's streaming player, clicked by the page when its own cannot
     # the result
     audio: gr.Audio
@@ -100,8 +101,9 @@ def _form(ctx: StudioContext) -> dict:
                         padding=False)
         parts = dict(text=text, count=count, **_pickers(ctx), **_controls(ctx))
         with gr.Row():
-            parts["generate"] = gr.Button("Generate", variant="primary", elem_id="generate")
-            parts["stream"] = gr.Button("Stream", elem_id="stream")
+            parts["speak"] = gr.Button("Speak", variant="primary", elem_id="speak", scale=3)
+            parts["stop"] = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
+            parts["generate"] = gr.Button("Generate", elem_id="generate", visible="hidden")
             parts["stream_gradio"] = gr.Button(
                 "Stream" if ctx.streaming else "Stream (needs ffmpeg)", elem_id="stream-gradio",
                 visible="hidden")

@@ -83,6 +83,8 @@ def decode_played_back(payload: str) -> tuple[bytes, dict | None, dict, float | 
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     spoken = {"text": str(d.get("text", "")), "model": str(d.get("model", "")), "words": words}
+    if d.get("stopped"):  # Stop: what was heard, with no record of its own
+        spoken["stopped"] = True
     return buffer.getvalue(), record, spoken, heard_ms
 
 
@@ -93,7 +95,8 @@ def stream_played_back(ctx: StudioContext, page, payload, text, model):
         wav, record, spoken, heard_ms = decode_played_back(payload)
     except InputError as e:
         raise gr_error(e) from e
-    if record is None:  # a /v1/audio/speech stream: its record is this server's newest like it
+    if record is None and not spoken.get("stopped"):
+        # a /v1/audio/speech stream: its record is this server's newest like it
         ours = [r for r in ctx.pipeline.stats.records()
                 if r.model == spoken["model"] and r.chars == len(spoken["text"])]
         record = ours[-1].to_dict() if ours else None
