@@ -12,7 +12,7 @@ import soundfile as sf
 
 from tts_core import InputError
 from tts_core.metrics import RECORD_KEYS
-from tts_core.timings import WordTiming
+from tts_core.timings import WordTiming, to_srt
 from ui.context import StudioContext
 from ui.events import gr_error, warn_foreign
 from ui.html import history_html, spoken_html, timing_html
@@ -34,6 +34,15 @@ def captions_spoken(ctx: StudioContext, page, text, model, words):
     spoken = {"text": text, "model": ctx.pipeline.registry.card(model or None).name,
               "words": words}
     return {page.spoken_state: spoken, page.spoken: spoken_html(spoken)}
+
+
+def heard_captions(ctx: StudioContext, spoken):
+    """The current result's words and subtitles (those of what was heard; none without words)."""
+    words = (spoken or {}).get("words")
+    if not words:
+        return None, None
+    timed = [WordTiming(w["word"], w["start"], w["end"]) for w in words]
+    return words, ctx.subtitles.write(to_srt(timed))
 
 
 def add_to_history(page, history, path, record, text, voice, spoken):

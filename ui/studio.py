@@ -43,6 +43,12 @@ def _add_to_history(page: Page) -> dict:
                 outputs=[page.history, page.history_html], **PRIVATE)
 
 
+def _show_captions(ctx: StudioContext, page: Page) -> dict:
+    """After a result's spoken text: the captions are its words (the rendering heard)."""
+    return dict(fn=bind(result.heard_captions, ctx), inputs=page.spoken_state,
+                outputs=[page.words, page.srt_file], **PRIVATE)
+
+
 def new_whole_file(page: Page) -> dict:
     """Generate's one current result: the streamed clip goes, the whole file plays when it
     comes, and the timing bar waits for this request."""
@@ -66,8 +72,9 @@ def wire_generate(ctx: StudioContext, page: Page, inputs: list):
     page.generate.click(bind(new_whole_file, page), None,
                         [page.stream_audio, page.audio, page.timing], **PRIVATE)
     generated.success(**_show_timing(page))
-    generated.success(bind(result.collect_spoken, ctx, page), None,
-                      [page.spoken_state, page.spoken], **PRIVATE).then(**_add_to_history(page))
+    spoken = generated.success(bind(result.collect_spoken, ctx, page), None,
+                               [page.spoken_state, page.spoken], **PRIVATE)
+    spoken.then(**_add_to_history(page)).then(**_show_captions(ctx, page))
     page.captions.click(bind(new_whole_file, page), None,
                         [page.stream_audio, page.audio, page.timing], **PRIVATE)  # one result
     page.captions.click(bind(events.captioned, ctx), inputs,
@@ -101,11 +108,11 @@ def wire_speak(ctx: StudioContext, page: Page, inputs: list, generated) -> None:
             **ctx.device_queue())
     streamed.success(**_show_timing(page))
     streamed.success(spoken_html, page.spoken_state, page.spoken, **PRIVATE
-                     ).then(**_add_to_history(page))
+                     ).then(**_add_to_history(page)).then(**_show_captions(ctx, page))
     page.stream_handback.change(
         bind(result.stream_played_back, ctx, page), [page.stream_handback, page.text, page.model],
         [page.audio, page.latency, page.spoken_state, page.timing, page.spoken], **PRIVATE
-    ).success(**_add_to_history(page))
+    ).success(**_add_to_history(page)).then(**_show_captions(ctx, page))
     page.click_to_sound.change(result.timing_with_click_to_sound,
                                [page.latency, page.click_to_sound], page.timing, **PRIVATE)
     # Stop: the page's player keeps what was heard (studio.js); Gradio's events are cancelled.
@@ -117,8 +124,9 @@ def wire_form(ctx: StudioContext, page: Page) -> None:
     """The form's own events: the count, the pickers, the examples."""
     page.text.change(None, page.text, page.count, js=count_js(ctx.settings.max_chars))
     page.model.change(bind(pickers.model_changed, ctx.pipeline, page), page.model,
-                      [page.model, page.voice, page.speed, page.temperature, page.xvector_box,
-                       page.xvector, page.note, page.examples], **PRIVATE)
+                      [page.model, page.voice, page.speed, page.seed, page.temperature,
+                       page.xvector_box, page.xvector, page.note, page.examples,
+                       page.captions_box], **PRIVATE)
     page.language.change(bind(pickers.language_changed, ctx.pipeline), page.language,
                          page.model, **PRIVATE)
     page.examples.click(lambda sample: sample[0], page.examples, page.text, **PRIVATE)

@@ -309,6 +309,12 @@
     lit?.classList.remove("now");
     current?.classList.add("now");
     lit = current;
+    // The panel scrolls within its height: the lit word stays in view, a third of the way down.
+    const box = $("#spoken");
+    if (current && box && box.scrollHeight > box.clientHeight) {
+      const w = current.getBoundingClientRect(), b = box.getBoundingClientRect();
+      if (w.top < b.top || w.bottom > b.bottom) box.scrollTop += w.top - b.top - b.height / 3;
+    }
   }
 
   // Media elements the page plays: those in the document, and those played from outside it.
@@ -319,7 +325,7 @@
   let pressedAt = -Infinity;
   for (const type of ["pointerdown", "keydown"]) {
     document.addEventListener(type, (e) => {
-      if (e.target.closest && e.target.closest("#audio, #history")) pressedAt = performance.now();
+      if (e.target.closest && e.target.closest("#audio, #stream-audio, #history")) pressedAt = performance.now();
     }, true);
   }
   let pending = null;  // a Generate or Gradio stream click waiting for its first sound
@@ -328,16 +334,36 @@
   const play0 = HTMLMediaElement.prototype.play;
   HTMLMediaElement.prototype.play = function (...args) {
     played.add(this);
-    return overStream() ? Promise.resolve() : play0.apply(this, args);
+    return overSound(this) ? Promise.resolve() : play0.apply(this, args);
   };
-  // One sound at a time: while a stream sounds, a player the listener did not press (Gradio's
-  // autoplaying the handed-back file) does not start; one the listener pressed stops the stream.
-  const overStream = () => {
-    if (!session || streamPosition(session) === null) return false;
-    if (performance.now() - pressedAt < USER_PLAY_MS) { stop(); return false; }
+  // One sound at a time: while a stream or another player sounds, a player the listener did not
+  // press (Gradio's autoplaying the whole file at the end of its stream, or of the handed-back
+  // one) does not start; one the listener pressed stops the others.
+  const sounding = (a) => !a.paused && !a.ended && a.currentTime > 0;
+  const overSound = (player) => {
+    const others = [...allMedia()].filter((a) => a !== player && sounding(a));
+    const streaming = session && streamPosition(session) !== null;
+    if (!streaming && !others.length) return false;
+    if (performance.now() - pressedAt < USER_PLAY_MS) {
+      stop();
+      for (const a of others) a.pause();
+      return false;
+    }
     return true;
   };
-  document.addEventListener("play", (e) => { if (overStream()) e.target.pause(); }, true);
+  document.addEventListener("play", (e) => { if (overSound(e.target)) e.target.pause(); }, true);
+  // Players that start without play() or outside the document (autoplay, Gradio's waveform
+  // player): the one that was sounding keeps sounding, unless the listener pressed another.
+  function oneAtATime() {
+    const sound = [...allMedia()].filter(sounding);
+    const streaming = session && streamPosition(session) !== null;
+    if (sound.length < (streaming ? 1 : 2)) return;
+    const pressed = performance.now() - pressedAt < USER_PLAY_MS;
+    if (pressed) stop();
+    const keep = pressed ? (sound.find((a) => a !== media) ?? sound[0])
+      : streaming ? null : sound.includes(media) ? media : sound[0];
+    for (const a of sound) if (a !== keep) a.pause();
+  }
   // The result player playing now; for a request (`p`), only a player with a file it did not
   // hold at the click: its own, never the last result still sounding.
   function playingNow(p = null) {
@@ -392,9 +418,9 @@
 
 
   function frame() {
+    oneAtATime();
     const now = playingNow();
     if (now) media = now;
-    if (now && overStream()) now.pause();
     const own = pending && playingNow(pending);
     if (own) {  // when it began: now, less what it has played
       heardAfter(pending, performance.now() - 1000 * own.currentTime / (own.playbackRate || 1) - pending.clickAt);
