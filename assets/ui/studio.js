@@ -91,6 +91,7 @@
     s.words = s.words && s.words.filter((w) => w.start < t);
     s.record = null;
     status(`Stopped after ${t.toFixed(1)} s of sound; what was heard is kept as the Result.`);
+    quietUntil = performance.now() + 5000;  // the kept part waits to be pressed
     if (kept.length) handBack(s, s.req, true);
   };
 
@@ -340,7 +341,10 @@
   // press (Gradio's autoplaying the whole file at the end of its stream, or of the handed-back
   // one) does not start; one the listener pressed stops the others.
   const sounding = (a) => !a.paused && !a.ended && a.currentTime > 0;
+  let quietUntil = -Infinity;  // after Stop: nothing starts by itself
+  const quiet = () => performance.now() < quietUntil && performance.now() - pressedAt >= USER_PLAY_MS;
   const overSound = (player) => {
+    if (quiet()) return true;
     const others = [...allMedia()].filter((a) => a !== player && sounding(a));
     const streaming = session && streamPosition(session) !== null;
     if (!streaming && !others.length) return false;
@@ -356,6 +360,7 @@
   // player): the one that was sounding keeps sounding, unless the listener pressed another.
   function oneAtATime() {
     const sound = [...allMedia()].filter(sounding);
+    if (quiet()) { for (const a of sound) a.pause(); return; }
     const streaming = session && streamPosition(session) !== null;
     if (sound.length < (streaming ? 1 : 2)) return;
     const pressed = performance.now() - pressedAt < USER_PLAY_MS;
