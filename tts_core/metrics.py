@@ -11,7 +11,7 @@ import numpy as np
 # Exactly the keys every request reports, in this order.
 RECORD_KEYS = (
     "queue_ms", "text_ms", "inference_ms", "encode_ms", "total_ms", "first_audio_ms",
-    "audio_seconds", "rtf", "model", "device", "chars", "note",
+    "audio_seconds", "rtf", "model", "device", "chars", "note", "threads",
 )
 
 
