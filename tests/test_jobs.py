@@ -298,7 +298,12 @@ def test_a_job_killed_at_a_third_finishes_after_a_restart_to_the_sample(quiet_pi
     ours, _ = sf.read(io.BytesIO(resumed), dtype="int16")
     theirs, _ = sf.read(io.BytesIO(whole), dtype="int16")
     assert len(ours) == len(theirs), (len(ours), len(theirs))
-    assert np.array_equal(ours, theirs)
+    # The same samples, up to int16 rounding: each device turn's ONNX Runtime session has the
+    # share of the CPU threads that the load gives it (issue 24), and a float summed over 1 or
+    # 2 threads can round to the neighbouring int16 (seen: 220 of 3,057,664 samples, by 1).
+    # A lost, doubled or shifted piece moves whole samples and fails both checks.
+    assert np.abs(ours.astype(np.int32) - theirs).max() <= 1
+    assert np.count_nonzero(ours != theirs) <= len(ours) // 1000
 
 
 def read_json(path):
