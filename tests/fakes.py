@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from waiting import wait_until
 from tts_core import ModelSpec, Pipeline, Settings
 from tts_core.engines import CloneLimits, Engine, SynthesisParams, WarmModel
 from tts_core.registry import Registry
@@ -127,3 +128,30 @@ class CloningFakeEngine(FakeEngine):
             pitch = float(self.cloned[params.voice]["pitch_hz"])
             audio = (0.3 * np.sin(2 * np.pi * pitch * t)).astype(np.float32)
         return audio
+
+
+def lined_up(gate, turns: list[tuple[str, dict]]) -> list[str]:
+    """Hold the device, line `turns` up in order (name, run_item's keywords), release: the
+    order they ran."""
+    order, holding, release = [], threading.Event(), threading.Event()
+
+    def hold(_):
+        holding.set()
+        release.wait(10)
+        return [None]
+
+    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
+    holder.start()
+    assert holding.wait(10)
+    threads = []
+    for name, kw in turns:
+        t = threading.Thread(target=gate.run_item, kwargs=kw, args=(
+            None, name, lambda items: (order.append(items[0]), [None])[1]))
+        t.start()
+        threads.append(t)
+        wait_until(lambda: len(gate._turns) == len(threads), what=f"{name} in line")
+    release.set()
+    for t in [holder, *threads]:
+        t.join(10)
+    assert not gate.busy
+    return order

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from fakes import FakeEngine, fake_pipeline
+from fakes import FakeEngine, fake_pipeline, lined_up
 from tts_core import GateBusyError, GateTimeoutError, SpeechRequest, SynthesisError
 from tts_core import Settings
 from tts_core.gate import DeviceGate, last_turn_threads, thread_shares, turn_threads
@@ -118,29 +118,7 @@ def test_turns_are_first_come_first_served():
 
 def served_order(gate: DeviceGate, turns: list[tuple[str, bool]]) -> list[str]:
     """Hold the device, line `turns` up in order (name, first), release: the order they ran."""
-    order, holding, release = [], threading.Event(), threading.Event()
-
-    def hold(_):
-        holding.set()
-        release.wait(10)
-        return [None]
-
-    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
-    holder.start()
-    assert holding.wait(10)
-    threads = []
-    for name, first in turns:
-        t = threading.Thread(target=gate.run_item,
-                             args=(None, name, lambda items: (order.append(items[0]), [None])[1]),
-                             kwargs={"first": first})
-        t.start()
-        threads.append(t)
-        wait_until(lambda: len(gate._turns) == len(threads), what=f"{name} in line")
-    release.set()
-    for t in [holder, *threads]:
-        t.join(10)
-    assert not gate.busy
-    return order
+    return lined_up(gate, [(name, {"first": first}) for name, first in turns])
 
 
 def test_a_request_with_no_audio_yet_goes_before_those_being_heard():

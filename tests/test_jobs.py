@@ -4,37 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from fakes import FakeEngine, fake_pipeline
+from fakes import FakeEngine, fake_pipeline, lined_up
 from tts_core import SpeechRequest
 from tts_core.gate import DeviceGate
 from waiting import wait_until
-
-
-def lined_up(gate: DeviceGate, turns: list[tuple[str, dict]]) -> list[str]:
-    """Hold the device, line `turns` up in order (name, run_item's keywords), release: the
-    order they ran."""
-    order, holding, release = [], threading.Event(), threading.Event()
-
-    def hold(_):
-        holding.set()
-        release.wait(10)
-        return [None]
-
-    holder = threading.Thread(target=gate.run_item, args=(None, "holder", hold))
-    holder.start()
-    assert holding.wait(10)
-    threads = []
-    for name, kw in turns:
-        t = threading.Thread(target=gate.run_item, kwargs=kw, args=(
-            None, name, lambda items: (order.append(items[0]), [None])[1]))
-        t.start()
-        threads.append(t)
-        wait_until(lambda: len(gate._turns) == len(threads), what=f"{name} in line")
-    release.set()
-    for t in [holder, *threads]:
-        t.join(10)
-    assert not gate.busy
-    return order
 
 
 JOB, HEARD, FIRST = {"background": True}, {}, {"first": True}
