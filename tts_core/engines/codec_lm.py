@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from ..errors import InputError, SynthesisError, UnknownVoiceError
+from ..device import resolve_device
 from ..zerogpu import on_zerogpu
 from .base import MIN_WINDOW_SNR_DB, CloneLimits, Engine, SynthesisParams, speak
-from .torch_util import seed_all
+from .torch_util import load_errors, pick_dtype, seed_all
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class CodecLMEngine(Engine):
     clip_min_s, clip_max_s, clip_needs_transcript = 2.0, 10.0, True
 
     def __init__(self, spec, device: str, cpu_threads: int | None = None):
-        super().__init__(spec, device, cpu_threads)
+        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
         self._voice_lock = threading.Lock()
         self._cloned: dict[str, Any] = {}
         self.voices = self.builtin_voices
@@ -190,6 +191,19 @@ class CodecLMEngine(Engine):
         if on_zerogpu():  # a paused generation cannot cross into ZeroGPU's forked process
             logger.info("%s: on ZeroGPU streams get whole sentences", spec.name)
             self.supports_windows = False
+
+    def _load_pretrained(self, spec, processor_class, model_class, cuda_default: str,
+                         what: str, hint: str) -> torch.dtype:
+        """The family's processor and model from `spec.source` (a hub id or a save_pretrained
+        folder) onto this engine's device, in the spec's dtype (else `cuda_default` on CUDA,
+        float32 on a CPU); a failure says `what` could not be loaded and `hint`."""
+        dtype = pick_dtype(spec.dtype, self.device, cuda_default=cuda_default)
+        with load_errors(f"{what} model {spec.raw!r} could not be loaded from {spec.source!r}",
+                         hint):
+            self.processor = processor_class.from_pretrained(spec.source)
+            self.model = model_class.from_pretrained(
+                spec.source, dtype=dtype).to(self.device).eval()
+        return dtype
 
     # --- family hooks ---------------------------------------------------------------------
 

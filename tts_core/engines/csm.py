@@ -17,10 +17,9 @@ import torch
 from transformers import CsmForConditionalGeneration, CsmProcessor
 
 from ..config import ModelSpec
-from ..device import resolve_device
 from .base import SynthesisParams
 from .codec_lm import CodecLMEngine, max_frames
-from .torch_util import dtype_name, load_errors, pick_dtype, weights_bytes
+from .torch_util import dtype_name, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -46,17 +45,14 @@ class CsmEngine(CodecLMEngine):
     clip_min_s, clip_max_s, clip_needs_transcript = 2.0, 10.0, True
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
+        super().__init__(spec, device, cpu_threads)
         # bfloat16 on CUDA: Sesame's own generator runs csm-1b in bfloat16, and the backbone is
         # a Llama whose activations fit bfloat16's range (float16's they may not); it could
         # not be measured on a GPU here (no GPU on the build machine).
-        dtype = pick_dtype(spec.dtype, self.device, cuda_default="bfloat16")
-        with load_errors(f"CSM model {spec.raw!r} could not be loaded from {spec.source!r}",
-                         "Give a hub id such as sesame/csm-1b or a folder made by save_pretrained "
-                         "(model and CsmProcessor)."):
-            self.processor = CsmProcessor.from_pretrained(spec.source)
-            self.model = CsmForConditionalGeneration.from_pretrained(
-                spec.source, dtype=dtype).to(self.device).eval()
+        dtype = self._load_pretrained(
+            spec, CsmProcessor, CsmForConditionalGeneration, "bfloat16", "CSM",
+            "Give a hub id such as sesame/csm-1b or a folder made by save_pretrained "
+            "(model and CsmProcessor).")
         if self.processor.chat_template is None:
             self.processor.chat_template = CHAT_TEMPLATE
         config = self.model.config

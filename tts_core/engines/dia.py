@@ -19,10 +19,9 @@ import torch
 from transformers import DiaForConditionalGeneration, DiaProcessor
 
 from ..config import ModelSpec
-from ..device import resolve_device
 from .base import SynthesisParams
 from .codec_lm import CodecLMEngine, max_frames
-from .torch_util import dtype_name, load_errors, pick_dtype, weights_bytes
+from .torch_util import dtype_name, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -47,18 +46,15 @@ class DiaEngine(CodecLMEngine):
     clip_min_s, clip_max_s, clip_needs_transcript = 3.0, 10.0, True
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
+        super().__init__(spec, device, cpu_threads)
         # bfloat16 on CUDA for the 1.6B model (Nari Labs run it in bfloat16 or float16; bfloat16
         # keeps float32's range for its logits); the DAC codec stays float32 as the processor
         # loads it. Not measured on a GPU here (no GPU on the build machine).
-        dtype = pick_dtype(spec.dtype, self.device, cuda_default="bfloat16")
-        with load_errors(f"Dia model {spec.raw!r} could not be loaded from {spec.source!r}",
-                         "Give a hub id such as nari-labs/Dia-1.6B-0626 or a folder made by "
-                         "save_pretrained (model and DiaProcessor; its DAC codec is named by repo "
-                         "id or folder in processor_config.json)."):
-            self.processor = DiaProcessor.from_pretrained(spec.source)
-            self.model = DiaForConditionalGeneration.from_pretrained(
-                spec.source, dtype=dtype).to(self.device).eval()
+        dtype = self._load_pretrained(
+            spec, DiaProcessor, DiaForConditionalGeneration, "bfloat16", "Dia",
+            "Give a hub id such as nari-labs/Dia-1.6B-0626 or a folder made by "
+            "save_pretrained (model and DiaProcessor; its DAC codec is named by repo "
+            "id or folder in processor_config.json).")
         self.codec = self.processor.audio_tokenizer.to(self.device).eval()
         audio = self.processor._merge_kwargs()["audio_kwargs"]
         self.delay = list(self.model.config.delay_pattern)

@@ -19,10 +19,9 @@ import torch
 from transformers import PocketTTSForConditionalGeneration, PocketTTSProcessor
 
 from ..config import ModelSpec
-from ..device import resolve_device
 from .base import SynthesisParams
 from .codec_lm import CodecLMEngine, max_frames
-from .torch_util import dtype_name, load_errors, pick_dtype, weights_bytes
+from .torch_util import dtype_name, weights_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +37,14 @@ class PocketEngine(CodecLMEngine):
     clip_min_s, clip_max_s, clip_needs_transcript = 2.0, 10.0, False
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
-        super().__init__(spec, resolve_device(device, torch.cuda.is_available()), cpu_threads)
+        super().__init__(spec, device, cpu_threads)
         # float32 on CUDA too: 100M parameters gain little from half precision, and the flow
         # head integrates a velocity field where float16's rounding adds up frame after frame;
         # not measured on a GPU here (no GPU on the build machine).
-        dtype = pick_dtype(spec.dtype, self.device, cuda_default="float32")
-        with load_errors(f"Pocket TTS model {spec.raw!r} could not be loaded from {spec.source!r}",
-                         "Give a hub id or a folder made by save_pretrained (model and "
-                         "PocketTTSProcessor, whose audio tokenizer it names)."):
-            self.processor = PocketTTSProcessor.from_pretrained(spec.source)
-            self.model = PocketTTSForConditionalGeneration.from_pretrained(
-                spec.source, dtype=dtype).to(self.device).eval()
+        dtype = self._load_pretrained(
+            spec, PocketTTSProcessor, PocketTTSForConditionalGeneration, "float32", "Pocket TTS",
+            "Give a hub id or a folder made by save_pretrained (model and "
+            "PocketTTSProcessor, whose audio tokenizer it names).")
         self.codec = self.processor.audio_tokenizer.to(self.device).eval()
         codec = self.codec.config
         self.sample_rate = int(codec.sampling_rate)
