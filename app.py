@@ -54,6 +54,10 @@ def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> F
                               css_paths=[UI_ASSETS / "studio.css"],
                               head=f"<script>{(UI_ASSETS / 'studio.js').read_text()}</script>")
     app.add_middleware(BodyLimit, limit=lambda: body_limit(pipeline), length_required=UPLOAD_PATHS)
+    # Gradio's session heartbeats (its MCP tools call the events through a client that keeps
+    # one open) end when its stop event is set, which its own launch() does and a mount does not.
+    readiness.on_stop += [r.app.stop_event.set for r in app.routes
+                          if isinstance(getattr(r, "app", None), gr.routes.App)]
     if demo.mcp_server:  # Gradio's own MCP server: the `synthesize` and `models` events as tools
         logger.info("MCP tools at /gradio_api/mcp/ (streamable HTTP)")
     else:

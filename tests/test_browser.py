@@ -54,7 +54,7 @@ def test_generate_plays_real_audio_and_the_panels_show_numbers(ui, studio):
     before = served_count(page)
     page.fill("#text textarea", SENTENCE)
     assert page.inner_text("#char-count").startswith(f"{len(SENTENCE)} / 5000")
-    page.click("#generate")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     link = page.wait_for_selector("#audio a[download]", timeout=30_000)
     audio = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).content
     info = sf.info(io.BytesIO(audio))
@@ -74,7 +74,7 @@ def test_generate_plays_real_audio_and_the_panels_show_numbers(ui, studio):
 
 
 def stream_once(page, previous_src: str = "") -> dict:
-    page.click("#stream")
+    page.click("#speak")
     page.wait_for_function(
         "(old) => { const a = document.querySelector('#stream-audio audio');"
         " return a && a.src && a.src !== old && isFinite(a.duration) && a.duration > 2"
@@ -119,7 +119,7 @@ def test_switching_model_switches_voices_controls_and_note_at_once(ui, studio):
     assert all(f"speaker_{i}" in voices for i in range(3)) and "joe" not in voices
     page.click("#voice ul[role='listbox'] li:has-text('speaker_1')")
     page.fill("#text textarea", "hello from another model")
-    page.click("#generate")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     open_record(page)
     page.wait_for_function("() => /tiny-vctk/.test(document.querySelector('#latency').innerText)",
                            timeout=30_000)

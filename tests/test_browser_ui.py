@@ -100,7 +100,7 @@ def generate(page, text: str) -> None:
     page.fill("#text textarea", text)
     page.evaluate("() => { const c = document.querySelector('#timing b[data-part=chars]');"
                   " if (c) c.textContent = '' }")  # a bar from before cannot pass for this one
-    page.click("#generate")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
                            "?.textContent === String(n)", arg=len(text), timeout=60_000)
 
@@ -161,7 +161,7 @@ def test_over_the_limit_the_count_turns_red_and_says_so(desk):
 def test_chinese_on_the_english_voice_says_what_it_could_not_speak(desk):
     page = desk
     page.fill("#text textarea", "你好，世界。")
-    page.click("#generate")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     assert "cannot pronounce any of this text" in toast(page, "cannot pronounce any of this")
     generate(page, "Hello 你好 world.")
     assert "not spoken as words: 你好" in toast(page, "not spoken as words")
@@ -169,13 +169,17 @@ def test_chinese_on_the_english_voice_says_what_it_could_not_speak(desk):
 
 def test_the_seed_says_its_range_and_a_huge_seed_is_refused_in_those_words(desk):
     page = desk
+    pick(page, "#model", "tiny-vits")  # a model with a seed (Piper's card says it has none)
+    page.wait_for_selector("#seed", state="visible", timeout=10_000)
     assert "0 to 4294967295" in page.inner_text("#seed")
     page.fill("#seed input", "1e20")
     page.fill("#text textarea", "seeded")
-    page.click("#generate")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     message = toast(page, "4294967295", timeout=15_000)
     assert re.search(r"(maximum|between).*4294967295", message, re.S)
     page.fill("#seed input", "-1")
+    pick(page, "#model", "en_US-joe-medium")
+    page.wait_for_selector("#seed", state="hidden", timeout=10_000)
 
 
 def test_ctrl_enter_generates_and_the_focus_outline_is_visible(desk, studio):
@@ -193,11 +197,11 @@ def test_ctrl_enter_generates_and_the_focus_outline_is_visible(desk, studio):
     wait_until(lambda: studio.pipeline.gate.queue_depth == 0, 30, "the studio idle")
     assert studio.pipeline.stats.served == served + 1  # one keypress, one request
     assert studio.pipeline.stats.records()[-1].chars == len(said)
-    page.focus("#stream")
+    page.focus("#stop")
     page.keyboard.press("Shift+Tab")  # keyboard focus: what :focus-visible draws for
     outline = page.evaluate("() => { const s = getComputedStyle(document.activeElement);"
                             " return [document.activeElement.id, s.outlineStyle, s.outlineWidth] }")
-    assert outline[0] == "generate" and outline[1] != "none" and float(outline[2][:-2]) >= 2
+    assert outline[0] == "speak" and outline[1] != "none" and float(outline[2][:-2]) >= 2
 
 
 def test_the_live_panel_is_filled_on_load_with_a_row_per_model(browser, studio):
@@ -251,7 +255,7 @@ def test_stream_then_generate_leaves_one_current_result_of_the_right_length(desk
     page.fill("#text textarea", SENTENCE)
     old = page.evaluate("() => document.querySelector('#audio a[download]')?.href || ''")
     served = studio.pipeline.stats.served
-    page.click("#stream")
+    page.click("#speak")
     page.wait_for_function("(old) => { const a = document.querySelector('#audio a[download]');"
                            " return a && a.href !== old }", arg=old, timeout=60_000)
     link = page.query_selector("#audio a[download]")
@@ -303,7 +307,7 @@ def test_the_timing_bar_and_the_live_charts_match_the_latency_record(desk, studi
 def test_on_a_phone_the_result_comes_into_view_and_no_table_wraps_letters(browser, studio):
     page = open_page(browser, studio.url, PHONE)
     page.fill("#text textarea", SENTENCE)
-    page.click("#generate")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     page.wait_for_selector("#audio a[download]", timeout=60_000)
     page.wait_for_function("(h) => { const b = document.querySelector('#audio').getBoundingClientRect();"
                            " return b.y < h && b.y + b.height > 0 }", arg=PHONE["height"], timeout=10_000)
@@ -323,12 +327,12 @@ def test_on_a_phone_the_result_comes_into_view_and_no_table_wraps_letters(browse
 def test_speecht5_bark_upload_and_temperature_keep_the_form_compact(browser, families_url,
                                                                      tmp_path):
     page = open_page(browser, families_url)
-    top = page.locator("#generate").bounding_box()["y"]
+    top = page.locator("#speak").bounding_box()["y"]
     pick(page, "#model", "tiny-speecht5")
     page.wait_for_selector("#xvector-box", state="visible", timeout=10_000)
-    settled(page, "#generate")
-    moved = page.locator("#generate").bounding_box()["y"] - top
-    assert moved < 120, f"Generate moved down {moved:.0f} px"
+    settled(page, "#speak")
+    moved = page.locator("#speak").bounding_box()["y"] - top
+    assert moved < 120, f"Speak moved down {moved:.0f} px"
     page.click("#xvector-box button")
     renamed = tmp_path / "voice.npy"
     buffer = io.BytesIO()
@@ -337,7 +341,7 @@ def test_speecht5_bark_upload_and_temperature_keep_the_form_compact(browser, fam
     page.set_input_files("#xvector input[type=file]", str(renamed))
     page.wait_for_selector("#xvector a, #xvector .file-name, #xvector table", timeout=15_000)
     page.fill("#text textarea", "hello")
-    page.click("#generate")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     body = toast(page, "not a readable .npy file")
     assert "allow_pickle" not in body
     pick(page, "#model", "tiny-bark")
@@ -351,11 +355,11 @@ def test_speecht5_bark_upload_and_temperature_keep_the_form_compact(browser, fam
 
 
 # Taps every <audio> of the page (and every media element that is played) into a Web Audio analyser and notes when one first plays a
-# non-silent block after a click on Generate or Stream: click-to-sound as a listener hears it.
+# non-silent block after a click on Speak (or the hidden Generate): click-to-sound as a listener hears it.
 EAR = """
 window.__ear = {click: null, heard: null};
 document.addEventListener('pointerdown', (e) => {
-  if (e.target.closest && e.target.closest('#generate, #stream'))
+  if (e.target.closest && e.target.closest('#generate, #speak'))
     window.__ear = {click: performance.now(), heard: null};
 }, true);
 const ctx = window.__ctx = new AudioContext();
@@ -375,6 +379,13 @@ AudioNode.prototype.connect = function (target, ...rest) {
     return connect.call(this, analyser, ...rest);
   }
   return connect.call(this, target, ...rest);
+};
+// The page's first Web Audio buffer due to play (the issue's measure of a stream's start).
+const start0 = AudioBufferSourceNode.prototype.start;
+AudioBufferSourceNode.prototype.start = function (when = 0, ...rest) {
+  if (this.context !== ctx && window.__ear.click && !window.__ear.due)
+    window.__ear.due = performance.now() + Math.max(0, when - this.context.currentTime) * 1000;
+  return start0.call(this, when, ...rest);
 };
 const tapped = new WeakSet();
 const block = new Float32Array(256);
@@ -426,6 +437,12 @@ def click_to_sound(page, button: str, text: str) -> float:
     return page.evaluate("() => window.__ear.heard - window.__ear.click")
 
 
+def click_to_due(page) -> float | None:
+    """After click_to_sound: when the page's first Web Audio buffer was due to play, in ms
+    after the click (None if no Web Audio buffer was scheduled: a whole file played)."""
+    return page.evaluate("() => window.__ear.due ? window.__ear.due - window.__ear.click : null")
+
+
 def api_first_bytes_ms(url: str, text: str) -> float:
     """The HTTP API's first audio bytes: a streamed PCM request, timed to its first body bytes."""
     start = time.perf_counter()
@@ -441,35 +458,59 @@ def api_first_bytes_ms(url: str, text: str) -> float:
 
 
 TRIES = 3  # each figure is the median of this many runs
+# Speak's click-to-sound may be at most this many times the HTTP API's first bytes (issue 25).
+# A whole file cannot pass it: on 1,500 characters Generate was 47x, and on 74 characters 10x.
+SPEAK_BOUND = 1.5
+# About 1,500 characters: twenty sentences, the first as short as the 74-character text's.
+PAGE = " ".join([SENTENCE] + [f"Sentence {n} of this page carries on in the same calm and even "
+                              "voice, to make the text long." for n in range(2, 18)])[:1500]
 
 
-def test_click_to_sound_in_the_browser_beside_the_servers_first_audio(browser, studio, figure):
+@pytest.mark.parametrize("text", [SENTENCE, PAGE], ids=["74-chars", "1500-chars"])
+def test_speak_sounds_within_one_and_a_half_times_the_apis_first_bytes(browser, studio, figure,
+                                                                        text):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.add_init_script(EAR.replace("SILENCE", str(SILENCE)))
     page.goto(studio.url)
     page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
-    for button in ("#generate", "#stream"):
-        runs = []
-        for _ in range(TRIES):
-            api = api_first_bytes_ms(studio.url, SENTENCE)  # just before: the same machine load
-            heard = click_to_sound(page, button, SENTENCE)
-            # The latency panel shows what the listener got, the page's own measure, beside the
-            # server's figures for this request.
-            page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
-                                   "?.textContent === String(n) && document.querySelector("
-                                   "'#timing b[data-part=heard]')", arg=len(SENTENCE), timeout=60_000)
-            shown = float(page.inner_text("#timing b[data-part='heard']").split()[0])
-            record = studio.pipeline.stats.records()[-1]
-            assert shown > 0 and heard > 0
-            if button == "#stream":  # the page's own player, not Gradio's (its fallback)
-                assert "Streamed through Web Audio" in page.inner_text("#player")
-            runs.append((heard / api, heard, api, shown, record))
-        ratio, heard, api, shown, record = sorted(runs, key=lambda r: r[0])[TRIES // 2]
-        figure(f"browser click-to-sound, {button[1:]}: {heard:.0f} ms heard (the page's own figure "
-               f"{shown:.0f} ms); the server's first_audio_ms {record.first_audio_ms:.0f} ms, "
-               f"total_ms {record.total_ms:.0f} ms; the HTTP API's first PCM bytes just before "
-               f"{api:.0f} ms: {ratio:.1f}x (the median ratio of {TRIES}: "
-               f"{', '.join(f'{r[0]:.1f}x' for r in runs)}; {len(SENTENCE)} characters, {record.model})")
+    runs = []
+    for _ in range(TRIES):
+        api = api_first_bytes_ms(studio.url, text)  # just before: the same machine load
+        heard = click_to_sound(page, "#speak", text)  # the first sample above -40 dBFS
+        due = click_to_due(page)  # the issue's measure; a whole file has none: it counts as heard
+        # The page's own player, not Gradio's or a whole file (its fallbacks).
+        assert "Streaming through Web Audio" in page.inner_text("#player") or \
+            "Streamed through Web Audio" in page.inner_text("#player")
+        page.click("#stop")  # (a long text would play for minutes)
+        page.wait_for_function("() => !window.studio.state().stream", timeout=10_000)
+        sound = heard if due is None else due
+        runs.append((sound / api, sound, api, heard))
+        time.sleep(1)
+    ratio, sound, api, heard = sorted(runs)[TRIES // 2]
+    figure(f"browser click-to-sound, Speak, {len(text)} characters: first buffer due {sound:.0f} "
+           f"ms after the click (its first sample above -40 dBFS {heard:.0f} ms); the HTTP API's "
+           f"first PCM bytes just before {api:.0f} ms: {ratio:.2f}x (the median of {TRIES}: "
+           f"{', '.join(f'{r[0]:.2f}x ({r[1]:.0f}/{r[2]:.0f} ms)' for r in runs)})")
+    assert ratio <= SPEAK_BOUND, runs
+    page.close()
+
+
+def test_the_page_shows_its_own_click_to_sound_beside_the_servers_figures(browser, studio):
+    """The timing bar's "heard in the browser": the Web Audio stream's and a whole file's."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.add_init_script(EAR.replace("SILENCE", str(SILENCE)))
+    page.goto(studio.url)
+    page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
+    for button in ("#speak", "#generate"):
+        page.fill("#text textarea", SENTENCE)
+        page.evaluate("() => { const c = document.querySelector('#timing b[data-part=chars]');"
+                      " if (c) c.textContent = '' }")
+        page.evaluate("(b) => document.querySelector(b).click()", button)  # Generate is hidden
+        page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
+                               "?.textContent === String(n) && document.querySelector("
+                               "'#timing b[data-part=heard]')", arg=len(SENTENCE), timeout=60_000)
+        shown = float(page.inner_text("#timing b[data-part='heard']").split()[0])
+        assert 0 < shown < 10_000, (button, shown)
     page.close()
 
 
@@ -515,7 +556,7 @@ def test_the_highlighted_word_advances_while_the_audio_plays(desk, studio):
     page.fill("#text textarea", LONG)  # Stream: lit while the stream still arrives
     page.evaluate("() => { const c = document.querySelector('#timing b[data-part=chars]');"
                   " if (c) c.textContent = '' }")
-    page.click("#stream")
+    page.click("#speak")
     seen = lit_words(page, 5)
     assert_advances_in_text_order(seen, LONG, "Stream")
     page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
@@ -524,12 +565,6 @@ def test_the_highlighted_word_advances_while_the_audio_plays(desk, studio):
     # The first word was lit before the server had made the whole stream.
     assert record.chars == len(LONG) and seen[0][0] < record.total_ms / 1000, (seen[0], record)
 
-    page.fill("#text textarea", OTHER)
-    page.click("#captions-box button")  # unfold it; Generate with captions: its own words light
-    page.click("#captions")  # up as it plays, too
-    page.wait_for_function("() => !document.querySelector('#spoken span.w.now')", timeout=30_000)
-    seen = lit_words(page, 5)
-    assert_advances_in_text_order(seen, OTHER, "Generate with captions")
 
 
 def test_a_model_without_word_timings_shows_its_text_and_says_so(browser, families_url):
@@ -538,9 +573,9 @@ def test_a_model_without_word_timings_shows_its_text_and_says_so(browser, famili
     page.wait_for_function("() => document.querySelector('#model-note').innerText"
                            ".includes('tiny-speecht5')", timeout=10_000)
     for button, said in (("#generate", "generated without timings"),
-                         ("#stream", "streamed without timings")):
+                         ("#speak", "streamed without timings")):
         page.fill("#text textarea", said)
-        page.click(button)
+        page.evaluate("(b) => document.querySelector(b).click()", button)
         page.wait_for_function("(s) => document.querySelector('#spoken').innerText.includes(s)"
                                " && document.querySelector('#spoken').innerText"
                                ".includes('gives no word timings')", arg=said, timeout=60_000)
@@ -568,7 +603,7 @@ def test_with_an_api_key_stream_falls_back_to_gradios_player(browser, serve):
     refused = []
     page.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
     page.fill("#text textarea", SENTENCE)
-    page.click("#stream")
+    page.click("#speak")
     page.wait_for_selector("#audio a[download]", timeout=60_000)
     assert "asks for a key" in page.inner_text("#player")
     assert refused == [] and page.failures == []
@@ -580,7 +615,7 @@ def test_a_refused_stream_says_why_in_the_player(desk):
     """The HTTP API's error (here: nothing this voice can pronounce) shows in red, in words."""
     page = desk
     page.fill("#text textarea", "你好，世界。")
-    page.click("#stream")
+    page.click("#speak")
     page.wait_for_function("() => document.querySelector('#player .player-status.error')",
                            timeout=30_000)
     assert "cannot pronounce any of this text" in page.inner_text("#player")
@@ -605,11 +640,169 @@ def test_a_stream_that_breaks_off_says_so_and_is_not_kept_as_the_result(browser,
     engine.decode = failing_later
     page = open_page(browser, serve(pipeline))
     page.fill("#text textarea", LONG)
-    page.click("#stream")
+    page.click("#speak")
     page.wait_for_function("() => document.querySelector('#player .player-status.error')",
                            timeout=60_000)
     assert "broke off before the end" in page.inner_text("#player")
     assert len(calls) == 5 and pipeline.stats.served == 0
     page.wait_for_timeout(1000)  # (a hand-back would have come by now)
     assert page.query_selector("#audio a[download]") is None
+    page.close()
+
+
+def test_stop_ends_a_stream_and_keeps_what_was_heard(desk, studio):
+    """Stop mid-stream: the sound ends at once, the server's request is cancelled, and the
+    Result holds the part that was heard (not the whole text, not nothing)."""
+    page = desk
+    page.fill("#text textarea", PAGE)
+    page.click("#speak")
+    page.wait_for_function("() => (window.studio.state().stream?.position || 0) > 1.5",
+                           timeout=60_000)
+    served = studio.pipeline.stats.served
+    page.click("#stop")
+    at = page.evaluate("() => window.studio.state()")
+    assert at["stream"] is None and not at["playing"], at
+    link = page.wait_for_selector("#audio a[download]", timeout=30_000)
+    kept = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).content
+    seconds = sf.info(io.BytesIO(kept)).duration
+    assert 1.4 < seconds < 4, f"the Result holds {seconds:.1f} s after a stop at about 1.5 s"
+    assert "Stopped after" in page.inner_text("#player")
+    time.sleep(1)
+    assert studio.pipeline.stats.served == served  # the rest was not made
+    assert not page.evaluate("() => window.studio.state().playing")
+
+
+# The test's own ear on the players: every media element the page plays, in the document or not.
+PLAYERS = """window.__players = new Set();
+const play0 = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function (...a) { window.__players.add(this); return play0.apply(this, a); };"""
+SOUNDING = ("() => [...new Set([...document.querySelectorAll('audio'), ...window.__players])]"
+            ".filter((a) => !a.paused && !a.ended && a.currentTime > 0).length")
+
+
+TRACE = ("() => [...new Set([...document.querySelectorAll('audio'), ...window.__players])]"
+         ".map((a) => (a.closest && a.closest('[id]')?.id || 'detached') + ':' + (a.paused ? 'p' : 'P') + a.currentTime.toFixed(2) + (a.ended ? 'E' : '')).join(' ')")
+
+
+def open_with_players(browser, url, viewport=None):
+    page = browser.new_page(viewport=viewport or {"width": 1280, "height": 1000})
+    page.add_init_script(PLAYERS)
+    page.failures = []
+    page.on("response", lambda r: page.failures.append(f"{r.status} {r.url}")
+            if r.status >= 500 else None)
+    page.goto(url)
+    page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
+    return page
+
+
+def test_one_player_sounds_at_a_time_when_speak_falls_back(browser, serve):
+    """Speak through Gradio's player (a server with an API key): its stream plays, and the whole
+    file that comes at the end does not play over it (the echo a newcomer heard)."""
+    from tts_core import Pipeline, Settings
+    from tts_core.ffmpeg import expose_to_gradio, find_ffmpeg
+
+    ffmpeg = find_ffmpeg()
+    assert ffmpeg is not None, "Gradio's streamed player needs ffmpeg (imageio-ffmpeg ships one)"
+    expose_to_gradio(ffmpeg)
+    pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": "joe",
+                                                         "TTS_API_KEY": "page-has-none"}))
+    page = open_with_players(browser, serve(pipeline, streaming=True))
+    page.fill("#text textarea", SENTENCE)
+    page.click("#speak")
+    most, heard, deadline = 0, 0.0, time.time() + 40
+    last, trace = time.time(), []
+    while time.time() < deadline and heard < 4:  # the whole sentence (4.5 s of audio)
+        sounding = page.evaluate(SOUNDING)
+        trace.append(page.evaluate(TRACE))
+        most = max(most, sounding)
+        now = time.time()
+        heard += (now - last) if sounding else 0
+        last = now
+        time.sleep(0.05)
+    assert "asks for a key" in page.inner_text("#player")
+    assert page.query_selector("#audio a[download]")  # the whole file came
+    assert heard > 2 and most == 1, f"{most} players sounded at once ({heard:.1f} s heard) {trace[::5]}"
+    page.close()
+
+
+def test_controls_follow_the_models_card(desk):
+    """Piper's card says supports_seed false: no Seed box; a model with a seed shows it. The
+    captions title names the model picked."""
+    page = desk
+    assert "en_US-joe-medium" in page.inner_text("#captions-box")
+    assert not page.is_visible("#seed")
+    pick(page, "#model", "tiny-vits")
+    page.wait_for_function("() => document.querySelector('#model-note').innerText"
+                           ".includes('tiny-vits')", timeout=10_000)
+    page.wait_for_selector("#seed", state="visible", timeout=10_000)
+    assert "tiny-vits" in page.inner_text("#captions-box")
+    pick(page, "#model", "en_US-joe-medium")
+    page.wait_for_function("() => document.querySelector('#model-note').innerText"
+                           ".includes('en_US-joe-medium')", timeout=10_000)
+    page.wait_for_selector("#seed", state="hidden", timeout=10_000)
+
+
+def test_the_timing_bar_resets_at_the_click(desk):
+    page = desk
+    generate(page, SENTENCE)  # a bar with its numbers
+    page.fill("#text textarea", PAGE)
+    page.click("#speak")
+    # Within a moment of the click the last request's numbers are gone (not at the end of
+    # the stream, a minute and a half later).
+    page.wait_for_function("() => !document.querySelector('#timing b[data-part=chars]')",
+                           timeout=3_000)
+    page.click("#stop")
+
+
+def test_the_spoken_text_scrolls_within_its_box_and_follows_the_lit_word(browser, studio):
+    page = open_with_players(browser, studio.url)
+    generate(page, PAGE[:800])  # most of a minute of audio, its words timed
+    page.wait_for_function("() => document.querySelector('#spoken span.w.now')", timeout=30_000)
+    box = page.locator("#spoken").bounding_box()
+    assert box["height"] < 400, f"the spoken text takes {box['height']:.0f} px"
+    page.evaluate("() => window.__players.forEach((a) => { if (!a.paused) a.currentTime = 35 })")
+    page.wait_for_function("() => { const w = document.querySelector('#spoken span.w.now');"
+                           " return w && !w.textContent.startsWith('Hello') }", timeout=10_000)
+    time.sleep(0.5)
+    inside = page.evaluate(
+        "() => { const w = document.querySelector('#spoken span.w.now').getBoundingClientRect();"
+        " const b = document.querySelector('#spoken').getBoundingClientRect();"
+        " return [w.top, w.bottom, b.top, b.bottom] }")
+    assert inside[2] <= inside[0] and inside[1] <= inside[3], f"the lit word is out of view: {inside}"
+    page.close()
+
+
+def test_captions_are_those_of_what_was_heard(desk, studio):
+    """No second rendering: the captions hold the words of the result just heard (Piper
+    varies from run to run), the same as its history entry's subtitles."""
+    page = desk
+    assert not page.is_visible("#captions")  # the separate button is gone from the page
+    page.fill("#text textarea", OTHER)
+    page.click("#speak")
+    page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
+                           "?.textContent === String(n)", arg=len(OTHER), timeout=60_000)
+    if not page.is_visible("#srt"):
+        page.click("#captions-box button")
+    link = page.wait_for_selector("#srt a[download]", timeout=30_000)
+    shown = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).text
+    href = page.get_attribute("#history li[data-n='0'] a[download$='.srt']", "href")
+    heard = urllib.parse.unquote(href.split(",", 1)[1])
+    assert "Captions" in shown and shown.strip() == heard.strip(), (shown[:200], heard[:200])
+
+
+def test_the_charts_say_no_requests_yet_then_what_they_draw(browser, serve):
+    """Before any request the charts say so; after, what they draw (whole ms, whole
+    requests). (Their axes are drawn on a canvas: the labels' format is set, not read here.)"""
+    from tts_core import Pipeline, Settings
+
+    pipeline = Pipeline.from_settings(Settings.from_env({"TTS_MODELS": "joe"}))
+    page = open_page(browser, serve(pipeline))
+    for chart in ("#latency-chart", "#queue-chart"):
+        page.wait_for_function("(c) => document.querySelector(c).innerText"
+                               ".includes('No requests yet')", arg=chart, timeout=15_000)
+    for text in ("A first request.", "And a second, a little longer than the first."):
+        pipeline.synthesize(SpeechRequest(text))
+    for chart, says in (("#latency-chart", "Whole milliseconds"), ("#queue-chart", "Whole requests")):
+        page.wait_for_function("([c, s]) => document.querySelector(c).innerText.includes(s)",
+                               arg=[chart, says], timeout=15_000)
     page.close()

@@ -120,3 +120,31 @@ def test_behind_the_ui_login_tools_are_listed_but_calls_refused(serve):
     tools, result = run(mcp_call(url, calls))
     assert {t.name for t in tools} == {"synthesize", "models", "captioned"}
     assert result.isError and "login" in result.content[0].text
+
+
+def test_ctrl_c_after_an_mcp_call_stops_at_once_without_a_traceback():
+    """Gradio's MCP tools call the events through a client that keeps a session heartbeat
+    open; a Ctrl+C must end it rather than wait out the drain and cancel it mid-response."""
+    import os
+    import signal
+    import time
+
+    from conftest import free_port, start_app
+
+    env = dict(os.environ, TTS_MODELS="joe", GRADIO_SERVER_PORT=str(free_port()))
+    proc, url = start_app(env)
+    try:
+        result = run(mcp_call(url, lambda s: s.call_tool(
+            "synthesize", {"text": "one call", "model": "", "voice": "", "speed": 1.0,
+                           "seed": -1})))
+        assert not result.isError
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = proc.output.text()
+    assert "Traceback" not in log and "timeout graceful shutdown" not in log, log[-3000:]
+    assert proc.returncode == 0 and took < 8, f"stopped in {took:.1f} s, exit {proc.returncode}"

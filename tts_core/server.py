@@ -20,8 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
 
 import uvicorn
 
@@ -37,6 +36,9 @@ class Readiness:
     the StagedApp answers 503); once `stopping`, /ready is 503 again."""
 
     stopping: bool = False
+    # Run on the server's loop when stopping begins: streams that would otherwise hold the
+    # drain open to its timeout end at once (the UI's session heartbeats).
+    on_stop: list = field(default_factory=list)
 
 
 class StagedApp:
@@ -219,6 +221,9 @@ class StudioServer:
     def _begin_stop(self) -> None:
         """/ready turns 503 first; then uvicorn stops accepting, drains and exits."""
         self.readiness.stopping = True
+        if self.staged.loop is not None:
+            for end in self.readiness.on_stop:
+                self.staged.loop.call_soon_threadsafe(end)
         self.server.should_exit = True
 
     def stop(self) -> None:

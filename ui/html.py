@@ -28,10 +28,13 @@ def count_html(n: int, limit: int) -> str:
     return f"<span>{n} / {limit} characters</span>"
 
 
-def timing_html(record: dict | None, heard_ms: float | None = None) -> str:
+def timing_html(record: dict | None, heard_ms: float | None = None, working=False) -> str:
     """This request as a bar: queue, text, inference and encode in proportion to its total,
     the rest (joining, the hand-over) grey, and a red mark where its first audio was ready;
-    `heard_ms` is the browser's click-to-sound, where the page measured it."""
+    `heard_ms` is the browser's click-to-sound, where the page measured it; `working`: a
+    request was just made (the last one's bar goes at the click)."""
+    if working:
+        return "<div class='empty working'>Speaking... the timing of this request shows here.</div>"
     if not record:
         return "<div class='empty'>The timing of your next request shows here.</div>"
     total = max(record["total_ms"], 1e-6)

@@ -11,11 +11,11 @@ from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MI
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
 from ui.html import count_html, history_html, player_html, spoken_html, timing_html
-from ui.pickers import (ALL_LANGUAGES, Picker, language_choices, load_examples, model_choices,
-                        model_note, voice_choices)
+from ui.pickers import (ALL_LANGUAGES, Picker, captions_title, language_choices, load_examples,
+                        model_choices, model_note, voice_choices)
 
 INTRO = ("# TTS Studio\nWarm-loaded text to speech: every model below was loaded and run once "
-         "before this page was served. **Ctrl+Enter** in the text generates. From code: the "
+         "before this page was served. **Ctrl+Enter** in the text speaks. From code: the "
          "OpenAI-compatible HTTP API (`POST /v1/audio/speech`, [its docs](/docs)), or *Use via "
          "API* at the bottom of the page.")
 
@@ -36,8 +36,9 @@ class Page:
     temperature: gr.Slider
     xvector_box: gr.Accordion
     xvector: gr.File
-    generate: gr.Button
-    stream: gr.Button
+    speak: gr.Button  # the one action: the page's Web Audio stream, or its fallback
+    stop: gr.Button  # ends what Speak started, keeping what was heard
+    generate: gr.Button  # hidden: the whole file (the /synthesize endpoint), Speak's last fallback
     stream_gradio: gr.Button  # Gradio's streaming player, clicked by the page when its own cannot
     # the result
     audio: gr.Audio
@@ -49,8 +50,9 @@ class Page:
     click_to_sound: gr.Textbox  # heard-ms: the browser's click-to-sound for the current result
     timing: gr.HTML
     latency: gr.JSON
-    captions: gr.Button
-    words: gr.JSON
+    captions_box: gr.Accordion  # its title names the model picked
+    captions: gr.Button  # hidden: the /captioned endpoint (a rendering of its own)
+    words: gr.JSON  # the words of the result heard
     srt_file: gr.File  # srt
     # below
     examples: gr.Dataset
@@ -77,7 +79,7 @@ def _controls(ctx: StudioContext) -> dict:
     with gr.Row():
         speed = gr.Slider(MIN_SPEED, MAX_SPEED, value=1.0, step=0.05, label="Speed",
                           elem_id="speed", interactive=can.speed, min_width=140)
-        seed = gr.Number(RANDOM_SEED, label="Seed", elem_id="seed",
+        seed = gr.Number(RANDOM_SEED, label="Seed", elem_id="seed", visible=can.seed,
                          info=f"{RANDOM_SEED}: random; 0 to {MAX_SEED}: the same rendering again",
                          minimum=RANDOM_SEED, maximum=MAX_SEED, precision=0, min_width=140)
         temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE, value=0.7, step=0.05,
@@ -104,8 +106,9 @@ def _form(ctx: StudioContext) -> dict:
                         padding=False)
         parts = dict(text=text, count=count, **_pickers(ctx), **_controls(ctx))
         with gr.Row():
-            parts["generate"] = gr.Button("Generate", variant="primary", elem_id="generate")
-            parts["stream"] = gr.Button("Stream", elem_id="stream")
+            parts["speak"] = gr.Button("Speak", variant="primary", elem_id="speak", scale=3)
+            parts["stop"] = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
+            parts["generate"] = gr.Button("Generate", elem_id="generate", visible="hidden")
             parts["stream_gradio"] = gr.Button(
                 "Stream" if ctx.streaming else "Stream (needs ffmpeg)", elem_id="stream-gradio",
                 visible="hidden")
@@ -129,15 +132,15 @@ def _result(ctx: StudioContext) -> dict:
         timing = gr.HTML(timing_html(None), elem_id="timing", label="Where the time went")
         with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
             latency = gr.JSON(label="This request's latency", elem_id="latency")
-        with gr.Accordion("Captions (word timings, Piper and VITS models)", open=False,
-                          elem_id="captions-box"):
-            captions = gr.Button("Generate with captions", elem_id="captions")
-            words = gr.JSON(label="Words (seconds)", elem_id="words")
-            srt_file = gr.File(label="Subtitles (.srt)", elem_id="srt")
+        with gr.Accordion(captions_title(ctx.pipeline.registry.card(None)), open=False,
+                          elem_id="captions-box") as captions_box:
+            captions = gr.Button("Generate with captions", elem_id="captions", visible="hidden")
+            words = gr.JSON(label="Words of what you heard (seconds)", elem_id="words")
+            srt_file = gr.File(label="Subtitles of what you heard (.srt)", elem_id="srt")
     return dict(audio=audio, stream_audio=stream_audio, player=player, spoken=spoken,
                 spoken_state=spoken_state, stream_handback=stream_handback,
                 click_to_sound=click_to_sound, timing=timing, latency=latency,
-                captions=captions, words=words, srt_file=srt_file)
+                captions_box=captions_box, captions=captions, words=words, srt_file=srt_file)
 
 
 def build_page(ctx: StudioContext) -> Page:

@@ -11,6 +11,7 @@ from tts_core import Pipeline
 from ui.context import StudioContext, bind
 
 LIVE_REFRESH_S = 2.0  # how often the live latency panel polls the rolling stats
+CLIP_FACTOR = 4  # a latency point this many times the chart's median or more is clipped there
 LATENCY_COLOURS = {"total p50": "#2563eb", "total p95": "#93c5fd",  # the live chart's lines
                    "first audio p50": "#dc2626", "first audio p95": "#fca5a5"}
 
@@ -67,26 +68,46 @@ def per_model_markdown(pipeline: Pipeline) -> str:
     return "\n".join(rows)
 
 
-def latency_frame(samples) -> pd.DataFrame:
-    """The rolling p50/p95 of total and first-audio time at each live refresh."""
+def latency_frame(samples) -> tuple[pd.DataFrame, str]:
+    """The rolling p50/p95 of total and first-audio time at each live refresh, in whole ms,
+    and the chart's caption: "no requests yet", or where an outlier was clipped (a spike
+    CLIP_FACTOR times the median or more would flatten every other line)."""
     series = (("total p50", "p50_total_ms"), ("total p95", "p95_total_ms"),
               ("first audio p50", "p50_first_audio_ms"), ("first audio p95", "p95_first_audio_ms"))
     now = samples[-1]["t"] if samples else 0.0
-    rows = [(round(s["t"] - now, 1), name, s[key]) for s in samples
+    rows = [(round(s["t"] - now, 1), name, round(s[key])) for s in samples
             for name, key in series if s[key] is not None]
+    caption = "Whole milliseconds; the newest point on the right."
+    if rows:
+        values = sorted(ms for _, _, ms in rows)
+        ceiling = max(1, CLIP_FACTOR * values[len(values) // 2])
+        if values[-1] > ceiling:
+            rows = [(t, name, min(ms, ceiling)) for t, name, ms in rows]
+            caption = (f"Clipped at {ceiling} ms ({CLIP_FACTOR}x the median) so that the other "
+                       f"lines stay readable; the highest point was {values[-1]} ms.")
+    else:
+        caption = "No requests yet."
     # Never empty: a LinePlot whose first value has no rows draws no lines after it (Gradio
     # 6.31), so with no requests yet each line gets one blank (NaN) point.
     rows = rows or [(0.0, name, float("nan")) for name, _ in series]
     return pd.DataFrame(rows, columns=["seconds ago", "series", "ms"]).astype(
-        {"seconds ago": float, "series": str, "ms": float})
+        {"seconds ago": float, "series": str, "ms": float}), caption
 
 
-def queue_frame(samples) -> pd.DataFrame:
-    """How many requests were in the gate at each live refresh."""
+def queue_frame(samples) -> tuple[pd.DataFrame, str]:
+    """How many requests were in the gate at each live refresh (whole requests), and the
+    chart's caption."""
     now = samples[-1]["t"] if samples else 0.0
-    return pd.DataFrame([(round(s["t"] - now, 1), s["queue_depth"]) for s in samples],
-                        columns=["seconds ago", "requests"]).astype(
+    frame = pd.DataFrame([(round(s["t"] - now, 1), int(s["queue_depth"])) for s in samples],
+                         columns=["seconds ago", "requests"]).astype(
         {"seconds ago": float, "requests": float})
+    served = samples[-1]["count"] if samples else 0
+    return frame, ("No requests yet." if not served else "Whole requests, waiting or running.")
+
+
+def _chart(frame_and_caption) -> dict:
+    frame, caption = frame_and_caption
+    return gr.update(value=frame, caption=caption)
 
 
 def refresh(ctx: StudioContext):
@@ -97,7 +118,7 @@ def refresh(ctx: StudioContext):
     if not samples or now - samples[-1]["t"] >= LIVE_REFRESH_S / 2:
         samples.append(dict(ctx.pipeline.snapshot(), t=now))
     return (live_markdown(ctx.pipeline), per_model_markdown(ctx.pipeline),
-            latency_frame(samples), queue_frame(samples))
+            _chart(latency_frame(samples)), _chart(queue_frame(samples)))
 
 
 def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
@@ -106,12 +127,16 @@ def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
         gr.Markdown("## Live: every request to this server")
         live_md = gr.Markdown(live_markdown(ctx.pipeline), elem_id="live-stats")
         with gr.Row():
-            latency_chart = gr.LinePlot(latency_frame([]), x="seconds ago", y="ms",
+            latency, caption = latency_frame([])
+            latency_chart = gr.LinePlot(latency, x="seconds ago", y="ms",
                                         color="series", color_map=LATENCY_COLOURS,
                                         title="Latency over the last requests (p50, p95)",
+                                        y_axis_format="d", x_axis_format="d", caption=caption,
                                         elem_id="latency-chart", height=260, min_width=300)
-            queue_chart = gr.LinePlot(queue_frame([]), x="seconds ago", y="requests",
+            queue, caption = queue_frame([])
+            queue_chart = gr.LinePlot(queue, x="seconds ago", y="requests",
                                       title="In the gate (waiting or running)",
+                                      y_axis_format="d", x_axis_format="d", caption=caption,
                                       elem_id="queue-chart", height=260, min_width=300)
         per_model = gr.Markdown(per_model_markdown(ctx.pipeline), elem_id="per-model")
     outputs = [live_md, per_model, latency_chart, queue_chart]

@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from tts_core import Pipeline, TTSError
+from ui.events import RANDOM_SEED
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"  # <language>.txt, one text a line
 ALL_LANGUAGES = ""  # the language filter's "show every model"
@@ -69,6 +70,13 @@ def voice_choices(pipeline: Pipeline, model: str | None) -> list[tuple[str, str]
     return [(first, "")] + [(v, v) for v in card.voices if v != default]
 
 
+def captions_title(card) -> str:
+    """The captions' title for the model picked: its words, or that it gives none."""
+    if card.capabilities.timings:
+        return f"Captions of what you heard ({card.name}: word timings, .srt)"
+    return f"Captions: {card.name} gives no word timings"
+
+
 def model_changed(pipeline: Pipeline, form, model: str) -> dict:
     """The voice list, the controls the model uses, its note and its language's examples
     (`form`: the page's ui.layout.Form)."""
@@ -83,6 +91,9 @@ def model_changed(pipeline: Pipeline, form, model: str) -> dict:
             form.speed: gr.update(value=1.0, interactive=can.speed,
                                   info=None if can.speed else "this model has no speed control"),
             form.temperature: gr.update(visible=can.temperature),
+            # A model without a seed (Piper) gets none: a seed there would change nothing.
+            form.seed: gr.update(visible=can.seed, value=RANDOM_SEED),
+            form.captions_box: gr.update(label=captions_title(card)),
             form.xvector_box: gr.update(visible=can.speaker_embedding_dim is not None),
             form.xvector: gr.update(value=None),
             form.note: model_note(pipeline, card.name),

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from tts_core import InputError
 from tts_core.metrics import RECORD_KEYS
-from tts_core.timings import WordTiming
+from tts_core.timings import WordTiming, to_srt
 from ui.context import StudioContext
 from ui.events import gr_error, warn_foreign
 from ui.html import history_html, spoken_html, timing_html
@@ -48,6 +48,15 @@ def captions_spoken(ctx: StudioContext, page, text, model, words):
     spoken = {"text": text, "model": ctx.pipeline.registry.card(model or None).name,
               "words": words}
     return {page.spoken_state: spoken, page.spoken: spoken_html(spoken)}
+
+
+def heard_captions(ctx: StudioContext, spoken):
+    """The current result's words and subtitles (those of what was heard; none without words)."""
+    words = (spoken or {}).get("words")
+    if not words:
+        return None, None
+    timed = [WordTiming(w["word"], w["start"], w["end"]) for w in words]
+    return words, ctx.subtitles.write(to_srt(timed))
 
 
 def add_to_history(page, history, path, record, text, voice, spoken):
@@ -98,6 +107,8 @@ def decode_played_back(payload: str, max_s: float,
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     spoken = {"text": str(d.get("text", "")), "model": str(d.get("model", "")), "words": words}
+    if d.get("stopped"):  # Stop: what was heard, with no record of its own
+        spoken["stopped"] = True
     return buffer.getvalue(), record, spoken, heard_ms
 
 
@@ -114,7 +125,8 @@ def stream_played_back(ctx: StudioContext, page, payload, text, model):
         wav, record, spoken, heard_ms = decode_played_back(payload, settings.max_speech_s)
     except InputError as e:
         raise gr_error(e) from e
-    if record is None:  # a /v1/audio/speech stream: its record is this server's newest like it
+    if record is None and not spoken.get("stopped"):
+        # a /v1/audio/speech stream: its record is this server's newest like it
         ours = [r for r in ctx.pipeline.stats.records()
                 if r.model == spoken["model"] and r.chars == len(spoken["text"])]
         record = ours[-1].to_dict() if ours else None

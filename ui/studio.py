@@ -44,49 +44,59 @@ def _add_to_history(page: Page) -> dict:
                 outputs=[page.history, page.history_html], **PRIVATE)
 
 
+def _show_captions(ctx: StudioContext, page: Page) -> dict:
+    """After a result's spoken text: the captions are its words (the rendering heard)."""
+    return dict(fn=bind(result.heard_captions, ctx), inputs=page.spoken_state,
+                outputs=[page.words, page.srt_file], **PRIVATE)
+
+
 def new_whole_file(page: Page) -> dict:
-    """Generate's one current result: the streamed clip goes, and the whole file plays when it
-    comes."""
-    return {page.stream_audio: None, page.audio: gr.update(autoplay=True)}
+    """Generate's one current result: the streamed clip goes, the whole file plays when it
+    comes, and the timing bar waits for this request."""
+    return {page.stream_audio: None, page.audio: gr.update(autoplay=True),
+            page.timing: timing_html(None, working=True)}
 
 
 def new_stream(page: Page) -> dict:
-    """Stream's one current result: the last file goes, and the whole file that comes at the
-    end must not play over the stream (set now: Gradio's player reads autoplay before a value
-    that comes with it)."""
-    return {page.stream_audio: None, page.audio: gr.update(value=None, autoplay=False)}
+    """Speak's one current result: the last file goes, the whole file that comes at the end
+    must not play over the stream (set now: Gradio's player reads autoplay before a value that
+    comes with it), and the timing bar waits for this request."""
+    return {page.stream_audio: None, page.audio: gr.update(value=None, autoplay=False),
+            page.timing: timing_html(None, working=True)}
 
 
-def wire_generate(ctx: StudioContext, page: Page, inputs: list) -> None:
+def wire_generate(ctx: StudioContext, page: Page, inputs: list):
     """Generate (the public /synthesize) and Generate with captions (/captioned)."""
     generated = page.generate.click(bind(events.synthesize, ctx), inputs,
                                     [page.audio, page.latency], api_name="synthesize",
                                     **ctx.device_queue())
-    page.generate.click(bind(new_whole_file, page), None, [page.stream_audio, page.audio],
-                        **PRIVATE)
+    page.generate.click(bind(new_whole_file, page), None,
+                        [page.stream_audio, page.audio, page.timing], **PRIVATE)
     generated.success(**_show_timing(page))
-    generated.success(bind(result.collect_spoken, ctx, page), None,
-                      [page.spoken_state, page.spoken], **PRIVATE).then(**_add_to_history(page))
-    page.captions.click(bind(new_whole_file, page), None, [page.stream_audio, page.audio],
-                        **PRIVATE)  # as Generate: one result
+    spoken = generated.success(bind(result.collect_spoken, ctx, page), None,
+                               [page.spoken_state, page.spoken], **PRIVATE)
+    spoken.then(**_add_to_history(page)).then(**_show_captions(ctx, page))
+    page.captions.click(bind(new_whole_file, page), None,
+                        [page.stream_audio, page.audio, page.timing], **PRIVATE)  # one result
     page.captions.click(bind(events.captioned, ctx), inputs,
                         [page.audio, page.words, page.srt_file], api_name="captioned",
                         **ctx.device_queue()
                         ).success(bind(result.captions_spoken, ctx, page),
                                   [page.text, page.model, page.words],
                                   [page.spoken_state, page.spoken], **PRIVATE)
+    return generated
 
 
-def wire_stream(ctx: StudioContext, page: Page, inputs: list) -> None:
-    """Stream: the page's Web Audio player, or Gradio's where it cannot play, and the stream
-    handed back by the page."""
+def wire_speak(ctx: StudioContext, page: Page, inputs: list, generated) -> None:
+    """Speak: the page's Web Audio player, or Gradio's where it cannot play; the stream handed
+    back by the page; Stop."""
     # The page's Web Audio player (studio.js) fetches the HTTP API itself; where it cannot
-    # (no Web Audio, an API key, a seed, a sampling model...) it clicks stream_gradio.
-    page.stream.click(None, [page.text, page.model, page.voice, page.speed, page.seed]
-                      + ([page.xvector] if ctx.any_embedding else []), None,
-                      js="(...args) => window.studio.stream(...args)", api_visibility="private")
-    page.stream.click(bind(new_stream, page), None, [page.stream_audio, page.audio],
-                      **PRIVATE)
+    # (no Web Audio, an API key, a sampling model, a speaker file...) it clicks stream_gradio.
+    page.speak.click(None, [page.text, page.model, page.voice, page.speed, page.seed]
+                     + ([page.xvector] if ctx.any_embedding else []), None,
+                     js="(...args) => window.studio.stream(...args)", api_visibility="private")
+    page.speak.click(bind(new_stream, page), None,
+                     [page.stream_audio, page.audio, page.timing], **PRIVATE)
     if ctx.streaming:
         streamed = page.stream_gradio.click(
             bind(events.stream, ctx, page), inputs,
@@ -99,21 +109,25 @@ def wire_stream(ctx: StudioContext, page: Page, inputs: list) -> None:
             **ctx.device_queue())
     streamed.success(**_show_timing(page))
     streamed.success(spoken_html, page.spoken_state, page.spoken, **PRIVATE
-                     ).then(**_add_to_history(page))
+                     ).then(**_add_to_history(page)).then(**_show_captions(ctx, page))
     page.stream_handback.change(
         bind(result.stream_played_back, ctx, page), [page.stream_handback, page.text, page.model],
         [page.audio, page.latency, page.spoken_state, page.timing, page.spoken], **PRIVATE
-    ).success(**_add_to_history(page))
+    ).success(**_add_to_history(page)).then(**_show_captions(ctx, page))
     page.click_to_sound.change(result.timing_with_click_to_sound,
                                [page.latency, page.click_to_sound], page.timing, **PRIVATE)
+    # Stop: the page's player keeps what was heard (studio.js); Gradio's events are cancelled.
+    page.stop.click(None, None, None, js="() => window.studio.halt()",
+                    cancels=[streamed, generated], api_visibility="private", queue=False)
 
 
 def wire_form(ctx: StudioContext, page: Page) -> None:
     """The form's own events: the count, the pickers, the examples."""
     page.text.change(None, page.text, page.count, js=count_js(ctx.settings.max_chars))
     page.model.change(bind(pickers.model_changed, ctx.pipeline, page), page.model,
-                      [page.model, page.voice, page.speed, page.temperature, page.xvector_box,
-                       page.xvector, page.note, page.examples], **PRIVATE)
+                      [page.model, page.voice, page.speed, page.seed, page.temperature,
+                       page.xvector_box, page.xvector, page.note, page.examples,
+                       page.captions_box], **PRIVATE)
     page.language.change(bind(pickers.language_changed, ctx.pipeline), page.language,
                          page.model, **PRIVATE)
     page.examples.click(lambda sample: sample[0], page.examples, page.text, **PRIVATE)
@@ -136,8 +150,8 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
 
             add_operator_panel(ctx, [page.language, page.model], refresh_pickers)
         inputs = synthesis_inputs(ctx, page)
-        wire_generate(ctx, page, inputs)
-        wire_stream(ctx, page, inputs)
+        generated = wire_generate(ctx, page, inputs)
+        wire_speak(ctx, page, inputs, generated)
         gr.api(bind(events.models, ctx), api_name="models")
         wire_form(ctx, page)
     demo.queue(max_size=ctx.settings.queue_size, api_open=False)

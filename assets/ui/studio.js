@@ -10,17 +10,17 @@
     // list then stays drawn, and Escape or a click no longer reach it. Tab is not the dropdown's
     // business: it never sees it (focus still moves on, the list closes on blur).
     if (e.key === "Tab" && combobox(e.target)) e.stopPropagation();
-    // Ctrl+Enter (Cmd+Enter) in the text box: Generate.
+    // Ctrl+Enter (Cmd+Enter) in the text box: Speak.
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && e.target.closest && e.target.closest("#text")) {
       e.preventDefault();
-      $("#generate")?.click();
+      $("#speak")?.click();
     }
   }, true);
 
-  // On a narrow screen the result column sits below the form: bring it into view on Generate/Stream.
+  // On a narrow screen the result column sits below the form: bring it into view on Speak.
   const NARROW_PX = 768;
   document.addEventListener("click", (e) => {
-    if (window.innerWidth < NARROW_PX && e.target.closest && e.target.closest("#generate, #stream")) {
+    if (window.innerWidth < NARROW_PX && e.target.closest && e.target.closest("#generate, #speak")) {
       setTimeout(() => $("#result-column")?.scrollIntoView({block: "start"}), 0);
     }
   }, true);
@@ -44,7 +44,7 @@
   if (studio.webAudio) document.body ? mark() : document.addEventListener("DOMContentLoaded", mark);
   let ctx = null;
   let session = null;  // the stream now playing through Web Audio
-  let clickAt = null;  // performance.now() of the last Generate/Stream click
+  let clickAt = null;  // performance.now() of the last Speak (or Generate) click
 
   const context = () => {
     if (!ctx && studio.webAudio) ctx = new AudioContext({latencyHint: "interactive"});
@@ -72,11 +72,34 @@
     session = null;
   }
 
+  // Stop: what sounds now ends; a Web Audio stream keeps what was heard as the Result.
+  studio.halt = () => {
+    const s = session;
+    for (const a of allMedia()) a.pause();
+    pending = null;
+    if (!s) return status("Stopped.");
+    const t = streamPosition(s) ?? (ctx && ctx.currentTime >= s.next ? s.offset : 0);
+    stop();
+    let keep = Math.round(t * s.rate);
+    const kept = [];
+    for (const part of s.pcm) {
+      if (keep <= 0) break;
+      kept.push(part.subarray(0, Math.min(keep, part.length)));
+      keep -= part.length;
+    }
+    s.pcm = kept;
+    s.words = s.words && s.words.filter((w) => w.start < t);
+    s.record = null;
+    status(`Stopped after ${t.toFixed(1)} s of sound; what was heard is kept as the Result.`);
+    quietUntil = performance.now() + 5000;  // the kept part waits to be pressed
+    if (kept.length) handBack(s, s.req, true);
+  };
+
   function gradioStream(why) {
     stop();
     document.body.classList.add("gradio-stream");
     status(`Streaming with Gradio's player: ${why}.`);
-    pending = {clickAt, timing: $("#timing")?.innerHTML};
+    pending = request();
     $("#stream-gradio")?.click();
   }
 
@@ -90,12 +113,12 @@
       : cfg.auth ? "the HTTP API asks for a key this page does not hold"
       : !card ? `${name} is not in this page's list; reload the page`
       : card.temperature ? `${name} samples with a temperature, which the HTTP API does not take`
-      : seed !== null && seed !== undefined && Number(seed) !== -1 ? "a fixed seed goes through Gradio"
       : xvector ? "your own speaker file goes through Gradio"
       : null;
     if (why) gradioStream(why);
     else play({text: text || "", model: name, voice: voice || "", speed: Number(speed) || 1.0,
-               timings: card.timings}).catch((e) => {
+               timings: card.timings,
+               seed: seed === null || seed === undefined || Number(seed) === -1 ? null : Number(seed)}).catch((e) => {
       if (e.name !== "AbortError") status(`The stream stopped: ${e.message || e}`, true);  // not a newer click
     });
     return [];
@@ -163,9 +186,9 @@
     stop();
     context();
     document.body.classList.remove("gradio-stream");
-    const s = session = {abort: new AbortController(), sources: [], placed: [], pcm: [], rate: PCM_RATE,
+    const s = session = {abort: new AbortController(), sources: [], placed: [], pcm: [], rate: PCM_RATE, req,
                          next: 0, offset: 0, heard: null, clickAt: clickAt ?? performance.now(),
-                         words: [], record: null, marks: {call: performance.now()}};
+                         words: req.timings ? [] : null, record: null, marks: {call: performance.now()}};
     if (req.timings) spoken.start();
     else spoken.plain(req.text, req.model);
     status("Streaming through Web Audio...");
@@ -176,7 +199,7 @@
       response = await fetch(new URL(route, document.baseURI), {
         method: "POST", headers: {"Content-Type": "application/json"}, signal: s.abort.signal,
         body: JSON.stringify({model: req.model, voice: req.voice, input: req.text, speed: req.speed,
-                              response_format: "pcm", stream: true})});
+                              seed: req.seed, response_format: "pcm", stream: true})});
     } catch (e) {
       if (session === s) gradioStream(`the HTTP API could not be reached (${e.message})`);
       return;
@@ -220,6 +243,7 @@
         if (piece.done) { s.record = piece.latency; s.words = piece.words; continue; }
         schedule(s, b64ToInt16(piece.audio), piece.sample_rate);
         spoken.add(piece.words);
+        s.words.push(...(piece.words || []));
       }
     }
   }
@@ -240,11 +264,11 @@
 
   // The whole stream goes back to the page's Result player (and the history), with the
   // server's record and when the listener first heard it.
-  function handBack(s, req) {
+  function handBack(s, req, stopped = false) {
     const box = $("#played-back textarea, #played-back input");
     if (!box) return;
     box.value = JSON.stringify({pcm: int16ToB64(s.pcm), rate: s.rate, record: s.record, words: s.words,
-                                heard_ms: s.heard, text: req.text, model: req.model});
+                                heard_ms: s.heard, text: req.text, model: req.model, stopped});
     box.dispatchEvent(new Event("input", {bubbles: true}));
   }
 
@@ -286,6 +310,12 @@
     lit?.classList.remove("now");
     current?.classList.add("now");
     lit = current;
+    // The panel scrolls within its height: the lit word stays in view, a third of the way down.
+    const box = $("#spoken");
+    if (current && box && box.scrollHeight > box.clientHeight) {
+      const w = current.getBoundingClientRect(), b = box.getBoundingClientRect();
+      if (w.top < b.top || w.bottom > b.bottom) box.scrollTop += w.top - b.top - b.height / 3;
+    }
   }
 
   // Media elements the page plays: those in the document, and those played from outside it.
@@ -296,37 +326,71 @@
   let pressedAt = -Infinity;
   for (const type of ["pointerdown", "keydown"]) {
     document.addEventListener(type, (e) => {
-      if (e.target.closest && e.target.closest("#audio, #history")) pressedAt = performance.now();
+      if (e.target.closest && e.target.closest("#audio, #stream-audio, #history")) pressedAt = performance.now();
     }, true);
   }
   let pending = null;  // a Generate or Gradio stream click waiting for its first sound
   const played = new Set();
+  const allMedia = () => new Set([...document.querySelectorAll("audio"), ...played]);
   const play0 = HTMLMediaElement.prototype.play;
   HTMLMediaElement.prototype.play = function (...args) {
     played.add(this);
-    return overStream() ? Promise.resolve() : play0.apply(this, args);
+    return overSound(this) ? Promise.resolve() : play0.apply(this, args);
   };
-  // One sound at a time: while a stream sounds, a player the listener did not press (Gradio's
-  // autoplaying the handed-back file) does not start; one the listener pressed stops the stream.
-  const overStream = () => {
-    if (!session || streamPosition(session) === null) return false;
-    if (performance.now() - pressedAt < USER_PLAY_MS) { stop(); return false; }
+  // One sound at a time: while a stream or another player sounds, a player the listener did not
+  // press (Gradio's autoplaying the whole file at the end of its stream, or of the handed-back
+  // one) does not start; one the listener pressed stops the others.
+  const sounding = (a) => !a.paused && !a.ended && a.currentTime > 0;
+  let quietUntil = -Infinity;  // after Stop: nothing starts by itself
+  const quiet = () => performance.now() < quietUntil && performance.now() - pressedAt >= USER_PLAY_MS;
+  const overSound = (player) => {
+    if (quiet()) return true;
+    const others = [...allMedia()].filter((a) => a !== player && sounding(a));
+    const streaming = session && streamPosition(session) !== null;
+    if (!streaming && !others.length) return false;
+    if (performance.now() - pressedAt < USER_PLAY_MS) {
+      stop();
+      for (const a of others) a.pause();
+      return false;
+    }
     return true;
   };
-  document.addEventListener("play", (e) => { if (overStream()) e.target.pause(); }, true);
-  function playingNow() {
-    for (const a of new Set([...document.querySelectorAll("audio"), ...played])) {
-      if (!a.paused && !a.ended && a.currentTime > 0 && !(a.closest && a.closest("#history"))) return a;
+  document.addEventListener("play", (e) => { if (overSound(e.target)) e.target.pause(); }, true);
+  // Players that start without play() or outside the document (autoplay, Gradio's waveform
+  // player): the one that was sounding keeps sounding, unless the listener pressed another.
+  function oneAtATime() {
+    const sound = [...allMedia()].filter(sounding);
+    if (quiet()) { for (const a of sound) a.pause(); return; }
+    const streaming = session && streamPosition(session) !== null;
+    if (sound.length < (streaming ? 1 : 2)) return;
+    const pressed = performance.now() - pressedAt < USER_PLAY_MS;
+    if (pressed) stop();
+    const keep = pressed ? (sound.find((a) => a !== media) ?? sound[0])
+      : streaming ? null : sound.includes(media) ? media : sound[0];
+    for (const a of sound) if (a !== keep) a.pause();
+  }
+  // The result player playing now; for a request (`p`), only a player with a file it did not
+  // hold at the click: its own, never the last result still sounding.
+  function playingNow(p = null) {
+    for (const a of allMedia()) {
+      if (a.paused || a.ended || !(a.currentTime > 0) || (a.closest && a.closest("#history"))) continue;
+      if (p && p.srcs.get(a) === (a.currentSrc || a.src)) continue;
+      return a;
     }
     return null;
   }
+  // A request waiting for its first sound: when it was clicked, and what each player held then.
+  const request = () => ({clickAt, timing: $("#timing")?.innerHTML,
+                          srcs: new Map([...allMedia()].map((a) => [a, a.currentSrc || a.src]))});
 
   // Click-to-sound for Generate (and Gradio's stream): told to the server once the timing bar
   // shows this request, so that the bar puts it beside the server's own figures.
   function heardAfter(p, ms) {
     const started = performance.now();
     const send = () => {
-      if ($("#timing")?.innerHTML === p.timing && performance.now() - started < 60_000) return setTimeout(send, 100);
+      const bar = $("#timing");  // this request's bar: a new one, with its numbers
+      const shown = bar && bar.innerHTML !== p.timing && bar.querySelector("b[data-part=chars]");
+      if (!shown && performance.now() - started < 60_000) return setTimeout(send, 100);
       const box = $("#heard-ms textarea, #heard-ms input");
       if (!box) return;
       box.value = `${ms.toFixed(1)} ${p.clickAt.toFixed(1)}`;
@@ -336,16 +400,16 @@
   }
 
   document.addEventListener("click", (e) => {
-    const button = e.target.closest && e.target.closest("#generate, #stream, #captions");
+    const button = e.target.closest && e.target.closest("#generate, #speak, #captions");
     if (!button) return;
-    if (button.id !== "stream") {  // a new whole file: what sounds now stops
-      stop();
-      for (const a of new Set([...document.querySelectorAll("audio"), ...played])) a.pause();
-      status("");
-    }
+    // A new request: what sounds now stops (one player at a time).
+    if (button.id !== "speak") stop();  // (Speak's own player stops the last stream itself)
+    for (const a of allMedia()) a.pause();
+    status("");
+    pending = null;
     if (button.id === "captions") return;  // it has no latency record to time the sound against
     clickAt = performance.now();
-    if (button.id === "generate") pending = {clickAt, timing: $("#timing")?.innerHTML};
+    if (button.id === "generate") pending = request();
   }, true);
 
   // What the page is playing, for a look from the console (and the browser tests).
@@ -359,11 +423,12 @@
 
 
   function frame() {
+    oneAtATime();
     const now = playingNow();
     if (now) media = now;
-    if (now && overStream()) now.pause();
-    if (now && pending) {  // when it began: now, less what it has played
-      heardAfter(pending, performance.now() - 1000 * now.currentTime / (now.playbackRate || 1) - pending.clickAt);
+    const own = pending && playingNow(pending);
+    if (own) {  // when it began: now, less what it has played
+      heardAfter(pending, performance.now() - 1000 * own.currentTime / (own.playbackRate || 1) - pending.clickAt);
       pending = null;
     }
     const t = session ? streamPosition(session) : null;
