@@ -19,6 +19,10 @@ from .model_cache import use_baked_cache
 
 logger = logging.getLogger(__name__)
 
+# A voice whose name holds this mark is one session's or one request's own (a one-off cloned
+# voice): spoken by name, never listed in a card. No saved voice's name can hold it.
+TRANSIENT_MARK = "~"
+
 
 class Registry:
     """A plain dict of warm engines by name, in TTS_MODELS order (the first is the default).
@@ -34,6 +38,9 @@ class Registry:
         self.warm = warm  # each model's card and warm-load timings, in the same order
         self._lock = threading.Condition()
         self._in_use: dict[str, int] = {}  # model name -> requests admitted with it
+        # Bumped whenever a model comes or goes or a card changes: open pages compare it to
+        # the one they last drew their pickers for (ui/refresh.py).
+        self.revision = 0
 
     def add(self, engine: Engine, warm: WarmModel) -> None:
         """Serve a warm engine from now on (last in the lists)."""
@@ -43,6 +50,7 @@ class Registry:
             # Its card first: whoever sees the engine finds its card too.
             self.warm = [*self.warm, warm]
             self.engines = {**self.engines, engine.name: engine}
+            self.revision += 1
 
     def withdraw(self, name: str) -> Engine:
         """Take `name` out: new requests get 'unknown model' from now on; those already
@@ -54,15 +62,19 @@ class Registry:
                                  param="model")
             self.engines = {n: e for n, e in self.engines.items() if n != name}
             self.warm = [w for w in self.warm if w.name != name]
+            self.revision += 1
             return engine
 
     def refresh_card(self, name: str) -> ModelCard:
         """`name`'s card made again from its engine (after `add_voice`/`remove_voice` changed
-        its voices), so every list that reads cards shows the change; the new card."""
+        its voices), so every list that reads cards shows the change; the new card. One-off
+        voices (TRANSIENT_MARK in their name) are left out of it."""
         with self._lock:
             engine = self.get(name)
-            self.warm = [replace(w, card=engine.card()) if w.name == engine.name else w
-                         for w in self.warm]
+            card = engine.card()
+            card = replace(card, voices=tuple(v for v in card.voices if TRANSIENT_MARK not in v))
+            self.warm = [replace(w, card=card) if w.name == engine.name else w for w in self.warm]
+            self.revision += 1
             return self.warm_model(name).card
 
     def wait_unused(self, name: str, timeout_s: float | None = None) -> bool:

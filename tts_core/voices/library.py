@@ -31,6 +31,7 @@ from ..engines import CloneLimits, Engine, SynthesisParams, speak
 from ..errors import (InputError, ModelLoadError, SynthesisError, TTSError, UnknownVoiceError,
                       VoiceClipError, VoiceExistsError)
 from ..pipeline import Pipeline
+from ..registry import TRANSIENT_MARK
 from .clip import PreparedClip, Transcriber, prepare
 
 logger = logging.getLogger(__name__)
@@ -226,6 +227,43 @@ class VoiceLibrary:
             shutil.rmtree(trash, ignore_errors=True)
             logger.info("Voice %s deleted", name)
 
+    def prepare_clip(self, data: bytes, transcript: str | None = None) -> PreparedClip:
+        """The clip as `add` would keep it for every loaded cloning model (edges trimmed, cut at
+        a pause with its transcript cut to match, Whisper's transcript where one is needed),
+        with nothing encoded or saved: what a person checks before saving. VoiceClipError
+        (and InputError when no model clones) say what is wrong."""
+        engines = self._engines_or_refuse()
+        return prepare(data, **self._wants(engines), transcript=transcript,
+                       transcriber=self.transcriber)
+
+    def clip_file(self, name: str) -> Path:
+        """The saved voice's prepared clip (WAV), to play it back."""
+        if name not in self.saved:
+            raise UnknownVoiceError(f"No saved voice is called {name!r}. Saved voices: "
+                                    f"{', '.join(sorted(self.saved)) or 'none'}.", param="name")
+        return self.folder / name / CLIP_FILE
+
+    def add_transient(self, data: bytes, transcript: str | None) -> str:
+        """A one-off voice from a clip, for every loaded cloning model (each encode a gate
+        turn), kept in memory only: its name, which no saved voice can have and no card
+        lists. Whoever adds it removes it (`remove_transient`)."""
+        engines = self._engines_or_refuse()
+        clip = prepare(data, **self._wants(engines), transcript=transcript,
+                       transcriber=self.transcriber)
+        conditioning = {engine.name: self._encode(engine, clip) for engine in engines}
+        name = transient_name()
+        for engine in engines:
+            engine.add_voice(name, conditioning[engine.name])
+        logger.info("One-off voice %s (%.1f s) for %s", name, clip.seconds,
+                    ", ".join(e.name for e in engines))
+        return name
+
+    def remove_transient(self, name: str) -> None:
+        """Forget a one-off voice in every model that has it (nothing of it is on disk)."""
+        for engine in self.cloning_engines():
+            if name in engine.voices:
+                engine.remove_voice(name)
+
     @contextmanager
     def temporary(self, model: str | None, data: bytes, transcript: str | None) -> Iterator[str]:
         """A one-off voice from a clip, not saved: spoken by `model` as the name yielded, for
@@ -237,7 +275,7 @@ class VoiceLibrary:
                              f"needs a cloning model ({cloners}).", param="model")
         clip = prepare(data, **self._wants([engine]), transcript=transcript,
                        transcriber=self.transcriber)
-        name = f"clip-{uuid.uuid4().hex[:12]}"
+        name = transient_name()
         engine.add_voice(name, self._encode(engine, clip))
         try:
             yield name
@@ -304,6 +342,11 @@ class VoiceLibrary:
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
+
+
+def transient_name() -> str:
+    """A one-off voice's name: unguessable, never a saved voice's (check_name), never in a card."""
+    return f"clip{TRANSIENT_MARK}{uuid.uuid4().hex[:12]}"
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray], source: str) -> None:
