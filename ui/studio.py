@@ -10,12 +10,13 @@ from __future__ import annotations
 import gradio as gr
 
 from tts_core import Pipeline
-from ui import events, pickers, result
+from ui import events, pickers, result, voices
 from ui.context import StudioContext, bind
 from ui.html import count_js, player_html, spoken_html, timing_html
 from ui.layout import Page, build_page
 from ui.jobs import add_jobs_panel
 from ui.live import add_live_panel
+from ui.refresh import add_picker_refresh
 
 PRIVATE = {"api_visibility": "private", "queue": False}  # page-only events that skip the queue
 
@@ -121,13 +122,15 @@ def wire_speak(ctx: StudioContext, page: Page, inputs: list, generated) -> None:
                     cancels=[streamed, generated], api_visibility="private", queue=False)
 
 
-def wire_form(ctx: StudioContext, page: Page) -> None:
+def wire_form(ctx: StudioContext, page: Page, voices_tab=None) -> None:
     """The form's own events: the count, the pickers, the examples."""
     page.text.change(None, page.text, page.count, js=count_js(ctx.settings.max_chars))
-    page.model.change(bind(pickers.model_changed, ctx.pipeline, page), page.model,
-                      [page.model, page.voice, page.speed, page.seed, page.temperature,
-                       page.xvector_box, page.xvector, page.note, page.examples,
-                       page.captions_box], **PRIVATE)
+    changed = page.model.change(bind(pickers.model_changed, ctx.pipeline, page), page.model,
+                                [page.model, page.voice, page.speed, page.seed, page.temperature,
+                                 page.xvector_box, page.xvector, page.note, page.examples,
+                                 page.captions_box], **PRIVATE)
+    if voices_tab is not None:  # this session's one-off voice stays offered
+        voices_tab.follow(ctx, changed, page)
     page.language.change(bind(pickers.language_changed, ctx.pipeline), page.language,
                          page.model, **PRIVATE)
     page.examples.click(lambda sample: sample[0], page.examples, page.text, **PRIVATE)
@@ -139,20 +142,24 @@ def build_demo(pipeline: Pipeline, streaming: bool) -> gr.Blocks:
     ttl = ctx.settings.cache_ttl_s
     # Gradio keeps each returned audio file in its cache; delete them after TTS_CACHE_TTL.
     with gr.Blocks(title="TTS Studio", delete_cache=(max(1, ttl // 4), ttl)) as demo:
-        page = build_page(ctx)
-        refresh_pickers = bind(pickers.refresh_pickers, pipeline, page)
-        demo.load(refresh_pickers, None, [page.language, page.model], **PRIVATE)
-        demo.load(lambda: player_html(pipeline), None, page.player, **PRIVATE)
-        add_live_panel(ctx, demo)
-        add_jobs_panel(ctx, page.model, page.voice, page.speed)
-        if ctx.settings.ui_auth:  # the operator panel only behind the login
-            from ui.operator import add_operator_panel
+        with voices.tabs(ctx):  # "Speak" and "Voices" where a model clones; else no tabs
+            with voices.speak_tab(ctx):
+                page = build_page(ctx)
+                refresh_pickers = bind(pickers.refresh_pickers, pipeline, page)
+                demo.load(refresh_pickers, None, [page.language, page.model], **PRIVATE)
+                demo.load(lambda: player_html(pipeline), None, page.player, **PRIVATE)
+                add_live_panel(ctx, demo)
+                add_jobs_panel(ctx, page.model, page.voice, page.speed)
+                if ctx.settings.ui_auth:  # the operator panel only behind the login
+                    from ui.operator import add_operator_panel
 
-            add_operator_panel(ctx, [page.language, page.model], refresh_pickers)
+                    add_operator_panel(ctx, [page.language, page.model], refresh_pickers)
+            voices_tab = voices.add_voices_panel(ctx, demo, page)
+        add_picker_refresh(ctx, page, voices_tab and voices_tab.session_voice)
         inputs = synthesis_inputs(ctx, page)
         generated = wire_generate(ctx, page, inputs)
         wire_speak(ctx, page, inputs, generated)
         gr.api(bind(events.models, ctx), api_name="models")
-        wire_form(ctx, page)
+        wire_form(ctx, page, voices_tab)
     demo.queue(max_size=ctx.settings.queue_size, api_open=False)
     return demo
