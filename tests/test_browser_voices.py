@@ -1,0 +1,161 @@
+"""The Voices tab in Chromium over a tiny CSM (a real cloning family): a voice cloned from an
+uploaded WAV, its kept part and transcript shown, previewed, saved, seen in the Voice picker
+of a second open page without a reload, deleted and gone from it.
+
+Debian's Chromium driven by Playwright, as in test_browser_ui.py.
+"""
+
+import io
+import re
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from test_browser import CHROMIUM, pick
+from tiny_models import make_tiny_csm
+from tts_core import SpeechRequest
+from tts_core.plan import make_plan
+
+pytestmark = pytest.mark.slow
+CSM_RATE = 24000
+CSM_MAX_S = 10.0  # CSM's clip limits: 2 to 10 s with the transcript
+TINY_CSM_CHUNK_S = 0.96  # the tiny CSM speaks at most 12 frames (0.96 s) per chunk
+# Joe reads about 14 s of this: longer than CSM takes, with pauses between sentences.
+SPOKEN = ("The quick brown fox jumps over the lazy dog. Then it runs far away into the green "
+          "forest. Nobody sees it again for a very long time. In the spring it comes back "
+          "home, tired and hungry, and sleeps for three days.")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--autoplay-policy=no-user-gesture-required"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def cloning(studio, tmp_path_factory):
+    """joe beside a tiny CSM, voices in a folder of their own, served as app.py serves them:
+    (url, pipeline)."""
+    from conftest import free_port
+    from tts_core import Pipeline, Settings
+    from tts_core.server import StudioServer
+    from ui.studio import build_demo
+
+    csm = make_tiny_csm(tmp_path_factory.mktemp("tiny") / "csm")
+    voices_dir = tmp_path_factory.mktemp("voices")
+    pipeline = Pipeline.from_settings(Settings.from_env({
+        "TTS_MODELS": f"joe?noise_scale=0&noise_w=0,csm:{csm}?name=tiny-csm",
+        "TTS_VOICES_DIR": str(voices_dir)}))
+    server = StudioServer("127.0.0.1", free_port()).start()
+    server.attach(studio.build_server(pipeline, build_demo(pipeline, streaming=False),
+                                      server.readiness))
+    yield server.url, pipeline
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def speech_wav(cloning, tmp_path_factory) -> str:
+    """Joe reading SPOKEN, half a second of silence at each end: the clip a person uploads."""
+    _, pipeline = cloning
+    result = pipeline.synthesize(SpeechRequest(SPOKEN, model="en_US-joe-medium"))
+    pad = np.zeros(result.sample_rate // 2, np.float32)
+    path = tmp_path_factory.mktemp("clips") / "my-voice.wav"
+    sf.write(path, np.concatenate([pad, result.audio, pad]), result.sample_rate)
+    return str(path)
+
+
+def open_page(browser, url):
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    failures = []
+    page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    page.failures = failures
+    page.goto(url)
+    page.wait_for_selector("#text textarea", timeout=30_000)
+    page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
+    return page
+
+
+def fetched(page, url: str, selector: str) -> tuple[np.ndarray, int]:
+    """The audio file of the player `selector`, as served."""
+    link = page.wait_for_selector(f"{selector} a[download]", timeout=60_000)
+    data = httpx.get(httpx.URL(url).join(link.get_attribute("href")), timeout=30).content
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32")
+    return audio, rate
+
+
+def voice_options(page) -> list[str]:
+    """The Voice picker's options, as a person sees them when it is open (then closed)."""
+    page.click("#voice input")
+    page.wait_for_selector("#voice ul[role='listbox'] li", timeout=10_000)
+    options = page.eval_on_selector_all("#voice ul[role='listbox'] li",
+                                        "items => items.map(i => i.innerText.trim())")
+    page.keyboard.press("Escape")
+    page.evaluate("() => document.activeElement.blur()")  # the next click opens it again
+    return options
+
+
+def wait_for_voice(page, name: str, present: bool, timeout_s: float = 15) -> None:
+    """Until the Voice picker offers `name` (or no longer does), opened every half second."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while (name in voice_options(page)) != present:
+        assert time.monotonic() < deadline, f"{name!r} {'never came' if present else 'stayed'}"
+        page.wait_for_timeout(500)
+
+
+def test_clone_preview_save_seen_on_another_open_page_then_delete(browser, cloning,
+                                                                   speech_wav):
+    url, pipeline = cloning
+    other = open_page(browser, url)  # a second person's page, open before the voice exists
+    pick(other, "#model", "tiny-csm")
+    other.wait_for_function("() => document.querySelector('#model-note').innerText"
+                            ".includes('tiny-csm')", timeout=10_000)
+    assert "narrator" not in voice_options(other)
+
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Voices").click()
+    guidance = page.wait_for_selector("#voice-guidance", timeout=10_000).inner_text()
+    assert "tiny-csm (csm): 2–10 s of speech, with its transcript" in guidance
+
+    page.set_input_files("#voice-clip input[type=file]", speech_wav)
+    page.wait_for_function("() => document.querySelector('#voice-kept-note').innerText"
+                           ".includes('Kept')", timeout=60_000)
+    note = page.inner_text("#voice-kept-note")
+    kept_s, of_s = map(float, re.search(r"Kept ([\d.]+) s of ([\d.]+) s", note).groups())
+    assert "(cut at a pause)" in note and of_s == pytest.approx(sf.info(speech_wav).duration, abs=0.05)
+    kept, rate = fetched(page, url, "#voice-kept")  # the kept part, on its waveform
+    assert kept.shape[0] / rate == pytest.approx(kept_s, abs=0.05) and kept_s <= CSM_MAX_S
+    transcript = page.input_value("#voice-transcript textarea")
+    assert transcript.lower().startswith("the quick brown fox") and "three days" not in transcript
+
+    page.click("#voice-preview")
+    heard, rate = fetched(page, url, "#voice-preview-audio")
+    chunks = len(make_plan(SpeechRequest(page.input_value("#voice-preview-text textarea"),
+                                         model="tiny-csm"), pipeline.registry,
+                           pipeline.settings).chunks)
+    assert rate == CSM_RATE and 0 < heard.shape[0] <= chunks * TINY_CSM_CHUNK_S * CSM_RATE
+    assert np.abs(heard).max() > 1e-3  # sound, not silence
+    assert "narrator" not in pipeline.registry.get("tiny-csm").voices  # nothing kept yet
+
+    page.fill("#voice-name textarea", "narrator")
+    page.click("#voice-save")
+    page.wait_for_function("() => document.querySelector('#voice-status').innerText"
+                           ".includes('Saved narrator')", timeout=60_000)
+    assert "narrator" in page.inner_text("#voice-list")
+    wait_for_voice(other, "narrator", present=True)  # no reload
+
+    pick(page, "#voice-pick", "narrator")
+    page.click("#voice-delete")
+    page.wait_for_function("() => document.querySelector('#voice-status').innerText"
+                           ".includes('Deleted narrator')", timeout=30_000)
+    wait_for_voice(other, "narrator", present=False)
+    assert page.failures == [] and other.failures == []
