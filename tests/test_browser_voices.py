@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 CSM_RATE = 24000
 CSM_MAX_S = 10.0  # CSM's clip limits: 2 to 10 s with the transcript
 TINY_CSM_CHUNK_S = 0.96  # the tiny CSM speaks at most 12 frames (0.96 s) per chunk
+UPLOAD_LIMIT = 2_000_000  # TTS_MAX_UPLOAD_BYTES here: the clip below is well under it
 # Joe reads about 14 s of this: longer than CSM takes, with pauses between sentences.
 SPOKEN = ("The quick brown fox jumps over the lazy dog. Then it runs far away into the green "
           "forest. Nobody sees it again for a very long time. In the spring it comes back "
@@ -53,7 +54,7 @@ def cloning(studio, tmp_path_factory):
     voices_dir = tmp_path_factory.mktemp("voices")
     pipeline = Pipeline.from_settings(Settings.from_env({
         "TTS_MODELS": f"joe?noise_scale=0&noise_w=0,csm:{csm}?name=tiny-csm",
-        "TTS_VOICES_DIR": str(voices_dir)}))
+        "TTS_VOICES_DIR": str(voices_dir), "TTS_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}))
     server = StudioServer("127.0.0.1", free_port()).start()
     server.attach(studio.build_server(pipeline, build_demo(pipeline, streaming=False),
                                       server.readiness))
@@ -81,6 +82,13 @@ def open_page(browser, url):
     page.wait_for_selector("#text textarea", timeout=30_000)
     page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
     return page
+
+
+def toast(page, words: str, timeout=30_000) -> str:
+    """The text of the toast that says `words`, once it shows."""
+    return page.wait_for_function(
+        "(w) => [...document.querySelectorAll('[data-testid=toast-body]')]"
+        ".map(t => t.innerText).find(t => t.includes(w))", arg=words, timeout=timeout).json_value()
 
 
 def fetched(page, url: str, selector: str) -> tuple[np.ndarray, int]:
@@ -159,3 +167,26 @@ def test_clone_preview_save_seen_on_another_open_page_then_delete(browser, cloni
                            ".includes('Deleted narrator')", timeout=30_000)
     wait_for_voice(other, "narrator", present=False)
     assert page.failures == [] and other.failures == []
+
+
+@pytest.mark.parametrize("kind", ["oversized", "not audio"])
+def test_an_oversized_or_non_audio_upload_says_so_on_the_page(browser, cloning, tmp_path, kind):
+    url, _ = cloning
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Voices").click()
+    path = tmp_path / "clip.wav"
+    if kind == "oversized":
+        path.write_bytes(b"RIFF" + bytes(UPLOAD_LIMIT + 1000))
+    else:
+        path.write_bytes(b"This is a letter, not a recording. " * 100)
+    page.set_input_files("#voice-clip input[type=file]", str(path))
+    if kind == "oversized":  # refused before it is sent, in Gradio's words (max_file_size)
+        message = toast(page, "exceed the maximum allowed size")
+        assert f"{UPLOAD_LIMIT / 2**20:.1f} Mb" in message and "clip.wav" in message
+        assert f"Files up to {UPLOAD_LIMIT / 2**20:.1f} MB" in page.inner_text("#voice-guidance")
+    else:
+        page.wait_for_function("() => document.querySelector('#voice-kept-note').innerText"
+                               ".includes('cannot make a voice')", timeout=30_000)
+        assert "not an audio file this server can read" in page.inner_text("#voice-kept-note")
+    assert page.query_selector("#voice-kept a[download]") is None  # nothing kept
+    assert page.failures == []

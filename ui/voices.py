@@ -120,7 +120,7 @@ def guidance(library: VoiceLibrary, max_upload_bytes: int) -> str:
              "No Whisper model is loaded here: type the words spoken in the clip.")
     lines.append(f"\nSilence at the ends is trimmed; a longer clip is cut at a pause to at most "
                  f"{wants['max_s']:g} s, its transcript cut to match. {heard} Files up to "
-                 f"{max_upload_bytes / 1e6:g} MB (WAV, FLAC, OGG, MP3 ...).")
+                 f"{max_upload_bytes / 2**20:.1f} MB (WAV, FLAC, OGG, MP3 ...).")
     return "\n".join(lines)
 
 
@@ -154,7 +154,7 @@ def _read_upload(path: str | None, limit: int) -> bytes:
     with open(path, "rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise VoiceClipError(f"The clip is larger than {limit / 1e6:g} MB "
+        raise VoiceClipError(f"The clip is larger than {limit / 2**20:.1f} MB "
                              "(TTS_MAX_UPLOAD_BYTES); a voice needs only 10 to 30 s of audio.",
                              code="clip_too_large")
     return data
