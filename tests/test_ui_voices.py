@@ -104,6 +104,25 @@ def test_with_a_key_saving_needs_the_operators_login(joe, speech_wav, tmp_path):
     assert "narrator" in cloner.voices
 
 
+def test_the_buttons_say_why_they_are_off_and_the_tab_is_there_only_with_a_cloning_model(
+        joe, tmp_path):
+    from ui.studio import build_demo
+
+    ctx, _ = studio(joe, tmp_path, api_key=KEY)
+    save_btn, delete_btn, why = voices.permissions(ctx, gr.Request(username=None))
+    assert save_btn["interactive"] is False and delete_btn["interactive"] is False
+    assert "for the operator: this server has an API key" in why
+    save_btn, _, why = voices.permissions(ctx, gr.Request(username="operator"))
+    assert save_btn["interactive"] is True and why == ""
+
+    def tabs(pipeline) -> list[str]:
+        demo = build_demo(pipeline, streaming=False)
+        return [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+
+    assert tabs(ctx.pipeline) == ["Speak", "Voices"]
+    assert tabs(Pipeline.from_registry(joe, Settings(voices_dir=str(tmp_path)))) == []
+
+
 def test_without_a_key_anyone_saves_and_a_taken_or_bad_name_is_said(joe, speech_wav, tmp_path):
     ctx, cloner = studio(joe, tmp_path)
     _, _, transcript, kept = kept_clip(ctx, speech_wav)

@@ -136,6 +136,13 @@ def refusal(ctx: StudioContext, call: gr.Request | None) -> str | None:
             f"{how}. Use once (this session) works for everyone.")
 
 
+def permissions(ctx: StudioContext, call: gr.Request = None) -> tuple:
+    """At page load: Save and Delete on or off for this browser, and why they are off."""
+    why = refusal(ctx, call)
+    return (gr.update(interactive=why is None), gr.update(interactive=why is None),
+            f"*{why}*" if why else "")
+
+
 def wav_bytes(clip: PreparedClip) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, clip.audio, clip.sample_rate, format="WAV", subtype="PCM_16")
@@ -370,10 +377,5 @@ def add_voices_panel(ctx: StudioContext, demo: gr.Blocks, page) -> VoicesTab | N
     demo.unload(page_closed)
     tab.select(lambda: _listed(library), None, [s["table"], s["pick"]], **PRIVATE)
 
-    def allowed(call: gr.Request):
-        why = refusal(ctx, call)
-        return (gr.update(interactive=why is None), gr.update(interactive=why is None),
-                f"*{why}*" if why else "")
-
-    demo.load(allowed, None, [k["save"], s["delete"], permission], **PRIVATE)
+    demo.load(bind(permissions, ctx), None, [k["save"], s["delete"], permission], **PRIVATE)
     return VoicesTab(session_voice, sessions)
