@@ -7,6 +7,8 @@ Debian's Chromium driven by Playwright, as in test_browser_ui.py.
 
 import io
 import re
+import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -112,8 +114,6 @@ def voice_options(page) -> list[str]:
 
 def wait_for_voice(page, name: str, present: bool, timeout_s: float = 15) -> None:
     """Until the Voice picker offers `name` (or no longer does), opened every half second."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while (name in voice_options(page)) != present:
         assert time.monotonic() < deadline, f"{name!r} {'never came' if present else 'stayed'}"
@@ -190,3 +190,43 @@ def test_an_oversized_or_non_audio_upload_says_so_on_the_page(browser, cloning, 
         assert "not an audio file this server can read" in page.inner_text("#voice-kept-note")
     assert page.query_selector("#voice-kept a[download]") is None  # nothing kept
     assert page.failures == []
+
+
+def test_a_one_off_voice_speaks_on_its_own_page_only_and_goes_when_it_closes(
+        browser, cloning, speech_wav):
+    url, pipeline = cloning
+    csm = pipeline.registry.get("tiny-csm")
+    other = open_page(browser, url)
+    page = open_page(browser, url)
+    page.get_by_role("tab", name="Voices").click()
+    page.set_input_files("#voice-clip input[type=file]", speech_wav)
+    page.wait_for_function("() => document.querySelector('#voice-kept-note').innerText"
+                           ".includes('Kept')", timeout=60_000)
+    page.click("#voice-once")
+    page.wait_for_function("() => document.querySelector('#voice-status').innerText"
+                           ".includes('Nothing is saved')", timeout=60_000)
+    (one_off,) = [v for v in csm.voices if "~" in v]
+
+    page.get_by_role("tab", name="Speak").click()
+    pick(page, "#model", "tiny-csm")
+    page.wait_for_function("() => document.querySelector('#model-note').innerText"
+                           ".includes('tiny-csm')", timeout=10_000)
+    wait_for_voice(page, "your clip (this session)", present=True)
+    pick(page, "#voice", "your clip (this session)")
+    page.fill("#text textarea", "Hello there.")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
+    audio, rate = fetched(page, url, "#audio")
+    assert rate == CSM_RATE and np.abs(audio).max() > 1e-3
+
+    pick(other, "#model", "tiny-csm")  # another page never sees it
+    other.wait_for_function("() => document.querySelector('#model-note').innerText"
+                            ".includes('tiny-csm')", timeout=10_000)
+    assert not any("session" in v or "~" in v for v in voice_options(other))
+    assert other.failures == [] and page.failures == []
+
+    page.close()  # its heartbeat ends: Gradio's unload forgets the voice
+    deadline = time.monotonic() + 30
+    while one_off in csm.voices:
+        assert time.monotonic() < deadline, "the one-off voice outlived its page"
+        other.wait_for_timeout(500)
+    assert list(Path(pipeline.settings.voices_dir).iterdir()) == []  # never on disk
