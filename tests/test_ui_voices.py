@@ -15,7 +15,10 @@ import soundfile as sf
 
 from fakes import FAKE_RATE, CloningFakeEngine
 from tts_core import Pipeline, Settings, SpeechRequest
+from tts_core.config import OPENAI_VOICES
 from tts_core.engines import WarmModel
+from tts_core.errors import UnknownVoiceError
+from tts_core.http.context import ApiContext
 from tts_core.registry import Registry, warm_load
 from ui import voices
 from ui.context import StudioContext
@@ -169,6 +172,13 @@ def test_a_one_off_voice_is_never_on_disk_and_goes_when_its_page_closes(joe, spe
         assert name not in ctx.pipeline.registry.refresh_card("cloner").voices  # nor listed
         spoken = ctx.pipeline.synthesize(SpeechRequest("Hi.", model="cloner", voice=name))
         assert spoken.duration_s > 0
+        # No other caller is shown it or given it: not in an unknown voice's list, never
+        # an OpenAI voice name's pick.
+        with pytest.raises(UnknownVoiceError) as error:
+            ctx.pipeline.synthesize(SpeechRequest("Hi.", model="cloner", voice="nobody"))
+        assert str(error.value).endswith("Its voices: a, b.")
+        api = ApiContext(ctx.pipeline, None, None)
+        assert {api.voice_for(cloner, v) for v in OPENAI_VOICES} == {"a", "b"}
         # The page's heartbeat ends (its tab closed): Gradio's unload forgets the voice.
         closed = threading.Event()
 

@@ -19,7 +19,7 @@ from . import text as textproc
 from .config import Settings
 from .engines import Engine, SynthesisParams
 from .errors import InputError, UnknownVoiceError
-from .registry import Registry
+from .registry import Registry, listed_voices
 from .request import (MAX_LUFS, MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MAX_TRUE_PEAK_DB, MIN_LUFS,
                       MIN_SPEED, MIN_TEMPERATURE, MIN_TRUE_PEAK_DB, SpeechRequest)
 from .timings import SourceWord, source_words
@@ -200,8 +200,8 @@ def _voice(engine: Engine, voice) -> str:
     if voice is None or voice == "":
         return engine.default_voice
     if not isinstance(voice, str) or voice not in engine.voices:
-        shown = ", ".join(engine.voices[:VOICES_SHOWN]) + (
-            " ..." if len(engine.voices) > VOICES_SHOWN else "")
+        voices = listed_voices(engine)  # never another caller's one-off voice
+        shown = ", ".join(voices[:VOICES_SHOWN]) + (" ..." if len(voices) > VOICES_SHOWN else "")
         raise UnknownVoiceError(f"Unknown voice {voice!r} for model {engine.name!r}. "
                                 f"Its voices: {shown}.", param="voice")
     return voice

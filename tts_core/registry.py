@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 TRANSIENT_MARK = "~"
 
 
+def listed_voices(engine: Engine) -> tuple[str, ...]:
+    """`engine`'s voices as anyone may be shown them: without one-off voices."""
+    return tuple(v for v in engine.voices if TRANSIENT_MARK not in v)
+
+
 class Registry:
     """A plain dict of warm engines by name, in TTS_MODELS order (the first is the default).
 
@@ -71,8 +76,7 @@ class Registry:
         voices (TRANSIENT_MARK in their name) are left out of it."""
         with self._lock:
             engine = self.get(name)
-            card = engine.card()
-            card = replace(card, voices=tuple(v for v in card.voices if TRANSIENT_MARK not in v))
+            card = replace(engine.card(), voices=listed_voices(engine))
             self.warm = [replace(w, card=card) if w.name == engine.name else w for w in self.warm]
             self.revision += 1
             return self.warm_model(name).card

@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from ..config import OPENAI_VOICES
 from ..live_models import ModelManager
 from ..pipeline import Pipeline
+from ..registry import listed_voices
 from ..server import Readiness
 from .errors import ApiError
 from .guard import REFUSED, KeyBackoff, client_of, retry_after, route_label
@@ -66,7 +67,8 @@ class ApiContext:
         if target:
             return target if target in engine.voices else engine.default_voice
         if requested in OPENAI_VOICES:  # OpenAI's voices take the model's voices in turn
-            return engine.voices[OPENAI_VOICES.index(requested) % len(engine.voices)]
+            voices = listed_voices(engine)  # never another caller's one-off voice
+            return voices[OPENAI_VOICES.index(requested) % len(voices)]
         return requested  # unknown: the pipeline says so, listing the valid ones
 
 
