@@ -1,4 +1,4 @@
-"""The Voices tab: a cloned voice made from a clip, checked, previewed, saved or used once; saved ones listed.
+"""The Voices tab: a voice cloned from a clip, checked, previewed, saved or used once; saved ones.
 
 Shown only when a loaded model clones voices. Everything goes through the pipeline's one
 voice library (`library_for`): the clip is prepared as saving would keep it (trimmed, cut
@@ -114,7 +114,7 @@ def guidance(library: VoiceLibrary, max_upload_bytes: int) -> str:
         words = "with its transcript" if limits.needs_transcript else "no transcript needed"
         lines.append(f"- **{engine.name}** ({engine.family}): {limits.min_s:g}–{limits.max_s:g} s "
                      f"of speech, {words}")
-    wants = library._wants(library.cloning_engines())
+    wants = library.clip_wants()
     heard = ("Leave the transcript empty and Whisper writes it; correct it if it misheard."
              if library.transcriber is not None else
              "No Whisper model is loaded here: type the words spoken in the clip.")
@@ -130,8 +130,8 @@ def refusal(ctx: StudioContext, call: gr.Request | None) -> str | None:
     settings = ctx.settings
     if not settings.api_key or (call is not None and getattr(call, "username", None)):
         return None
-    how = ("sign in" if settings.ui_auth else
-           "the page's sign-in is off (TTS_UI_AUTH); the HTTP API (POST /v1/audio/voices) takes the key")
+    how = ("sign in" if settings.ui_auth else "the page's sign-in is off (TTS_UI_AUTH); "
+           "the HTTP API (POST /v1/audio/voices) takes the key")
     return (f"Saving and deleting voices is for the operator: this server has an API key, and "
             f"{how}. Use once (this session) works for everyone.")
 

@@ -236,6 +236,10 @@ class VoiceLibrary:
         return prepare(data, **self._wants(engines), transcript=transcript,
                        transcriber=self.transcriber)
 
+    def clip_wants(self) -> dict:
+        """What a clip must be for every loaded cloning model: min_s, max_s, needs_transcript."""
+        return self._wants(self._engines_or_refuse())
+
     def clip_file(self, name: str) -> Path:
         """The saved voice's prepared clip (WAV), to play it back."""
         if name not in self.saved:
