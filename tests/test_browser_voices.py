@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_browser import CHROMIUM, pick
+from test_browser import ARTIFACTS, CHROMIUM, pick
 from tiny_models import make_tiny_csm
 from tts_core import SpeechRequest
 from tts_core.plan import make_plan
 
 pytestmark = pytest.mark.slow
+PHONE = {"width": 390, "height": 844}
 CSM_RATE = 24000
 CSM_MAX_S = 10.0  # CSM's clip limits: 2 to 10 s with the transcript
 TINY_CSM_CHUNK_S = 0.96  # the tiny CSM speaks at most 12 frames (0.96 s) per chunk
@@ -159,6 +160,10 @@ def test_clone_preview_save_seen_on_another_open_page_then_delete(browser, cloni
     page.wait_for_function("() => document.querySelector('#voice-status').innerText"
                            ".includes('Saved narrator')", timeout=60_000)
     assert "narrator" in page.inner_text("#voice-list")
+    page.screenshot(path=str(ARTIFACTS / "voices-1280.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(ARTIFACTS / "voices-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 1000})
     wait_for_voice(other, "narrator", present=True)  # no reload
 
     pick(page, "#voice-pick", "narrator")

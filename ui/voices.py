@@ -32,7 +32,7 @@ from ui.events import client_of
 logger = logging.getLogger(__name__)
 
 PREVIEW_TEXT = "Hello! This is my new voice, reading a sentence I never recorded."
-LIST_HEADERS = ["name", "seconds", "transcript", "models"]
+LIST_HEADERS = ["voice", "transcript", "models"]  # three columns: none wraps letters on a phone
 SESSION_LABEL = "your clip (this session)"  # the one-off voice in the Speak tab's Voice picker
 PRIVATE = {"api_visibility": "private", "queue": False}
 SESSIONS_KEPT = 64  # open pages with a one-off voice; past this the oldest one's is forgotten
@@ -204,8 +204,9 @@ def preview(ctx: StudioContext, kept: bytes | None, transcript: str, model: str,
 
 
 def saved_rows(library: VoiceLibrary) -> list[list]:
-    return [[e["id"], e.get("seconds"), e.get("transcript") or "", ", ".join(e["models"])]
-            for e in library.entries()]
+    """Each saved voice: 'name (5.4 s)', its transcript, the models that speak it."""
+    return [[f"{e['id']} ({e.get('seconds', 0):.1f} s)", e.get("transcript") or "",
+             ", ".join(e["models"])] for e in library.entries()]
 
 
 def _listed(library: VoiceLibrary, picked: str | None = None) -> tuple:
