@@ -204,6 +204,23 @@ def test_open_pages_pickers_follow_a_saved_voice_and_keep_their_selection(joe, s
     _, _, transcript, kept = kept_clip(ctx, speech_wav)
     voices.save(ctx, "narrator", kept, transcript, call=gr.Request())
     revision, _, model, voice = pickers_if_changed(ctx, drawn, "", "cloner", "b")
+    assert revision != gr.skip(), "the pickers were not redrawn after a voice was saved"
     assert revision > drawn and model["value"] == "cloner"
     assert ("narrator", "narrator") in voice["choices"] and voice["value"] == "b"
     assert pickers_if_changed(ctx, revision, "", "cloner", "b") == (gr.skip(),) * 4
+
+
+def test_open_pages_pickers_follow_a_hot_added_and_a_removed_model(joe, tmp_path):
+    ctx, _ = studio(joe, tmp_path)
+    registry, drawn = ctx.pipeline.registry, ctx.pipeline.registry.revision
+    added = CloningFakeEngine("cloner-two")
+    registry.add(added, WarmModel(added.card(), 0, 0))
+    revision, _, model, _ = pickers_if_changed(ctx, drawn, "", "cloner", "")
+    assert revision != gr.skip(), "the pickers were not redrawn after a model was added"
+    assert revision > drawn and model["value"] == "cloner"
+    assert ("cloner-two (fake)", "cloner-two") in model["choices"]
+    registry.withdraw("cloner")  # the model picked goes: the first one left is picked
+    later, _, model, voice = pickers_if_changed(ctx, revision, "", "cloner", "a")
+    assert later != gr.skip(), "the pickers were not redrawn after a model was removed"
+    assert later > revision and "cloner" not in [name for _, name in model["choices"]]
+    assert model["value"] == joe.default.name and voice["value"] == ""
