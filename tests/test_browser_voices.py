@@ -235,3 +235,38 @@ def test_a_one_off_voice_speaks_on_its_own_page_only_and_goes_when_it_closes(
         assert time.monotonic() < deadline, "the one-off voice outlived its page"
         other.wait_for_timeout(500)
     assert list(Path(pipeline.settings.voices_dir).iterdir()) == []  # never on disk
+
+
+@pytest.fixture(scope="module")
+def mic_browser():
+    """Chromium with its fake microphone (a beeping tone) allowed without asking."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--autoplay-policy=no-user-gesture-required", "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream"])
+        yield browser
+        browser.close()
+
+
+def test_a_recorded_clip_shows_its_kept_part_with_the_typed_transcript(mic_browser, cloning):
+    url, _ = cloning
+    page = open_page(mic_browser, url)
+    page.context.grant_permissions(["microphone"])
+    page.get_by_role("tab", name="Voices").click()
+    page.fill("#voice-transcript textarea", "A beep for a voice.")
+    page.click("#voice-clip button[aria-label='Record audio']")
+    page.click("#voice-clip button:has-text('Record')")
+    page.wait_for_timeout(4000)
+    page.click("#voice-clip button:visible:has-text('Stop')")
+    page.wait_for_function("() => document.querySelector('#voice-kept-note').innerText"
+                           ".match(/Kept|cannot/)", timeout=60_000)
+    note = page.inner_text("#voice-kept-note")
+    kept_s, of_s = map(float, re.search(r"Kept ([\d.]+) s of ([\d.]+) s", note).groups())
+    assert 3.0 <= of_s <= 6.0 and 2.0 <= kept_s <= of_s  # about the 4 s recorded
+    kept, rate = fetched(page, url, "#voice-kept")
+    assert kept.shape[0] / rate == pytest.approx(kept_s, abs=0.05)
+    assert page.input_value("#voice-transcript textarea") == "A beep for a voice."
+    assert page.failures == []
