@@ -32,16 +32,23 @@ SPOKEN = ("The quick brown fox jumps over the lazy dog. Then it runs far away in
           "home, tired and hungry, and sleeps for three days.")
 
 
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--autoplay-policy=no-user-gesture-required"])
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -238,17 +245,12 @@ def test_a_one_off_voice_speaks_on_its_own_page_only_and_goes_when_it_closes(
 
 
 @pytest.fixture(scope="module")
-def mic_browser():
+def mic_browser(playwright):
     """Chromium with its fake microphone (a beeping tone) allowed without asking."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--autoplay-policy=no-user-gesture-required", "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream"])
-        yield browser
-        browser.close()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+    yield browser
+    browser.close()
 
 
 def test_a_recorded_clip_shows_its_kept_part_with_the_typed_transcript(mic_browser, cloning):
