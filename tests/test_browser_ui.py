@@ -164,7 +164,7 @@ def test_chinese_on_the_english_voice_says_what_it_could_not_speak(desk):
     page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     assert "cannot pronounce any of this text" in toast(page, "cannot pronounce any of this")
     generate(page, "Hello 你好 world.")
-    assert "not spoken as words: 你好" in toast(page, "not spoken as words")
+    assert "not spoken as words: 你, 好" in toast(page, "not spoken as words")
 
 
 def test_the_seed_says_its_range_and_a_huge_seed_is_refused_in_those_words(desk):

@@ -10,7 +10,7 @@ import numpy as np
 
 from tts_core import InputError, SpeechRequest, TTSError
 from tts_core import audio as audio_io
-from tts_core.text import foreign_letters
+from tts_core.text import foreign_letters, letters_shown
 from tts_core.timings import to_srt
 from ui.context import StudioContext
 
@@ -55,7 +55,7 @@ def warn_foreign(ctx: StudioContext, text, model) -> None:
     foreign = foreign_letters(text or "", card.language)
     if foreign:
         gr.Warning(f"{card.name} speaks {card.spoken_language}; it cannot pronounce these "
-                   f"letters, so they were not spoken as words: {foreign[:40]}")
+                   f"letters, so they were not spoken as words: {letters_shown(foreign, 40)}")
 
 
 def _route(call: gr.Request | None) -> str:
