@@ -64,3 +64,52 @@ def test_a_history_row_keeps_its_comma_with_the_model_name():
     # it starts a line with the comma ("en_US-joe-medium , default:").
     assert row.loose == [], row.loose
     assert re.search(r"<b>en_US-joe-medium</b>, default: 1\.2 s of audio", history_html([entry]))
+
+
+# ---- loudness on the page and in /synthesize, /captioned --------------------------------------
+
+MAX_ERROR_LU = 1.0  # the tolerance the HTTP loudness tests use (test_loudness.py)
+LOUD_TEXT = "Close the front door, and bring the letters in before the rain starts."
+
+
+def lufs_of(path) -> float:
+    import soundfile as sf
+    from tts_core.loudness import integrated_lufs
+
+    audio, rate = sf.read(path, dtype="float32")
+    return integrated_lufs(audio, rate)
+
+
+def test_gradio_client_calls_synthesize_and_captioned_with_old_arguments_and_with_loudness(
+        quiet_url):
+    from gradio_client import Client
+
+    client = Client(quiet_url, verbose=False)
+    # Old callers: five arguments, as before the control existed (the server's default: off).
+    old, old_record = client.predict(LOUD_TEXT, "", "", 1.0, -1, api_name="/synthesize")
+    loud, record = client.predict(LOUD_TEXT, "", "", 1.0, -1, "-16", api_name="/synthesize")
+    quiet, quiet_record = client.predict(LOUD_TEXT, "", "", 1.0, -1, -23, api_name="/synthesize")
+    assert old_record["loudness_target_lufs"] is None
+    assert abs(lufs_of(loud) + 16) <= MAX_ERROR_LU and record["loudness_target_lufs"] == -16
+    assert abs(record["loudness_lufs"] + 16) <= MAX_ERROR_LU
+    assert abs(lufs_of(quiet) + 23) <= MAX_ERROR_LU and quiet_record["loudness_target_lufs"] == -23
+    assert abs(lufs_of(old) - old_record["loudness_lufs"]) < 0.01
+    assert abs(lufs_of(old) + 16) > 2, "the voice's own level happens to be -16: pick a target"
+    old_wav, old_words, _ = client.predict(LOUD_TEXT, "", "", 1.0, -1, api_name="/captioned")
+    wav, words, srt = client.predict(LOUD_TEXT, "", "", 1.0, -1, "-14", api_name="/captioned")
+    assert [w["word"] for w in words] == [w["word"] for w in old_words]
+    assert abs(lufs_of(wav) + 14) <= MAX_ERROR_LU and abs(lufs_of(old_wav) + 14) > 2
+    with pytest.raises(Exception, match="Loudness must be a number from -40 to -9 LUFS"):
+        client.predict(LOUD_TEXT, "", "", 1.0, -1, "-3", api_name="/synthesize")
+
+
+def test_the_loudness_control_offers_off_and_the_three_norms_and_keeps_the_servers_default():
+    from ui.pickers import loudness_choices
+
+    choices, value = loudness_choices(None)
+    assert [v for _, v in choices] == ["off", "-23", "-16", "-14"] and value == "off"
+    assert [label for label, _ in choices][1:] == [
+        "-23 LUFS (broadcast, EBU R128)", "-16 LUFS (podcast)", "-14 LUFS (streaming services)"]
+    assert loudness_choices(-16.0)[1] == "-16"
+    choices, value = loudness_choices(-20.0)
+    assert value == "-20" and choices[-1] == ("-20 LUFS (this server's default)", "-20")

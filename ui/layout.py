@@ -11,8 +11,8 @@ from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MI
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
 from ui.html import count_html, history_html, player_html, spoken_html, timing_html
-from ui.pickers import (ALL_LANGUAGES, Picker, captions_title, language_choices, load_examples,
-                        model_choices, model_note, voice_choices)
+from ui.pickers import (ALL_LANGUAGES, LoudnessPicker, Picker, captions_title, language_choices,
+                        load_examples, loudness_choices, model_choices, model_note, voice_choices)
 
 INTRO = ("# TTS Studio\nWarm-loaded text to speech: every model below was loaded and run once "
          "before this page was served. **Ctrl+Enter** in the text speaks. From code: the "
@@ -34,6 +34,7 @@ class Page:
     speed: gr.Slider
     seed: gr.Number
     temperature: gr.Slider
+    loudness: LoudnessPicker  # Off or a target in LUFS, for whatever Speak plays
     xvector_box: gr.Accordion
     xvector: gr.File
     speak: gr.Button  # the one action: the page's Web Audio stream, or its fallback
@@ -86,12 +87,17 @@ def _controls(ctx: StudioContext) -> dict:
                                 label="Temperature", elem_id="temperature",
                                 info="sampling models (Bark)", min_width=140,
                                 visible=can.temperature)
+    choices, value = loudness_choices(ctx.settings.loudness_lufs)
+    loudness = LoudnessPicker(choices, value=value, label="Loudness", elem_id="loudness",
+                              info="Integrated loudness of what is played (LUFS), peaks kept "
+                                   f"under {ctx.settings.true_peak_db:g} dBTP; Off: the voice's "
+                                   "own level")
     with gr.Accordion("Your own speaker embedding (SpeechT5)", open=False, elem_id="xvector-box",
                       visible=can.speaker_embedding_dim is not None) as xvector_box:
         xvector = gr.File(label=".npy x-vector", file_types=[".npy"], type="filepath",
                           elem_id="xvector", height=120)
-    return dict(speed=speed, seed=seed, temperature=temperature, xvector_box=xvector_box,
-                xvector=xvector)
+    return dict(speed=speed, seed=seed, temperature=temperature, loudness=loudness,
+                xvector_box=xvector_box, xvector=xvector)
 
 
 def _form(ctx: StudioContext) -> dict:
