@@ -245,9 +245,11 @@ def test_use_via_api_describes_its_endpoints_and_types_what_they_return(studio):
     synthesize, models = info["/synthesize"], info["/models"]
     assert "Speak a text aloud" in synthesize["description"]
     assert models["description"] and models["returns"][0]["python_type"]["type"] != "Any"
-    # This server has no Bark and no SpeechT5: no temperature, no speaker file.
+    # This server has no Bark and no SpeechT5: no temperature, no speaker file; the loudness
+    # is last, with the server's default (old callers leave it out).
     assert [p["parameter_name"] for p in synthesize["parameters"]] == [
-        "text", "model", "voice", "speed", "seed"]
+        "text", "model", "voice", "speed", "seed", "loudness"]
+    assert synthesize["parameters"][-1]["parameter_has_default"]
 
 
 def test_stream_then_generate_leaves_one_current_result_of_the_right_length(desk, studio):
