@@ -113,3 +113,48 @@ def test_the_loudness_control_offers_off_and_the_three_norms_and_keeps_the_serve
     assert loudness_choices(-16.0)[1] == "-16"
     choices, value = loudness_choices(-20.0)
     assert value == "-20" and choices[-1] == ("-20 LUFS (this server's default)", "-20")
+
+
+# ---- the Dia dialogue helper -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dia_pipeline(tmp_path_factory):
+    from tiny_models import make_tiny_dia
+    from tts_core import Pipeline, Settings
+
+    folder = make_tiny_dia(tmp_path_factory.mktemp("models") / "tiny-dia")
+    return Pipeline.from_settings(Settings.from_env({"TTS_MODELS": f"joe,dia:{folder}?name=tiny-dia"}))
+
+
+def test_dias_card_carries_its_dialogue_convention_and_others_none(dia_pipeline):
+    from ui.pickers import dialogue_markdown
+
+    card = dia_pipeline.registry.card("tiny-dia")
+    assert card.dialogue.speakers == ("[S1]", "[S2]") and "(laughs)" in card.dialogue.nonverbal
+    assert card.dialogue.example.startswith("[S1]") and "[S2]" in card.dialogue.example
+    shown = dialogue_markdown(card)
+    assert "`[S1]` and `[S2]`" in shown and "`(clears throat)`" in shown
+    assert "Text without a tag is spoken by [S1]" in shown
+    assert dia_pipeline.registry.card("en_US-joe-medium").dialogue is None
+    assert dialogue_markdown(dia_pipeline.registry.card("en_US-joe-medium")) == ""
+
+
+def test_dia_gets_the_speaker_tags_as_typed_each_sentence_its_speaker(dia_pipeline):
+    """The English number reading made "[S2]" into "[S two ]" before Dia read it; a sentence
+    with no tag of its own is [S1] (what the helper says)."""
+    engine = dia_pipeline.registry.engines["tiny-dia"]
+    seen, prepare = [], engine._prepare
+    engine._prepare = lambda text, voice: seen.append(prepare(text, voice)["text"]) or prepare(text, voice)
+    try:
+        dia_pipeline.synthesize(SpeechRequest(engine.dialogue.example, model="tiny-dia", seed=1))
+        assert seen == ["[S1] Did you finish the last chapter?",
+                        "[S2] Almost, I stopped at the storm (sighs) because it kept me up.",
+                        "[S1] It gets better, I promise (laughs).",
+                        "[S2] You said that about the first one."], seen
+        seen.clear()
+        dia_pipeline.synthesize(SpeechRequest("No tag here. [S2] Then the second speaker.",
+                                              model="tiny-dia", seed=1))
+        assert seen == ["[S1] No tag here.", "[S2] Then the second speaker."], seen
+    finally:
+        engine._prepare = prepare

@@ -11,8 +11,9 @@ from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MI
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
 from ui.html import count_html, history_html, player_html, spoken_html, timing_html
-from ui.pickers import (ALL_LANGUAGES, LoudnessPicker, Picker, captions_title, language_choices,
-                        load_examples, loudness_choices, model_choices, model_note, voice_choices)
+from ui.pickers import (ALL_LANGUAGES, LoudnessPicker, Picker, captions_title, dialogue_markdown,
+                        language_choices, load_examples, loudness_choices, model_choices,
+                        model_note, voice_choices)
 
 INTRO = ("# TTS Studio\nWarm-loaded text to speech: every model below was loaded and run once "
          "before this page was served. **Ctrl+Enter** in the text speaks. From code: the "
@@ -31,6 +32,9 @@ class Page:
     model: Picker
     voice: Picker
     note: gr.Markdown  # model-note
+    dialogue_box: gr.Column  # the dialogue helper: shown for a model whose text names speakers
+    dialogue_help: gr.Markdown
+    dialogue_example: gr.Button  # puts the card's example dialogue in the text box
     speed: gr.Slider
     seed: gr.Number
     temperature: gr.Slider
@@ -72,7 +76,14 @@ def _pickers(ctx: StudioContext) -> dict:
         voice = Picker(voice_choices(pipeline, None), value="", label="Voice", elem_id="voice",
                        scale=1, min_width=140, allow_custom_value=False)
     note = gr.Markdown(model_note(pipeline, None), elem_id="model-note")
-    return dict(language=language, model=model, voice=voice, note=note)
+    first = pipeline.registry.card(None)
+    with gr.Column(visible=first.dialogue is not None, elem_id="dialogue-box") as dialogue_box:
+        dialogue_help = gr.Markdown(dialogue_markdown(first), elem_id="dialogue-help")
+        dialogue_example = gr.Button("Insert dialogue example", size="sm",
+                                     elem_id="dialogue-example")
+    return dict(language=language, model=model, voice=voice, note=note,
+                dialogue_box=dialogue_box, dialogue_help=dialogue_help,
+                dialogue_example=dialogue_example)
 
 
 def _controls(ctx: StudioContext) -> dict:

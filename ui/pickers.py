@@ -101,6 +101,38 @@ def voice_choices(pipeline: Pipeline, model: str | None) -> list[tuple[str, str]
     return [(first, "")] + [(v, v) for v in card.voices if v != default]
 
 
+def dialogue_markdown(card) -> str:
+    """The dialogue helper for a model whose text names speakers (its card's `dialogue`: Dia):
+    the convention, the sounds it takes and what it does with text that names no speaker."""
+    script = card.dialogue
+    if script is None:
+        return ""
+    speakers = " and ".join(f"`{tag}`" for tag in script.speakers)
+    sounds = ", ".join(f"`{tag}`" for tag in script.nonverbal)
+    return (f"**Dialogue for {card.name}**: start each speaker's turn with {speakers}, "
+            f"beginning with `{script.speakers[0]}`. {script.untagged}\n\n"
+            f"Sounds it takes in the text (sparingly: any may come out unexpected): {sounds}.")
+
+
+def dialogue_changed(pipeline: Pipeline, form, model: str) -> dict:
+    """The dialogue helper shows only for a model whose card has a dialogue convention."""
+    try:
+        card = pipeline.registry.card(model or None)
+    except TTSError:
+        card = pipeline.registry.card(None)  # (model_changed says why)
+    return {form.dialogue_box: gr.update(visible=card.dialogue is not None),
+            form.dialogue_help: dialogue_markdown(card)}
+
+
+def dialogue_example(pipeline: Pipeline, model: str):
+    """The picked model's example dialogue, into the text box (one click)."""
+    try:
+        script = pipeline.registry.card(model or None).dialogue
+    except TTSError as e:
+        raise gr.Error(str(e)) from e
+    return script.example if script is not None else gr.skip()
+
+
 def captions_title(card) -> str:
     """The captions' title for the model picked: its words, or that it gives none."""
     if card.capabilities.timings:

@@ -129,6 +129,10 @@ def wire_form(ctx: StudioContext, page: Page) -> None:
                        page.captions_box], **PRIVATE)
     page.language.change(bind(pickers.language_changed, ctx.pipeline), page.language,
                          page.model, **PRIVATE)
+    page.model.change(bind(pickers.dialogue_changed, ctx.pipeline, page), page.model,
+                      [page.dialogue_box, page.dialogue_help], **PRIVATE)
+    page.dialogue_example.click(bind(pickers.dialogue_example, ctx.pipeline), page.model,
+                                page.text, **PRIVATE)
     page.examples.click(lambda sample: sample[0], page.examples, page.text, **PRIVATE)
 
 
