@@ -66,3 +66,84 @@ def test_speak_plays_at_the_loudness_picked_and_the_record_says_so(browser, quie
            f"-23 measured {fallback:.2f} LUFS")
     assert abs(streamed + 16) <= MAX_ERROR_LU and abs(fallback + 23) <= MAX_ERROR_LU
     page.close()
+
+
+@pytest.fixture(scope="module")
+def dia_url(tmp_path_factory):
+    """The embedded voice first, a tiny Dia beside it."""
+    from conftest import free_port
+    import app
+    from tiny_models import make_tiny_dia
+    from tts_core import Pipeline, Settings
+    from tts_core.server import StudioServer
+    from ui.studio import build_demo
+
+    folder = make_tiny_dia(tmp_path_factory.mktemp("models") / "tiny-dia")
+    pipeline = Pipeline.from_settings(Settings.from_env(
+        {"TTS_MODELS": f"joe,dia:{folder}?name=tiny-dia"}))
+    server = StudioServer("127.0.0.1", free_port()).start()
+    server.attach(app.build_server(pipeline, build_demo(pipeline, streaming=False),
+                                   server.readiness))
+    yield server.url
+    server.stop()
+
+
+def test_the_dialogue_helper_shows_for_dia_only_and_inserts_its_example(browser, dia_url):
+    from tts_core.engines.dia import DIA_DIALOGUE
+
+    page = open_page(browser, dia_url)
+    assert not page.is_visible("#dialogue-box")  # Piper's joe: no speakers in its text
+    pick(page, "#model", "tiny-dia")
+    page.wait_for_selector("#dialogue-box", state="visible", timeout=15_000)
+    help_text = page.inner_text("#dialogue-help")
+    assert "[S1] and [S2]" in help_text and "(laughs)" in help_text and "(clears throat)" in help_text
+    assert "Text without a tag is spoken by [S1]" in help_text
+    page.click("#dialogue-example")
+    page.wait_for_function("(t) => document.querySelector('#text textarea').value === t",
+                           arg=DIA_DIALOGUE.example, timeout=10_000)
+    pick(page, "#model", "en_US-joe-medium")
+    page.wait_for_selector("#dialogue-box", state="hidden", timeout=15_000)
+    page.close()
+
+
+# The charts are SVG (Gradio's LinePlot draws through Vega with the svg renderer): what each
+# chart draws, its y axis' labels, and where its legend ends, as the browser laid them out.
+CHART = """(c) => { const box = document.querySelector(c), svg = box.querySelector('svg');
+  if (!svg) return null;
+  const y = [...svg.querySelectorAll('g[aria-label^="Y-axis"] .role-axis-label text')];
+  const legend = svg.querySelector('.role-legend');
+  return {points: svg.querySelectorAll('.role-mark.plot_marks.mark-symbol path').length,
+          lines: svg.querySelectorAll('.role-mark.plot_marks.mark-line path').length,
+          y: y.map(t => t.textContent),
+          x: [...svg.querySelectorAll('g[aria-label^="X-axis"] .role-axis-label text')].map(t => t.textContent),
+          legend_right: legend ? legend.getBoundingClientRect().right : null,
+          right: box.getBoundingClientRect().right, text: box.innerText} }"""
+
+
+def test_the_charts_read_on_a_phone_a_point_whole_numbers_and_a_legend_that_fits(browser, serve):
+    """At 390 px: one request is drawn as points (not a line), the axes count whole ms and whole
+    requests (no label twice), the legend ends inside its chart, the page does not scroll
+    sideways, and the per-model table stays within the screen."""
+    from fakes import FakeEngine, fake_pipeline
+    from tts_core import SpeechRequest
+
+    pipeline = fake_pipeline(FakeEngine(infer_s=0.01))
+    page = open_page(browser, serve(pipeline), viewport=PHONE)
+    page.wait_for_function("() => document.querySelector('#latency-chart')?.innerText"
+                           ".includes('No requests yet')", timeout=15_000)
+    pipeline.synthesize(SpeechRequest("A first request."))
+    page.wait_for_function("() => document.querySelector('#latency-chart')?.innerText"
+                           ".includes('Whole milliseconds')", timeout=15_000)
+    page.wait_for_timeout(4_500)  # two more refreshes with nothing new: still one point each
+    latency, gate = (page.evaluate(CHART, c) for c in ("#latency-chart", "#queue-chart"))
+    assert latency["points"] == 4 and latency["lines"] == 0, latency  # 4 series, a point each
+    for chart in (latency, gate):
+        assert chart["y"] and all(label.isdigit() for label in chart["y"]), chart["y"]
+        assert len(set(chart["y"])) == len(chart["y"]), f"a label twice: {chart['y']}"
+    assert latency["legend_right"] <= latency["right"], latency
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    table = page.evaluate("() => document.querySelector('#per-model table')"
+                          ".getBoundingClientRect().right")
+    assert table <= PHONE["width"], table
+    page.screenshot(path="/tmp/charts-390.png", full_page=False)
+    page.close()
