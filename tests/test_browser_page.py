@@ -8,7 +8,7 @@ import httpx
 import pytest
 import soundfile as sf
 
-from test_browser_ui import PHONE, browser, open_page, pick, toast  # noqa: F401  (the module's browser)
+from test_browser_ui import PHONE, browser, families_url, open_page, pick, toast  # noqa: F401
 from tts_core.loudness import integrated_lufs
 
 pytestmark = pytest.mark.slow
@@ -146,4 +146,24 @@ def test_the_charts_read_on_a_phone_a_point_whole_numbers_and_a_legend_that_fits
                           ".getBoundingClientRect().right")
     assert table <= PHONE["width"], table
     page.screenshot(path="/tmp/charts-390.png", full_page=False)
+    page.close()
+
+
+FITS = "(s) => { const i = document.querySelector(s + ' input'); return [i.value, i.scrollWidth, i.clientWidth] }"
+
+
+@pytest.mark.parametrize("viewport", [None, PHONE], ids=["1280", "390"])
+def test_bark_voice_names_are_not_cut_in_the_voice_picker(browser, families_url, viewport):
+    page = open_page(browser, families_url, viewport=viewport)
+    pick(page, "#model", "tiny-bark")
+    page.wait_for_function("() => document.querySelector('#voice input').value.includes('en_speaker_0')",
+                           timeout=15_000)
+    value, scroll, client = page.evaluate(FITS, "#voice")
+    assert scroll <= client + 1, f"{value!r} is cut: {scroll} px of text in {client} px"
+    page.click("#voice input")
+    options = page.evaluate("() => [...document.querySelectorAll('#voice ul[role=listbox] li')]"
+                            ".map(li => [li.innerText.trim(), li.scrollWidth, li.clientWidth])")
+    assert any("en_speaker_1" in o[0] for o in options), options
+    for text, scroll, client in options:
+        assert scroll <= client + 1, f"option {text!r} is cut"
     page.close()

@@ -73,8 +73,9 @@ def _pickers(ctx: StudioContext) -> dict:
         model = Picker(model_choices(pipeline), value=pipeline.registry.card(None).name,
                        label="Model", elem_id="model", scale=2, min_width=200,
                        allow_custom_value=False)
+        # As wide as the model: Bark's "v2/en_speaker_6 (default)" was cut at scale 1.
         voice = Picker(voice_choices(pipeline, None), value="", label="Voice", elem_id="voice",
-                       scale=1, min_width=140, allow_custom_value=False)
+                       scale=2, min_width=200, allow_custom_value=False)
     note = gr.Markdown(model_note(pipeline, None), elem_id="model-note")
     first = pipeline.registry.card(None)
     with gr.Column(visible=first.dialogue is not None, elem_id="dialogue-box") as dialogue_box:
