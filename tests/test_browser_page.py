@@ -167,3 +167,23 @@ def test_bark_voice_names_are_not_cut_in_the_voice_picker(browser, families_url,
     for text, scroll, client in options:
         assert scroll <= client + 1, f"option {text!r} is cut"
     page.close()
+
+
+def test_the_api_page_shows_no_gradio_p50_figure(browser, quiet_url):
+    """"Use via API" showed Gradio's own queue timing per endpoint ("p50: 0 ms" for /models),
+    beside none of the speech figures the live panel and /metrics count."""
+    from gradio_client import Client
+
+    client = Client(quiet_url, verbose=False)
+    client.predict("Hello there.", "", "", 1.0, -1, api_name="/synthesize")
+    client.predict(api_name="/models")
+    page = open_page(browser, quiet_url)
+    page.click("footer >> text=Use via API")
+    page.wait_for_function("() => document.body.innerText.includes('Speak a text aloud')"
+                           " && document.body.innerText.includes('List the warm-loaded')",
+                           timeout=15_000)
+    page.wait_for_timeout(1_500)  # the page asks for its figures after it opens
+    shown = re.findall(r"[^\n]{0,40}p50: [^\n]{0,20}", page.inner_text("body"))
+    assert shown == [], shown
+    assert httpx.get(f"{quiet_url}/monitoring/summary", timeout=10).status_code == 403
+    page.close()
