@@ -8,6 +8,7 @@ import httpx
 import pytest
 import soundfile as sf
 
+from test_browser_bounds import small_uploads_url  # noqa: F401  (TTS_MAX_UPLOAD_BYTES 100000)
 from test_browser_ui import PHONE, browser, families_url, open_page, pick, toast  # noqa: F401
 from tts_core.loudness import integrated_lufs
 
@@ -186,4 +187,26 @@ def test_the_api_page_shows_no_gradio_p50_figure(browser, quiet_url):
     shown = re.findall(r"[^\n]{0,40}p50: [^\n]{0,20}", page.inner_text("body"))
     assert shown == [], shown
     assert httpx.get(f"{quiet_url}/monitoring/summary", timeout=10).status_code == 403
+    page.close()
+
+
+def test_an_oversized_book_file_is_refused_with_the_limit_named(browser, small_uploads_url,
+                                                                tmp_path):
+    """The jobs panel's book file and the x-vector box say their limit before a file is picked,
+    and a larger book is refused on the page with a message naming it; nothing is sent."""
+    page = open_page(browser, small_uploads_url)
+    uploads = []
+    page.on("request", lambda r: uploads.append(r.url) if r.method == "POST"
+            and "/gradio_api/upload" in r.url else None)
+    page.click("#long-text button")
+    page.wait_for_selector("#job-file", state="visible", timeout=10_000)
+    assert "(at most 97.7 KB)" in page.inner_text("#job-file")
+    page.click("#xvector-box button")
+    assert "(at most 97.7 KB)" in page.inner_text("#xvector")
+    book = tmp_path / "book.txt"
+    book.write_text("Chapter one. " * 20_000)  # 260 kB
+    page.set_input_files("#job-file input[type=file]", str(book))
+    message = toast(page, "exceed the maximum allowed size", timeout=15_000)
+    assert "97.7 Kb" in message and "book.txt" in message, message
+    assert uploads == [] and page.locator("#job-file a").count() == 0
     page.close()

@@ -19,6 +19,11 @@ COUNT_JS = """(t) => { const n = [...(t || '')].length, limit = LIMIT;
                    : `<span>${n} / ${limit} characters</span>`; }"""
 
 
+def file_size(n: int) -> str:
+    """A byte count as Gradio's too-large toast gives it (1024-based): '97.7 KB', '19.1 MB'."""
+    return f"{n / 1024:.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MB"
+
+
 def count_js(limit: int) -> str:
     """The browser-side character count for a text limit."""
     return COUNT_JS.replace("LIMIT", str(limit))

@@ -10,7 +10,7 @@ import gradio as gr
 from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
-from ui.html import count_html, history_html, player_html, spoken_html, timing_html
+from ui.html import count_html, file_size, history_html, player_html, spoken_html, timing_html
 from ui.pickers import (ALL_LANGUAGES, LoudnessPicker, Picker, captions_title, dialogue_markdown,
                         language_choices, load_examples, loudness_choices, model_choices,
                         model_note, voice_choices)
@@ -106,8 +106,9 @@ def _controls(ctx: StudioContext) -> dict:
                                    "own level")
     with gr.Accordion("Your own speaker embedding (SpeechT5)", open=False, elem_id="xvector-box",
                       visible=can.speaker_embedding_dim is not None) as xvector_box:
-        xvector = gr.File(label=".npy x-vector", file_types=[".npy"], type="filepath",
-                          elem_id="xvector", height=120)
+        limit = file_size(ctx.settings.max_upload_bytes)  # TTS_MAX_UPLOAD_BYTES
+        xvector = gr.File(label=f".npy x-vector (at most {limit})", file_types=[".npy"],
+                          type="filepath", elem_id="xvector", height=120)
     return dict(speed=speed, seed=seed, temperature=temperature, loudness=loudness,
                 xvector_box=xvector_box, xvector=xvector)
 
