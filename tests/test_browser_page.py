@@ -210,3 +210,28 @@ def test_an_oversized_book_file_is_refused_with_the_limit_named(browser, small_u
     assert "97.7 Kb" in message and "book.txt" in message, message
     assert uploads == [] and page.locator("#job-file a").count() == 0
     page.close()
+
+
+def test_on_a_phone_a_history_row_never_starts_a_line_with_its_comma(browser):
+    """The history's markup in the page's own CSS at 390 px: the comma after the model's name
+    sits right after it, on its line ("en_US-joe-medium , default:" put it on the next)."""
+    from pathlib import Path
+
+    from ui.html import history_html
+
+    css = (Path(__file__).resolve().parent.parent / "assets" / "ui" / "studio.css").read_text()
+    entry = dict(path="/tmp/a.wav", text="Hello there.", model="en_US-joe-medium",
+                 voice="default", total_ms=812.0, first_audio_ms=95.0, audio_seconds=1.9,
+                 words=[{"word": "Hello", "start": 0.0, "end": 0.4}])
+    page = browser.new_page(viewport=PHONE)
+    page.set_content(f"<style>{css}</style><div id='history'>{history_html([entry])}</div>")
+    where = page.evaluate("""() => {
+      const b = document.querySelector('#history .history-item b');
+      const text = b.nextSibling;  // ", default: ..."
+      const range = document.createRange();
+      range.setStart(text, 0); range.setEnd(text, 1);
+      const comma = range.getBoundingClientRect(), name = b.getBoundingClientRect();
+      return {text: text.textContent.slice(0, 10), gap: comma.left - name.right,
+              line: Math.abs(comma.top - name.top)} }""")
+    assert where["text"].startswith(",") and where["line"] < 2 and where["gap"] < 2, where
+    page.close()
