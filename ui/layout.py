@@ -69,7 +69,7 @@ def _pickers(ctx: StudioContext) -> dict:
     pipeline = ctx.pipeline
     with gr.Row():
         language = Picker(language_choices(pipeline), value=ALL_LANGUAGES, label="Language",
-                          elem_id="language", scale=1, min_width=140, allow_custom_value=False)
+                          elem_id="language", scale=1, min_width=170, allow_custom_value=False)
         model = Picker(model_choices(pipeline), value=pipeline.registry.card(None).name,
                        label="Model", elem_id="model", scale=2, min_width=200,
                        allow_custom_value=False)
