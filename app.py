@@ -48,8 +48,11 @@ def build_server(pipeline: Pipeline, demo: gr.Blocks, readiness: Readiness) -> F
     if settings.ui_auth:  # any user name, the API key as password
         def auth(user: str, password: str) -> bool:
             return hmac.compare_digest(password.encode(), settings.api_key.encode())
+    # enable_monitoring=False: Gradio's own per-endpoint timing (its /monitoring, shown on the
+    # "Use via API" page as "p50: 0 ms" for /models) is of its queue's calls only, not speech
+    # latency; the live panel and /metrics count every route's requests.
     app = gr.mount_gradio_app(api, demo, path="/", auth=auth, mcp_server=True,
-                              max_file_size=settings.max_upload_bytes,
+                              enable_monitoring=False, max_file_size=settings.max_upload_bytes,
                               auth_message="Sign in with any name and the studio's API key.",
                               css_paths=[UI_ASSETS / "studio.css"],
                               head=f"<script>{(UI_ASSETS / 'studio.js').read_text()}</script>")

@@ -23,7 +23,9 @@ def test_synthesize_returns_real_speech_and_every_latency_key(client):
     assert fmt == "WAV" and rate == 22050
     assert 0.4 < audio.shape[0] / rate < 3.0
     assert np.sqrt(np.mean(audio ** 2)) > 0.02  # speech, not silence
-    assert tuple(record) == RECORD_KEYS
+    # the record, then the loudness asked for (none here: the server's default, off) and measured
+    assert tuple(record) == RECORD_KEYS + ("loudness_target_lufs", "loudness_lufs")
+    assert record["loudness_target_lufs"] is None and record["loudness_lufs"] < -10
     assert record["model"] == "en_US-joe-medium" and record["chars"] == 12
     assert record["audio_seconds"] == pytest.approx(audio.shape[0] / rate, abs=0.01)
 
@@ -72,7 +74,9 @@ def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, args, word
 def test_nan_speed_sent_as_raw_json_is_refused(studio):
     """A browser cannot send NaN, but a hand-written client can: the pipeline still says no."""
     fn_index = next(i for i, fn in studio.demo.fns.items() if fn.api_name == "synthesize")
-    body = ('{"data": ["hi", "en_US-joe-medium", "", NaN, -1, 0.7, null], "fn_index": %d, '
+    # every input, as the raw queue protocol takes them (temperature and x-vector are None
+    # stand-ins on this server; the loudness last)
+    body = ('{"data": ["hi", "en_US-joe-medium", "", NaN, -1, null, null, "off"], "fn_index": %d, '
             '"session_hash": "nan-test", "event_data": null, "trigger_id": null}' % fn_index)
     join = httpx.post(f"{studio.url}/gradio_api/queue/join", content=body,
                       headers={"Content-Type": "application/json"}, timeout=10)

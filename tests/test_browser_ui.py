@@ -164,7 +164,7 @@ def test_chinese_on_the_english_voice_says_what_it_could_not_speak(desk):
     page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
     assert "cannot pronounce any of this text" in toast(page, "cannot pronounce any of this")
     generate(page, "Hello 你好 world.")
-    assert "not spoken as words: 你好" in toast(page, "not spoken as words")
+    assert "not spoken as words: 你, 好" in toast(page, "not spoken as words")
 
 
 def test_the_seed_says_its_range_and_a_huge_seed_is_refused_in_those_words(desk):
@@ -245,9 +245,11 @@ def test_use_via_api_describes_its_endpoints_and_types_what_they_return(studio):
     synthesize, models = info["/synthesize"], info["/models"]
     assert "Speak a text aloud" in synthesize["description"]
     assert models["description"] and models["returns"][0]["python_type"]["type"] != "Any"
-    # This server has no Bark and no SpeechT5: no temperature, no speaker file.
+    # This server has no Bark and no SpeechT5: no temperature, no speaker file; the loudness
+    # is last, with the server's default (old callers leave it out).
     assert [p["parameter_name"] for p in synthesize["parameters"]] == [
-        "text", "model", "voice", "speed", "seed"]
+        "text", "model", "voice", "speed", "seed", "loudness"]
+    assert synthesize["parameters"][-1]["parameter_has_default"]
 
 
 def test_stream_then_generate_leaves_one_current_result_of_the_right_length(desk, studio):

@@ -124,9 +124,8 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
     if foreign and not textproc.has_speakable(cleaned.translate(dict.fromkeys(map(ord, foreign)))):
         raise InputError(f"Model {engine.name!r} cannot pronounce any of this text: it speaks "
                          f"{engine.language!r}, and none of the text is in that alphabet "
-                         f"({foreign[:FOREIGN_SHOWN]}"
-                         f"{' ...' if len(foreign) > FOREIGN_SHOWN else ''}). Choose a model "
-                         "for the text's language.", param="text")
+                         f"(letters {textproc.letters_shown(foreign, FOREIGN_SHOWN)}). "
+                         "Choose a model for the text's language.", param="text")
     if request.timings and not engine.supports_timings:
         raise InputError(f"Model {engine.name!r} ({engine.family}) gives no phoneme durations, "
                          "so it has no word timings; ask a Piper or VITS model for them.",

@@ -207,7 +207,8 @@ class _Reader:
         foreign = textproc.foreign_letters(words, self.engine.language)
         if foreign and not textproc.has_speakable(words.translate(dict.fromkeys(map(ord, foreign)))):
             raise _SsmlError(f"model {self.engine.name!r} speaks {self.engine.language!r} and "
-                             f"cannot pronounce any of this text ({foreign[:12]}); choose a model "
+                             f"cannot pronounce any of this text (letters "
+                             f"{textproc.letters_shown(foreign, 12)}); choose a model "
                              "for the text's language.")
         if len(said) > self.limit:
             raise _SsmlError(f"spelled out (numbers as words), the text is {len(said)} characters "

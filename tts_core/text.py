@@ -197,6 +197,13 @@ def foreign_letters(text: str, language: str | None) -> str:
                                  and not unicodedata.name(ch, "").startswith("LATIN")))
 
 
+def letters_shown(letters: str, limit: int) -> str:
+    """Letters listed so that a person reads them as letters, not as a word: "П, р, и, в ..."
+    (at most `limit` of them, then "...")."""
+    more = " ..." if len(letters) > limit else ""
+    return ", ".join(letters[:limit]) + more
+
+
 # --- numbers, money, times, dates, units, Roman numerals, abbreviations ---------------------
 
 

@@ -19,6 +19,11 @@ COUNT_JS = """(t) => { const n = [...(t || '')].length, limit = LIMIT;
                    : `<span>${n} / ${limit} characters</span>`; }"""
 
 
+def file_size(n: int) -> str:
+    """A byte count as Gradio's too-large toast gives it (1024-based): '97.7 KB', '19.1 MB'."""
+    return f"{n / 1024:.1f} KB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MB"
+
+
 def count_js(limit: int) -> str:
     """The browser-side character count for a text limit."""
     return COUNT_JS.replace("LIMIT", str(limit))
@@ -86,9 +91,11 @@ def history_html(entries: list[dict]) -> str:
         items.append(
             f"<li class='history-item' data-n='{n}'><audio controls preload='none' src='{url}'>"
             f"</audio><a href='{url}' download>download</a> {subtitle_links(e.get('words'), n)} "
-            f"<b>{html.escape(e['model'])}</b>, "
+            # one element: in the row's flex layout a bare text node after the name would be a
+            # flex item of its own, so its comma could start a line
+            f"<span class='entry-info'><b>{html.escape(e['model'])}</b>, "
             f"{html.escape(e['voice'])}: {e['audio_seconds']:.1f} s of audio, first audio "
-            f"{e['first_audio_ms']:.0f} ms, total {e['total_ms']:.0f} ms"
+            f"{e['first_audio_ms']:.0f} ms, total {e['total_ms']:.0f} ms</span>"
             f"<div class='entry-text'>{html.escape(short)}</div></li>")
     return f"<h3>This session's last {len(entries)}</h3><ol>{''.join(items)}</ol>"
 

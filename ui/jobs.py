@@ -18,6 +18,7 @@ from tts_core.jobs import jobs_for, read_input
 from tts_core.jobs.assemble import BOOK_FORMATS
 from tts_core.jobs.manager import JobNotFound, owner_for_key
 from ui.context import StudioContext
+from ui.html import file_size
 
 POLL_S = 1.0  # how often the panel reads a running job's progress
 UPLOAD_TYPES = [".txt", ".md", ".markdown", ".epub"]
@@ -60,8 +61,9 @@ def add_jobs_panel(ctx: StudioContext, model, voice, speed) -> None:
     with gr.Accordion("Long text: books and chapters, rendered in the background", open=False,
                       elem_id="long-text"):
         with gr.Row():
-            upload = gr.File(label="A .txt, .md or .epub file", file_types=UPLOAD_TYPES,
-                             elem_id="job-file")
+            limit = file_size(ctx.settings.max_upload_bytes)  # TTS_MAX_UPLOAD_BYTES
+            upload = gr.File(label=f"A .txt, .md or .epub file (at most {limit})",
+                             file_types=UPLOAD_TYPES, elem_id="job-file")
             pasted = gr.Textbox(label="or paste text", lines=6, elem_id="job-text")
         with gr.Row():
             input_format = gr.Dropdown(["auto", "text", "markdown", "epub"], value="auto",

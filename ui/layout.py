@@ -10,9 +10,10 @@ import gradio as gr
 from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MIN_TEMPERATURE
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
-from ui.html import count_html, history_html, player_html, spoken_html, timing_html
-from ui.pickers import (ALL_LANGUAGES, Picker, captions_title, language_choices, load_examples,
-                        model_choices, model_note, voice_choices)
+from ui.html import count_html, file_size, history_html, player_html, spoken_html, timing_html
+from ui.pickers import (ALL_LANGUAGES, LoudnessPicker, Picker, captions_title, dialogue_markdown,
+                        language_choices, load_examples, loudness_choices, model_choices,
+                        model_note, voice_choices)
 
 INTRO = ("# TTS Studio\nWarm-loaded text to speech: every model below was loaded and run once "
          "before this page was served. **Ctrl+Enter** in the text speaks. From code: the "
@@ -31,9 +32,13 @@ class Page:
     model: Picker
     voice: Picker
     note: gr.Markdown  # model-note
+    dialogue_box: gr.Column  # the dialogue helper: shown for a model whose text names speakers
+    dialogue_help: gr.Markdown
+    dialogue_example: gr.Button  # puts the card's example dialogue in the text box
     speed: gr.Slider
     seed: gr.Number
     temperature: gr.Slider
+    loudness: LoudnessPicker  # Off or a target in LUFS, for whatever Speak plays
     xvector_box: gr.Accordion
     xvector: gr.File
     speak: gr.Button  # the one action: the page's Web Audio stream, or its fallback
@@ -64,14 +69,22 @@ def _pickers(ctx: StudioContext) -> dict:
     pipeline = ctx.pipeline
     with gr.Row():
         language = Picker(language_choices(pipeline), value=ALL_LANGUAGES, label="Language",
-                          elem_id="language", scale=1, min_width=140, allow_custom_value=False)
+                          elem_id="language", scale=1, min_width=170, allow_custom_value=False)
         model = Picker(model_choices(pipeline), value=pipeline.registry.card(None).name,
                        label="Model", elem_id="model", scale=2, min_width=200,
                        allow_custom_value=False)
+        # As wide as the model: Bark's "v2/en_speaker_6 (default)" was cut at scale 1.
         voice = Picker(voice_choices(pipeline, None), value="", label="Voice", elem_id="voice",
-                       scale=1, min_width=140, allow_custom_value=False)
+                       scale=2, min_width=200, allow_custom_value=False)
     note = gr.Markdown(model_note(pipeline, None), elem_id="model-note")
-    return dict(language=language, model=model, voice=voice, note=note)
+    first = pipeline.registry.card(None)
+    with gr.Column(visible=first.dialogue is not None, elem_id="dialogue-box") as dialogue_box:
+        dialogue_help = gr.Markdown(dialogue_markdown(first), elem_id="dialogue-help")
+        dialogue_example = gr.Button("Insert dialogue example", size="sm",
+                                     elem_id="dialogue-example")
+    return dict(language=language, model=model, voice=voice, note=note,
+                dialogue_box=dialogue_box, dialogue_help=dialogue_help,
+                dialogue_example=dialogue_example)
 
 
 def _controls(ctx: StudioContext) -> dict:
@@ -86,12 +99,18 @@ def _controls(ctx: StudioContext) -> dict:
                                 label="Temperature", elem_id="temperature",
                                 info="sampling models (Bark)", min_width=140,
                                 visible=can.temperature)
+    choices, value = loudness_choices(ctx.settings.loudness_lufs)
+    loudness = LoudnessPicker(choices, value=value, label="Loudness", elem_id="loudness",
+                              info="Integrated loudness of what is played (LUFS), peaks kept "
+                                   f"under {ctx.settings.true_peak_db:g} dBTP; Off: the voice's "
+                                   "own level")
     with gr.Accordion("Your own speaker embedding (SpeechT5)", open=False, elem_id="xvector-box",
                       visible=can.speaker_embedding_dim is not None) as xvector_box:
-        xvector = gr.File(label=".npy x-vector", file_types=[".npy"], type="filepath",
-                          elem_id="xvector", height=120)
-    return dict(speed=speed, seed=seed, temperature=temperature, xvector_box=xvector_box,
-                xvector=xvector)
+        limit = file_size(ctx.settings.max_upload_bytes)  # TTS_MAX_UPLOAD_BYTES
+        xvector = gr.File(label=f".npy x-vector (at most {limit})", file_types=[".npy"],
+                          type="filepath", elem_id="xvector", height=120)
+    return dict(speed=speed, seed=seed, temperature=temperature, loudness=loudness,
+                xvector_box=xvector_box, xvector=xvector)
 
 
 def _form(ctx: StudioContext) -> dict:

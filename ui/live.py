@@ -12,8 +12,10 @@ from ui.context import StudioContext, bind
 
 LIVE_REFRESH_S = 2.0  # how often the live latency panel polls the rolling stats
 CLIP_FACTOR = 4  # a latency point this many times the chart's median or more is clipped there
-LATENCY_COLOURS = {"total p50": "#2563eb", "total p95": "#93c5fd",  # the live chart's lines
-                   "first audio p50": "#dc2626", "first audio p95": "#fca5a5"}
+# The live chart's lines; "first" is first audio (the caption says so): with "first audio"
+# written out, the legend ran past the chart on a 390 px phone.
+LATENCY_COLOURS = {"total p50": "#2563eb", "total p95": "#93c5fd",
+                   "first p50": "#dc2626", "first p95": "#fca5a5"}
 
 
 def _threads(value) -> str:
@@ -68,16 +70,33 @@ def per_model_markdown(pipeline: Pipeline) -> str:
     return "\n".join(rows)
 
 
-def latency_frame(samples) -> tuple[pd.DataFrame, str]:
-    """The rolling p50/p95 of total and first-audio time at each live refresh, in whole ms,
-    and the chart's caption: "no requests yet", or where an outlier was clipped (a spike
-    CLIP_FACTOR times the median or more would flatten every other line)."""
+MIN_Y_TOP = 5  # the y axis reaches at least this high: its ticks are whole steps, never 0.2
+
+
+def new_requests(samples) -> list[dict]:
+    """The refreshes at which requests had been served since the one before: one point each.
+    (A refresh with nothing new would repeat the last p50 and draw one request as a flat line.)"""
+    points, before = [], 0
+    for s in samples:
+        if s["served"] != before and s["count"]:
+            points.append(s)
+        before = s["served"]
+    return points
+
+
+def latency_frame(samples) -> tuple[pd.DataFrame, str, int]:
+    """The rolling p50/p95 of total and first-audio time after each refresh that saw new
+    requests, in whole ms; the chart's caption ("no requests yet", or where an outlier was
+    clipped: a spike CLIP_FACTOR times the median or more would flatten every other line);
+    the y axis' top."""
     series = (("total p50", "p50_total_ms"), ("total p95", "p95_total_ms"),
-              ("first audio p50", "p50_first_audio_ms"), ("first audio p95", "p95_first_audio_ms"))
+              ("first p50", "p50_first_audio_ms"), ("first p95", "p95_first_audio_ms"))
     now = samples[-1]["t"] if samples else 0.0
-    rows = [(round(s["t"] - now, 1), name, round(s[key])) for s in samples
+    rows = [(round(s["t"] - now, 1), name, round(s[key])) for s in new_requests(samples)
             for name, key in series if s[key] is not None]
-    caption = "Whole milliseconds; the newest point on the right."
+    caption = ("Whole milliseconds (first: first audio), a point for each refresh that saw new "
+               "requests; the newest on the right.")
+    top = MIN_Y_TOP
     if rows:
         values = sorted(ms for _, _, ms in rows)
         ceiling = max(1, CLIP_FACTOR * values[len(values) // 2])
@@ -85,29 +104,49 @@ def latency_frame(samples) -> tuple[pd.DataFrame, str]:
             rows = [(t, name, min(ms, ceiling)) for t, name, ms in rows]
             caption = (f"Clipped at {ceiling} ms ({CLIP_FACTOR}x the median) so that the other "
                        f"lines stay readable; the highest point was {values[-1]} ms.")
+        top = max(MIN_Y_TOP, min(values[-1], ceiling))
     else:
         caption = "No requests yet."
     # Never empty: a LinePlot whose first value has no rows draws no lines after it (Gradio
     # 6.31), so with no requests yet each line gets one blank (NaN) point.
     rows = rows or [(0.0, name, float("nan")) for name, _ in series]
     return pd.DataFrame(rows, columns=["seconds ago", "series", "ms"]).astype(
-        {"seconds ago": float, "series": str, "ms": float}), caption
+        {"seconds ago": float, "series": str, "ms": float}), caption, top
 
 
-def queue_frame(samples) -> tuple[pd.DataFrame, str]:
-    """How many requests were in the gate at each live refresh (whole requests), and the
-    chart's caption."""
+def queue_frame(samples) -> tuple[pd.DataFrame, str, int]:
+    """How many requests were in the gate at each live refresh (whole requests), the chart's
+    caption, and the y axis' top."""
     now = samples[-1]["t"] if samples else 0.0
     frame = pd.DataFrame([(round(s["t"] - now, 1), int(s["queue_depth"])) for s in samples],
                          columns=["seconds ago", "requests"]).astype(
         {"seconds ago": float, "requests": float})
-    served = samples[-1]["count"] if samples else 0
-    return frame, ("No requests yet." if not served else "Whole requests, waiting or running.")
+    served = samples[-1]["served"] if samples else 0
+    top = max([MIN_Y_TOP] + [int(s["queue_depth"]) for s in samples])
+    return frame, ("No requests yet." if not served else "Whole requests, waiting or running."), top
 
 
-def _chart(frame_and_caption) -> dict:
-    frame, caption = frame_and_caption
-    return gr.update(value=frame, caption=caption)
+class PointLinePlot(gr.LinePlot):
+    """A line chart whose lone points are drawn as points: a line through one point draws
+    nothing (and a line of repeated samples draws a flat line across)."""
+
+    is_template = True  # drawn by Gradio's own LinePlot
+
+    def postprocess(self, value):
+        data = super().postprocess(value)
+        if isinstance(value, pd.DataFrame) and data is not None and not isinstance(data, dict):
+            x, y = self.x, self.y
+            drawn = value.dropna(subset=[y])
+            per_line = drawn.groupby(self.color)[x].nunique() if self.color else \
+                pd.Series([drawn[x].nunique()])
+            if len(drawn) and per_line.max() <= 1:
+                data.mark = "point"
+        return data
+
+
+def _chart(frame_caption_top) -> dict:
+    frame, caption, top = frame_caption_top
+    return gr.update(value=frame, caption=caption, y_lim=[0, top])
 
 
 def refresh(ctx: StudioContext):
@@ -127,17 +166,19 @@ def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
         gr.Markdown("## Live: every request to this server")
         live_md = gr.Markdown(live_markdown(ctx.pipeline), elem_id="live-stats")
         with gr.Row():
-            latency, caption = latency_frame([])
-            latency_chart = gr.LinePlot(latency, x="seconds ago", y="ms",
-                                        color="series", color_map=LATENCY_COLOURS,
-                                        title="Latency over the last requests (p50, p95)",
+            latency, caption, top = latency_frame([])
+            latency_chart = PointLinePlot(latency, x="seconds ago", y="ms",
+                                          color="series", color_map=LATENCY_COLOURS,
+                                          color_title=" ",  # no "series": the legend fits 390 px
+                                          title="Latency: total and first audio (p50, p95)",
+                                          y_axis_format="d", x_axis_format="d", caption=caption,
+                                          y_lim=[0, top], elem_id="latency-chart", height=260,
+                                          min_width=300)
+            queue, caption, top = queue_frame([])
+            queue_chart = PointLinePlot(queue, x="seconds ago", y="requests", y_lim=[0, top],
+                                        title="In the gate (waiting or running)",
                                         y_axis_format="d", x_axis_format="d", caption=caption,
-                                        elem_id="latency-chart", height=260, min_width=300)
-            queue, caption = queue_frame([])
-            queue_chart = gr.LinePlot(queue, x="seconds ago", y="requests",
-                                      title="In the gate (waiting or running)",
-                                      y_axis_format="d", x_axis_format="d", caption=caption,
-                                      elem_id="queue-chart", height=260, min_width=300)
+                                        elem_id="queue-chart", height=260, min_width=300)
         per_model = gr.Markdown(per_model_markdown(ctx.pipeline), elem_id="per-model")
     outputs = [live_md, per_model, latency_chart, queue_chart]
     demo.load(bind(refresh, ctx), None, outputs, api_visibility="private", queue=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from tts_core import Pipeline, TTSError
-from ui.events import RANDOM_SEED
+from ui.events import LOUDNESS_OFF, RANDOM_SEED
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"  # <language>.txt, one text a line
 ALL_LANGUAGES = ""  # the language filter's "show every model"
@@ -27,6 +27,37 @@ class Picker(gr.Dropdown):
     def api_info(self) -> dict:
         # No enum: the voices depend on the model, and models come and go while serving.
         return {"type": "string"}
+
+
+# The page's loudness targets (request.py names their norms), in LUFS.
+LOUDNESS_PRESETS = ((-23, "broadcast, EBU R128"), (-16, "podcast"), (-14, "streaming services"))
+
+
+class LoudnessPicker(gr.Radio):
+    """The loudness control: Off or a target in LUFS. The page offers the presets; an API caller
+    may send any number (or its text), which the pipeline bounds and refuses in its own words."""
+
+    is_template = True  # drawn by Gradio's own Radio
+
+    def preprocess(self, payload):
+        return payload
+
+    def api_info(self) -> dict:
+        return {"type": "string", "description": "'off', or a loudness target in LUFS from -40 "
+                                                 "to -9 such as '-16'"}
+
+
+def loudness_choices(default_lufs: float | None) -> tuple[list[tuple[str, str]], str]:
+    """(label, value) for the loudness control, and its first value: the server's TTS_LOUDNESS
+    (so a caller that leaves it out gets what it got before there was a control), else Off."""
+    choices = [("Off", LOUDNESS_OFF)] + [(f"{lufs} LUFS ({what})", str(lufs))
+                                         for lufs, what in LOUDNESS_PRESETS]
+    if default_lufs is None:
+        return choices, LOUDNESS_OFF
+    value = f"{default_lufs:g}"
+    if value not in {v for _, v in choices}:
+        choices.append((f"{value} LUFS (this server's default)", value))
+    return choices, value
 
 
 def load_examples(language: str | None) -> list[list[str]]:
@@ -68,6 +99,38 @@ def voice_choices(pipeline: Pipeline, model: str | None) -> list[tuple[str, str]
     default = card.default_voice
     first = default if default == "default" else f"{default} (default)"
     return [(first, "")] + [(v, v) for v in card.voices if v != default]
+
+
+def dialogue_markdown(card) -> str:
+    """The dialogue helper for a model whose text names speakers (its card's `dialogue`: Dia):
+    the convention, the sounds it takes and what it does with text that names no speaker."""
+    script = card.dialogue
+    if script is None:
+        return ""
+    speakers = " and ".join(f"`{tag}`" for tag in script.speakers)
+    sounds = ", ".join(f"`{tag}`" for tag in script.nonverbal)
+    return (f"**Dialogue for {card.name}**: start each speaker's turn with {speakers}, "
+            f"beginning with `{script.speakers[0]}`. {script.untagged}\n\n"
+            f"Sounds it takes in the text (sparingly: any may come out unexpected): {sounds}.")
+
+
+def dialogue_changed(pipeline: Pipeline, form, model: str) -> dict:
+    """The dialogue helper shows only for a model whose card has a dialogue convention."""
+    try:
+        card = pipeline.registry.card(model or None)
+    except TTSError:
+        card = pipeline.registry.card(None)  # (model_changed says why)
+    return {form.dialogue_box: gr.update(visible=card.dialogue is not None),
+            form.dialogue_help: dialogue_markdown(card)}
+
+
+def dialogue_example(pipeline: Pipeline, model: str):
+    """The picked model's example dialogue, into the text box (one click)."""
+    try:
+        script = pipeline.registry.card(model or None).dialogue
+    except TTSError as e:
+        raise gr.Error(str(e)) from e
+    return script.example if script is not None else gr.skip()
 
 
 def captions_title(card) -> str:

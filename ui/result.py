@@ -15,7 +15,7 @@ from tts_core import InputError
 from tts_core.metrics import RECORD_KEYS
 from tts_core.timings import WordTiming, to_srt
 from ui.context import StudioContext
-from ui.events import gr_error, warn_foreign
+from ui.events import gr_error, warn_foreign, with_loudness
 from ui.html import history_html, spoken_html, timing_html
 
 HISTORY_SIZE = 5  # this browser session's last generations, newest first
@@ -85,7 +85,8 @@ def _record(sent: dict | None) -> dict | None:
 def decode_played_back(payload: str, max_s: float,
                        ) -> tuple[bytes, dict | None, dict, float | None]:
     """The Web Audio player's stream, handed back: (the whole WAV, the server's latency record
-    if the stream carried one, the spoken text, the browser's click-to-sound in ms).
+    if the stream carried one, the spoken text (with the `loudness` the stream asked for), the
+    browser's click-to-sound in ms).
     Raises InputError if malformed or longer than `max_s` seconds."""
     try:
         d = json.loads(payload)
@@ -109,6 +110,9 @@ def decode_played_back(payload: str, max_s: float,
     spoken = {"text": str(d.get("text", "")), "model": str(d.get("model", "")), "words": words}
     if d.get("stopped"):  # Stop: what was heard, with no record of its own
         spoken["stopped"] = True
+    loudness = d.get("loudness")
+    spoken["loudness"] = loudness if loudness is False or isinstance(loudness, (int, float)) \
+        else None
     return buffer.getvalue(), record, spoken, heard_ms
 
 
@@ -131,6 +135,8 @@ def stream_played_back(ctx: StudioContext, page, payload, text, model):
                 if r.model == spoken["model"] and r.chars == len(spoken["text"])]
         record = ours[-1].to_dict() if ours else None
     warn_foreign(ctx, spoken["text"] or text, spoken["model"])
+    audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    record = with_loudness(ctx, record, spoken.pop("loudness"), audio, rate)
     return {page.audio: gr.update(value=wav, autoplay=False), page.latency: record,
             page.spoken_state: spoken, page.timing: timing_html(record, heard_ms),
             page.spoken: spoken_html(spoken)}

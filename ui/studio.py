@@ -24,12 +24,11 @@ PRIVATE = {"api_visibility": "private", "queue": False}  # page-only events that
 def synthesis_inputs(ctx: StudioContext, page: Page) -> list:
     """The synthesis events' inputs, in their parameters' order. Temperature and x-vector are
     offered (in the page and in "Use via API") only where a loaded model uses them; where
-    only the x-vector is, a None stands in for the temperature before it."""
-    inputs = [page.text, page.model, page.voice, page.speed, page.seed]
-    if ctx.any_embedding:
-        return inputs + [page.temperature if ctx.any_temperature else gr.State(None),
-                         page.xvector]
-    return inputs + ([page.temperature] if ctx.any_temperature else [])
+    one is not, a None stands in for it, so that the loudness (the last parameter, added
+    later: old callers leave it out) keeps its place."""
+    return [page.text, page.model, page.voice, page.speed, page.seed,
+            page.temperature if ctx.any_temperature else gr.State(None),
+            page.xvector if ctx.any_embedding else gr.State(None), page.loudness]
 
 
 def _show_timing(page: Page) -> dict:
@@ -93,8 +92,8 @@ def wire_speak(ctx: StudioContext, page: Page, inputs: list, generated) -> None:
     back by the page; Stop."""
     # The page's Web Audio player (studio.js) fetches the HTTP API itself; where it cannot
     # (no Web Audio, an API key, a sampling model, a speaker file...) it clicks stream_gradio.
-    page.speak.click(None, [page.text, page.model, page.voice, page.speed, page.seed]
-                     + ([page.xvector] if ctx.any_embedding else []), None,
+    page.speak.click(None, [page.text, page.model, page.voice, page.speed, page.seed,
+                            page.loudness] + ([page.xvector] if ctx.any_embedding else []), None,
                      js="(...args) => window.studio.stream(...args)", api_visibility="private")
     page.speak.click(bind(new_stream, page), None,
                      [page.stream_audio, page.audio, page.timing], **PRIVATE)
@@ -133,6 +132,10 @@ def wire_form(ctx: StudioContext, page: Page, voices_tab=None) -> None:
         voices_tab.follow(ctx, changed, page)
     page.language.change(bind(pickers.language_changed, ctx.pipeline), page.language,
                          page.model, **PRIVATE)
+    page.model.change(bind(pickers.dialogue_changed, ctx.pipeline, page), page.model,
+                      [page.dialogue_box, page.dialogue_help], **PRIVATE)
+    page.dialogue_example.click(bind(pickers.dialogue_example, ctx.pipeline), page.model,
+                                page.text, **PRIVATE)
     page.examples.click(lambda sample: sample[0], page.examples, page.text, **PRIVATE)
 
 

@@ -103,7 +103,10 @@
     $("#stream-gradio")?.click();
   }
 
-  studio.stream = (text, model, voice, speed, seed, xvector) => {
+  // The loudness control's value as the HTTP body takes it: "off" false, a number LUFS, else null.
+  const loudnessOf = (v) => v === "off" ? false : v === null || v === undefined || v === "" ? null : Number(v);
+
+  studio.stream = (text, model, voice, speed, seed, loudness, xvector) => {
     const cfg = config();
     const name = model || cfg?.default;
     const card = cfg?.models?.[name];
@@ -117,7 +120,7 @@
       : null;
     if (why) gradioStream(why);
     else play({text: text || "", model: name, voice: voice || "", speed: Number(speed) || 1.0,
-               timings: card.timings,
+               timings: card.timings, loudness: loudnessOf(loudness),
                seed: seed === null || seed === undefined || Number(seed) === -1 ? null : Number(seed)}).catch((e) => {
       if (e.name !== "AbortError") status(`The stream stopped: ${e.message || e}`, true);  // not a newer click
     });
@@ -199,7 +202,8 @@
       response = await fetch(new URL(route, document.baseURI), {
         method: "POST", headers: {"Content-Type": "application/json"}, signal: s.abort.signal,
         body: JSON.stringify({model: req.model, voice: req.voice, input: req.text, speed: req.speed,
-                              seed: req.seed, response_format: "pcm", stream: true})});
+                              seed: req.seed, loudness: req.loudness, response_format: "pcm",
+                              stream: true})});
     } catch (e) {
       if (session === s) gradioStream(`the HTTP API could not be reached (${e.message})`);
       return;
@@ -268,7 +272,8 @@
     const box = $("#played-back textarea, #played-back input");
     if (!box) return;
     box.value = JSON.stringify({pcm: int16ToB64(s.pcm), rate: s.rate, record: s.record, words: s.words,
-                                heard_ms: s.heard, text: req.text, model: req.model, stopped});
+                                heard_ms: s.heard, text: req.text, model: req.model, stopped,
+                                loudness: req.loudness});
     box.dispatchEvent(new Event("input", {bubbles: true}));
   }
 

@@ -80,6 +80,16 @@ class CloneLimits:
 
 
 @dataclass(frozen=True)
+class DialogueScript:
+    """How a family's text names its speakers and sounds (Dia): what the page's helper shows."""
+
+    speakers: tuple[str, ...]  # the speaker tags, in turn order: ("[S1]", "[S2]")
+    nonverbal: tuple[str, ...]  # the sounds it takes in the text: ("(laughs)", ...)
+    example: str  # a short dialogue that follows the convention
+    untagged: str  # what the engine does with text, or a sentence of it, that names no speaker
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """The one description of a loaded, warm model: what the UI note, the warm-load table,
     /models, /v1/models, /ready, the self-check and the metrics all read.
@@ -99,6 +109,7 @@ class ModelCard:
     memory_bytes: int  # weights on the device (on CUDA: what loading allocated)
     capabilities: Capabilities
     note: str = ""
+    dialogue: DialogueScript | None = None  # a family whose text names speakers (Dia)
 
     @property
     def default_voice(self) -> str:
@@ -190,6 +201,8 @@ class Engine(ABC):
     max_chunk_chars: int | None = None
     #: What a person should know before using it (shown beside the model picker).
     note: str = ""
+    #: A family whose text names speakers and sounds (Dia): its convention, for the page.
+    dialogue: DialogueScript | None = None
     #: True when the engine makes audio in two stages (`encode_batch`, then `decode` on any
     #: window of the latent's frames), so a stream can start before a sentence is decoded.
     supports_windows: bool = False
@@ -301,7 +314,7 @@ class Engine(ABC):
                 temperature=self.supports_temperature, speaker_embedding_dim=self.embedding_dim,
                 batching=self.supports_batching, windows=self.supports_windows,
                 timings=self.supports_timings, clones=self.supports_cloning),
-            note=self.note)
+            note=self.note, dialogue=self.dialogue)
 
     @property
     def default_voice(self) -> str:

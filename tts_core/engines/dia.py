@@ -12,6 +12,7 @@ exactly the complete frames before the first end-of-speech frame (`_complete_fra
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable
 
 import numpy as np
@@ -19,17 +20,40 @@ import torch
 from transformers import DiaForConditionalGeneration, DiaProcessor
 
 from ..config import ModelSpec
-from .base import SynthesisParams
+from .base import DialogueScript, SynthesisParams
 from .codec_lm import CodecLMEngine, max_frames
 from .torch_util import dtype_name, weights_bytes
 
 logger = logging.getLogger(__name__)
 
 SPEAKER_TAG = "[S1]"  # Dia's text names its speakers; one speaker for the clip and the new text
+# The plan reads English numbers as words (text.expand), which turns "[S2]" into "[S two ]":
+# the tag is put back before Dia reads it.
+_NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_SPOKEN_TAG = re.compile(r"\[S\s*(" + "|".join(_NUMBER_WORDS) + r")\s*\]")
+
+# Dia's text convention, as Nari Labs state it (github.com/nari-labs/dia README, "Features";
+# the nari-labs/Dia-1.6B model card says the same): dialogue through the [S1] and [S2] tags,
+# starting with [S1] and alternating; non-verbal sounds as these tags, which "will be
+# recognized, but might result in unexpected output" (use them sparingly).
+DIA_NONVERBAL = ("(laughs)", "(clears throat)", "(sighs)", "(gasps)", "(coughs)", "(singing)",
+                 "(sings)", "(mumbles)", "(beep)", "(groans)", "(sniffs)", "(claps)",
+                 "(screams)", "(inhales)", "(exhales)", "(applause)", "(burps)", "(humming)",
+                 "(sneezes)", "(chuckle)", "(whistles)")
+DIA_DIALOGUE = DialogueScript(
+    speakers=("[S1]", "[S2]"), nonverbal=DIA_NONVERBAL,
+    example=("[S1] Did you finish the last chapter? [S2] Almost, I stopped at the storm "
+             "(sighs) because it kept me up. [S1] It gets better, I promise (laughs). "
+             "[S2] You said that about the first one."),
+    # What `_tagged` does: the text is spoken a sentence at a time, and each sentence that
+    # does not start with a tag is given [S1].
+    untagged=("Text without a tag is spoken by [S1]. The text goes to Dia a sentence at a time, "
+              "and a sentence that does not start with a tag is [S1] too: begin each sentence "
+              "of the second speaker with [S2]."))
 
 
 def _tagged(text: str) -> str:
-    text = text.strip()
+    text = _SPOKEN_TAG.sub(lambda m: f"[S{_NUMBER_WORDS.index(m.group(1)) + 1}]", text.strip())
     return text if text.startswith("[S") else f"{SPEAKER_TAG} {text}"
 
 
@@ -44,6 +68,7 @@ class DiaEngine(CodecLMEngine):
     first_window_frames = 16  # 186 ms of audio before the first piece leaves
     max_window_frames = 128
     clip_min_s, clip_max_s, clip_needs_transcript = 3.0, 10.0, True
+    dialogue = DIA_DIALOGUE
 
     def __init__(self, spec: ModelSpec, device: str, cpu_threads: int | None = None):
         super().__init__(spec, device, cpu_threads)
