@@ -144,20 +144,29 @@ class PointLinePlot(gr.LinePlot):
         return data
 
 
-def _chart(frame_caption_top) -> dict:
+def _chart(frame_caption_top, shown_top) -> tuple[dict, int]:
+    """The chart's update, and its y axis' top. The top goes to the page only when it changes:
+    a new `y_lim` (a new list each time) makes the browser draw the chart anew, which every
+    refresh on a busy 2-core machine slowed the page's other events."""
     frame, caption, top = frame_caption_top
-    return gr.update(value=frame, caption=caption, y_lim=[0, top])
+    if top == shown_top:
+        return gr.update(value=frame, caption=caption), top
+    return gr.update(value=frame, caption=caption, y_lim=[0, top]), top
 
 
-def refresh(ctx: StudioContext):
+def refresh(ctx: StudioContext, shown=None):
     """The live panel, per-model table and charts; a point is added at most once a refresh
-    (the points are shared by every page of this server)."""
+    (the points are shared by every page of this server). `shown`: this page's charts' y
+    tops (None at page load), kept in its State."""
     samples = ctx.live_samples
     now = time.time()
     if not samples or now - samples[-1]["t"] >= LIVE_REFRESH_S / 2:
         samples.append(dict(ctx.pipeline.snapshot(), t=now))
-    return (live_markdown(ctx.pipeline), per_model_markdown(ctx.pipeline),
-            _chart(latency_frame(samples)), _chart(queue_frame(samples)))
+    latency_top, queue_top = shown or (None, None)
+    latency, latency_top = _chart(latency_frame(samples), latency_top)
+    queue, queue_top = _chart(queue_frame(samples), queue_top)
+    return (live_markdown(ctx.pipeline), per_model_markdown(ctx.pipeline), latency, queue,
+            (latency_top, queue_top))
 
 
 def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
@@ -180,7 +189,8 @@ def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
                                         y_axis_format="d", x_axis_format="d", caption=caption,
                                         elem_id="queue-chart", height=260, min_width=300)
         per_model = gr.Markdown(per_model_markdown(ctx.pipeline), elem_id="per-model")
-    outputs = [live_md, per_model, latency_chart, queue_chart]
+    shown = gr.State(None)  # this page's charts' y tops
+    outputs = [live_md, per_model, latency_chart, queue_chart, shown]
     demo.load(bind(refresh, ctx), None, outputs, api_visibility="private", queue=False)
-    gr.Timer(LIVE_REFRESH_S).tick(bind(refresh, ctx), None, outputs, api_visibility="private",
+    gr.Timer(LIVE_REFRESH_S).tick(bind(refresh, ctx), shown, outputs, api_visibility="private",
                                   queue=False)

@@ -114,16 +114,6 @@ def dialogue_markdown(card) -> str:
             f"Sounds it takes in the text (sparingly: any may come out unexpected): {sounds}.")
 
 
-def dialogue_changed(pipeline: Pipeline, form, model: str) -> dict:
-    """The dialogue helper shows only for a model whose card has a dialogue convention."""
-    try:
-        card = pipeline.registry.card(model or None)
-    except TTSError:
-        card = pipeline.registry.card(None)  # (model_changed says why)
-    return {form.dialogue_box: gr.update(visible=card.dialogue is not None),
-            form.dialogue_help: dialogue_markdown(card)}
-
-
 def dialogue_example(pipeline: Pipeline, model: str):
     """The picked model's example dialogue, into the text box (one click)."""
     try:
@@ -160,6 +150,9 @@ def model_changed(pipeline: Pipeline, form, model: str) -> dict:
             form.xvector_box: gr.update(visible=can.speaker_embedding_dim is not None),
             form.xvector: gr.update(value=None),
             form.note: model_note(pipeline, card.name),
+            # the dialogue helper: only for a model whose card has a convention (Dia)
+            form.dialogue_box: gr.update(visible=card.dialogue is not None),
+            form.dialogue_help: dialogue_markdown(card),
             form.examples: gr.update(samples=load_examples(card.language or card.language_tag))}
 
 

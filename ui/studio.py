@@ -127,13 +127,12 @@ def wire_form(ctx: StudioContext, page: Page, voices_tab=None) -> None:
     changed = page.model.change(bind(pickers.model_changed, ctx.pipeline, page), page.model,
                                 [page.model, page.voice, page.speed, page.seed, page.temperature,
                                  page.xvector_box, page.xvector, page.note, page.examples,
-                                 page.captions_box], **PRIVATE)
+                                 page.captions_box, page.dialogue_box, page.dialogue_help],
+                                **PRIVATE)
     if voices_tab is not None:  # this session's one-off voice stays offered
         voices_tab.follow(ctx, changed, page)
     page.language.change(bind(pickers.language_changed, ctx.pipeline), page.language,
                          page.model, **PRIVATE)
-    page.model.change(bind(pickers.dialogue_changed, ctx.pipeline, page), page.model,
-                      [page.dialogue_box, page.dialogue_help], **PRIVATE)
     page.dialogue_example.click(bind(pickers.dialogue_example, ctx.pipeline), page.model,
                                 page.text, **PRIVATE)
     page.examples.click(lambda sample: sample[0], page.examples, page.text, **PRIVATE)
