@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_browser import ARTIFACTS, CHROMIUM, SENTENCE, open_record, pick
+from test_browser import ARTIFACTS, CHROMIUM, SENTENCE, open_record, pick, rendered
 from tts_core import SpeechRequest
 from waiting import wait_until
 
@@ -41,7 +41,7 @@ def open_page(browser, url, viewport=None):
     page.on("response", lambda r: failures.append(f"{r.status} {r.url}") if r.status >= 500 else None)
     page.failures = failures
     page.goto(url)
-    page.wait_for_selector("#text textarea", timeout=30_000)
+    rendered(page)
     page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
     return page
 
@@ -472,6 +472,7 @@ def test_speak_sounds_within_one_and_a_half_times_the_apis_first_bytes(browser, 
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.add_init_script(EAR.replace("SILENCE", str(SILENCE)))
     page.goto(studio.url)
+    rendered(page)
     page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
     runs = []
     for _ in range(TRIES):
@@ -500,6 +501,7 @@ def test_the_page_shows_its_own_click_to_sound_beside_the_servers_figures(browse
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.add_init_script(EAR.replace("SILENCE", str(SILENCE)))
     page.goto(studio.url)
+    rendered(page)
     page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
     for button in ("#speak", "#generate"):
         page.fill("#text textarea", SENTENCE)
@@ -691,6 +693,7 @@ def open_with_players(browser, url, viewport=None):
     page.on("response", lambda r: page.failures.append(f"{r.status} {r.url}")
             if r.status >= 500 else None)
     page.goto(url)
+    rendered(page)
     page.wait_for_selector("#language input:not([disabled])", timeout=30_000)
     return page
 
