@@ -809,3 +809,30 @@ def test_the_charts_say_no_requests_yet_then_what_they_draw(browser, serve):
         page.wait_for_function("([c, s]) => document.querySelector(c).innerText.includes(s)",
                                arg=[chart, says], timeout=15_000)
     page.close()
+
+
+def test_downloads_share_one_name(desk):
+    """The Result's audio, its subtitles in the captions box and its history entry's files are
+    one result's, named as one: speech-<n>.wav, speech-<n>.srt, speech-<n>.vtt (they were
+    audio.wav beside captions-72f9b5f2cea0.srt and speech-1.srt)."""
+    page = desk
+    names = []
+    for button in ("#speak", "#generate"):  # the Web Audio stream handed back; the whole file
+        said = f"Downloads named as one, after {button[1:]}."
+        page.fill("#text textarea", said)
+        page.evaluate("(b) => document.querySelector(b).click()", button)  # Generate is hidden
+        page.wait_for_function("(s) => document.querySelector('#history li[data-n=\"0\"]"
+                               " .entry-text')?.innerText === s", arg=said, timeout=60_000)
+        if not page.is_visible("#srt"):
+            page.click("#captions-box button")
+        audio = page.get_attribute("#audio a[download]", "download")
+        assert re.fullmatch(r"speech-\d+\.wav", audio or ""), audio
+        name = audio[:-len(".wav")]
+        page.wait_for_function("(n) => document.querySelector('#srt a[download]')"
+                               "?.getAttribute('download') === n", arg=f"{name}.srt",
+                               timeout=30_000)
+        entry = page.eval_on_selector_all("#history li[data-n='0'] a[download]",
+                                          "(a) => a.map((x) => x.getAttribute('download'))")
+        assert sorted(entry) == [f"{name}.srt", f"{name}.vtt", f"{name}.wav"], entry
+        names.append(name)
+    assert names[0] != names[1]  # each result its own name

@@ -13,6 +13,7 @@ from tts_core import audio as audio_io
 from tts_core.text import foreign_letters
 from tts_core.timings import to_srt
 from ui.context import StudioContext
+from ui.named_audio import NamedAudio
 
 RANDOM_SEED = -1  # the seed box's "no seed": a fresh random voice every time
 
@@ -100,7 +101,8 @@ def synthesize(ctx: StudioContext, text, model, voice, speed, seed, temperature=
     warn_foreign(ctx, text, model)
     if page:
         ctx.pending_spoken.hold(call, spoken_text(text, result.record.model, result.words))
-    return result.data, result.record.to_dict()
+    audio = NamedAudio(f"{ctx.files.new_name()}.{result.format}", result.data)
+    return audio, result.record.to_dict()
 
 
 def captioned(ctx: StudioContext, text, model, voice, speed, seed, temperature=None,
@@ -127,8 +129,9 @@ def captioned(ctx: StudioContext, text, model, voice, speed, seed, temperature=N
             route=_route(call), on_chunk=_chunk_progress(progress), client=client_of(call))
     except TTSError as e:
         raise gr_error(e) from e
-    return (result.data, [w.to_dict() for w in result.words],
-            ctx.subtitles.write(to_srt(result.words)))
+    name = ctx.files.new_name()  # the audio and its subtitles: one name
+    return (NamedAudio(f"{name}.{result.format}", result.data),
+            [w.to_dict() for w in result.words], ctx.files.write(name, "srt", to_srt(result.words)))
 
 
 def client_of(call: gr.Request | None) -> str | None:
@@ -169,7 +172,8 @@ def stream(ctx: StudioContext, page, text, model, voice, speed, seed, temperatur
     # The whole file as well: its player shows the true length (the streamed one grows);
     # it does not start playing over the stream.
     whole = audio_io.encode(np.concatenate(pieces), synthesis.sample_rate, "wav")
-    yield {page.audio: gr.update(value=whole, autoplay=False),
+    yield {page.audio: gr.update(value=NamedAudio(f"{ctx.files.new_name()}.wav", whole),
+                                 autoplay=False),
            page.latency: synthesis.record.to_dict(),
            page.spoken_state: spoken_text(text, synthesis.engine.name, words)}
 

@@ -11,6 +11,7 @@ from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MI
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
 from ui.html import count_html, history_html, player_html, spoken_html, timing_html
+from ui.named_audio import ResultAudio
 from ui.pickers import (ALL_LANGUAGES, Picker, captions_title, language_choices, load_examples,
                         model_choices, model_note, voice_choices)
 
@@ -117,8 +118,8 @@ def _form(ctx: StudioContext) -> dict:
 
 def _result(ctx: StudioContext) -> dict:
     with gr.Column(scale=2, elem_id="result-column"):
-        audio = gr.Audio(label="Result (the whole file)", interactive=False, type="filepath",
-                         autoplay=True, elem_id="audio")
+        audio = ResultAudio(label="Result (the whole file)", interactive=False, type="filepath",
+                            autoplay=True, elem_id="audio")
         stream_audio = gr.Audio(label="Streamed (plays as it arrives)", interactive=False,
                                 autoplay=True, streaming=ctx.streaming, elem_id="stream-audio")
         # Stream's own player: the app's HTTP API, its PCM played by Web Audio (studio.js).

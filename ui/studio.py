@@ -48,7 +48,7 @@ def _add_to_history(page: Page) -> dict:
 
 def _show_captions(ctx: StudioContext, page: Page) -> dict:
     """After a result's spoken text: the captions are its words (the rendering heard)."""
-    return dict(fn=bind(result.heard_captions, ctx), inputs=page.spoken_state,
+    return dict(fn=bind(result.heard_captions, ctx), inputs=[page.spoken_state, page.audio],
                 outputs=[page.words, page.srt_file], **PRIVATE)
 
 
