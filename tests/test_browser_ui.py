@@ -836,3 +836,25 @@ def test_downloads_share_one_name(desk):
         assert sorted(entry) == [f"{name}.srt", f"{name}.vtt", f"{name}.wav"], entry
         names.append(name)
     assert names[0] != names[1]  # each result its own name
+
+
+def test_click_to_sound_is_timed_from_this_requests_own_player(desk):
+    """A new request while the last result still plays: "heard in the browser" is this
+    request's own sound (it read -725 ms when it timed the last result's player). A whole file
+    cannot sound before the server has made it, so the figure is at least its total."""
+    page = desk
+    generate(page, LONG)  # the whole file plays at once (autoplay)
+    page.wait_for_function("() => [...document.querySelectorAll('#audio audio'), "
+                           "...(window.studio.state().media ? [0] : [])].length && "
+                           "(window.studio.state().media?.time || 0) > 1 && "
+                           "!window.studio.state().media.paused", timeout=30_000)
+    page.fill("#text textarea", SENTENCE)
+    page.evaluate("() => { const c = document.querySelector('#timing b[data-part=chars]');"
+                  " if (c) c.textContent = '' }")
+    page.evaluate("() => document.querySelector('#generate').click()")  # hidden: /synthesize
+    page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
+                           "?.textContent === String(n) && document.querySelector("
+                           "'#timing b[data-part=heard]')", arg=len(SENTENCE), timeout=60_000)
+    heard = float(page.inner_text("#timing b[data-part='heard']").split()[0])
+    total = float(page.inner_text("#timing b[data-part='total']").split()[0])
+    assert heard >= total, f"heard {heard:.0f} ms after the click, but the file took {total:.0f} ms"
