@@ -844,10 +844,8 @@ def test_click_to_sound_is_timed_from_this_requests_own_player(desk):
     cannot sound before the server has made it, so the figure is at least its total."""
     page = desk
     generate(page, LONG)  # the whole file plays at once (autoplay)
-    page.wait_for_function("() => [...document.querySelectorAll('#audio audio'), "
-                           "...(window.studio.state().media ? [0] : [])].length && "
-                           "(window.studio.state().media?.time || 0) > 1 && "
-                           "!window.studio.state().media.paused", timeout=30_000)
+    page.wait_for_function("() => { const m = window.studio.state().media;"
+                           " return m && !m.paused && m.time > 1 }", timeout=30_000)
     page.fill("#text textarea", SENTENCE)
     page.evaluate("() => { const c = document.querySelector('#timing b[data-part=chars]');"
                   " if (c) c.textContent = '' }")
