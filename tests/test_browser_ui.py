@@ -759,10 +759,13 @@ def test_the_timing_bar_resets_at_the_click(desk):
 
 def test_the_spoken_text_scrolls_within_its_box_and_follows_the_lit_word(browser, studio):
     page = open_with_players(browser, studio.url)
-    generate(page, PAGE[:800])  # most of a minute of audio, its words timed
+    generate(page, PAGE)  # a minute and a half of audio, its words timed
     page.wait_for_function("() => document.querySelector('#spoken span.w.now')", timeout=30_000)
     box = page.locator("#spoken").bounding_box()
     assert box["height"] < 400, f"the spoken text takes {box['height']:.0f} px"
+    # All of it is there, within the box: it scrolls.
+    assert page.evaluate("() => { const b = document.querySelector('#spoken');"
+                         " return b.scrollHeight > b.clientHeight }")
     page.evaluate("() => window.__players.forEach((a) => { if (!a.paused) a.currentTime = 35 })")
     page.wait_for_function("() => { const w = document.querySelector('#spoken span.w.now');"
                            " return w && !w.textContent.startsWith('Hello') }", timeout=10_000)
