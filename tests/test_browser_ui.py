@@ -782,14 +782,22 @@ def test_captions_are_those_of_what_was_heard(desk, studio):
     """No second rendering: the captions hold the words of the result just heard (Piper
     varies from run to run), the same as its history entry's subtitles."""
     page = desk
+    if not page.is_visible("#srt"):
+        page.click("#captions-box button")  # unfolded: what it holds can be seen
+    page.wait_for_selector("#srt", state="visible", timeout=10_000)
     assert not page.is_visible("#captions")  # the separate button is gone from the page
     page.fill("#text textarea", OTHER)
     page.click("#speak")
     page.wait_for_function("(n) => document.querySelector('#timing b[data-part=chars]')"
                            "?.textContent === String(n)", arg=len(OTHER), timeout=60_000)
-    if not page.is_visible("#srt"):
-        page.click("#captions-box button")
-    link = page.wait_for_selector("#srt a[download]", timeout=30_000)
+    # This result's entry, and its subtitles in the box (one name: speech-<n>.srt).
+    page.wait_for_function(
+        "(s) => { const e = document.querySelector('#history li[data-n=\"0\"]');"
+        " const srt = e?.querySelector('a[download$=\".srt\"]')?.getAttribute('download');"
+        " return e?.querySelector('.entry-text').innerText === s && srt && srt =="
+        " document.querySelector('#srt a[download]')?.getAttribute('download') }",
+        arg=OTHER, timeout=30_000)  # (shorter than the entry's 160 characters)
+    link = page.query_selector("#srt a[download]")
     shown = httpx.get(httpx.URL(studio.url).join(link.get_attribute("href")), timeout=30).text
     href = page.get_attribute("#history li[data-n='0'] a[download$='.srt']", "href")
     heard = urllib.parse.unquote(href.split(",", 1)[1])
