@@ -516,7 +516,8 @@ def test_speak_sounds_within_one_and_a_half_times_the_apis_first_bytes(browser, 
            f"ms after the click (its first sample above -40 dBFS {heard:.0f} ms; the page's steps "
            f"in ms after the click: {steps}); the HTTP API's first PCM bytes {api:.0f} ms: "
            f"{ratio:.2f}x (medians of {TRIES} clicks, {sorted(round(c[0]) for c in clicks)} ms, "
-           f"and of the API's {len(apis)} requests around them, {sorted(round(a) for a in apis)})")
+           f"and of the API's {len(apis)} requests around them, before/after each: "
+           f"{[(round(b), round(a)) for b, a in zip(apis[::2], apis[1::2])]})")
     runs = (clicks, apis)
     assert ratio <= SPEAK_BOUND, runs
     page.close()
