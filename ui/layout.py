@@ -48,7 +48,6 @@ class Page:
     spoken: gr.HTML  # the spoken text, its words lit up as they play
     spoken_state: gr.State  # the current result's spoken text: {text, model, words}
     stream_handback: gr.Textbox  # played-back: the Web Audio player's whole stream, handed back
-    click_to_sound: gr.Textbox  # heard-ms: the browser's click-to-sound for the current result
     timing: gr.HTML
     latency: gr.JSON
     captions_box: gr.Accordion  # its title names the model picked
@@ -126,10 +125,9 @@ def _result(ctx: StudioContext) -> dict:
         player = gr.HTML(player_html(ctx.pipeline), elem_id="player", padding=False)
         spoken = gr.HTML(spoken_html(None), elem_id="spoken", label="Spoken text")
         spoken_state = gr.State(None)
-        # The page's own values for the server, set by studio.js ("hidden" Textboxes do not
-        # pass their changes on in Gradio 6.31; these are hidden by CSS).
+        # The page's own value for the server, set by studio.js ("hidden" Textboxes do not
+        # pass their changes on in Gradio 6.31; it is hidden by CSS).
         stream_handback = gr.Textbox(elem_id="played-back", elem_classes=["studio-hidden"])
-        click_to_sound = gr.Textbox(elem_id="heard-ms", elem_classes=["studio-hidden"])
         timing = gr.HTML(timing_html(None), elem_id="timing", label="Where the time went")
         with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
             latency = gr.JSON(label="This request's latency", elem_id="latency")
@@ -140,7 +138,7 @@ def _result(ctx: StudioContext) -> dict:
             srt_file = gr.File(label="Subtitles of what you heard (.srt)", elem_id="srt")
     return dict(audio=audio, stream_audio=stream_audio, player=player, spoken=spoken,
                 spoken_state=spoken_state, stream_handback=stream_handback,
-                click_to_sound=click_to_sound, timing=timing, latency=latency,
+                timing=timing, latency=latency,
                 captions_box=captions_box, captions=captions, words=words, srt_file=srt_file)
 
 

@@ -1,5 +1,5 @@
 """The result column's own events: the spoken text handed over after Generate, the Web Audio
-player's stream handed back, the browser's click-to-sound, and this session's history."""
+player's stream handed back (with the browser's click-to-sound), and this session's history."""
 
 import base64
 import binascii
@@ -138,12 +138,3 @@ def stream_played_back(ctx: StudioContext, page, payload, text, model):
     return {page.audio: gr.update(value=audio, autoplay=False), page.latency: record,
             page.spoken_state: spoken, page.timing: timing_html(record, heard_ms),
             page.spoken: spoken_html(spoken)}
-
-
-def timing_with_click_to_sound(record, ms):
-    """The browser's click-to-sound for the current result, beside the server's figures
-    ("<ms> <click time>": a second request that sounds as fast is still a change)."""
-    try:
-        return timing_html(record, float(ms.split()[0])) if record and ms else gr.skip()
-    except ValueError:
-        return gr.skip()

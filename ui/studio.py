@@ -119,8 +119,6 @@ def wire_speak(ctx: StudioContext, page: Page, inputs: list, generated) -> None:
         bind(result.stream_played_back, ctx, page), [page.stream_handback, page.text, page.model],
         [page.audio, page.latency, page.spoken_state, page.timing, page.spoken], **PRIVATE
     ).success(**_add_to_history(page)).then(**_show_captions(ctx, page))
-    page.click_to_sound.change(result.timing_with_click_to_sound,
-                               [page.latency, page.click_to_sound], page.timing, **PRIVATE)
     # Stop: the page's player keeps what was heard (studio.js); Gradio's events are cancelled.
     page.stop.click(None, None, None, js="() => window.studio.halt()",
                     cancels=[streamed, generated], api_visibility="private", queue=False)
