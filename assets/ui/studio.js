@@ -416,6 +416,7 @@
     for (const a of allMedia()) a.pause();
     status("");
     pending = null;
+    quietUntil = -Infinity;  // a new request's sound may start (Stop's quiet was for the last)
     if (button.id === "captions") return;  // it has no latency record to time the sound against
     clickAt = performance.now();
     if (button.id === "generate") pending = request();
