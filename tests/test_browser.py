@@ -33,9 +33,21 @@ def ui(studio):
             "--autoplay-policy=no-user-gesture-required"])
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(studio.url)
-        page.wait_for_selector("#text textarea", timeout=30_000)
+        rendered(page)
         yield page
         browser.close()
+
+
+# What the tests use of the page. Gradio renders each kind of component once its code has
+# loaded: on a loaded machine the hidden Generate button can come after the text box.
+RENDERED = ["#text textarea", "#speak", "#stop", "#generate", "#stream-gradio", "#audio",
+            "#player .player-config", "#timing", "#spoken"]
+
+
+def rendered(page) -> None:
+    """Wait until every component the tests use is in the document (hidden ones too)."""
+    page.wait_for_function("(s) => s.every((q) => document.querySelector(q))", arg=RENDERED,
+                           timeout=30_000)
 
 
 def open_record(page) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import tempfile
 import threading
 import time
@@ -22,20 +23,34 @@ SPOKEN_KEPT = 256  # browser sessions whose last Generate's words wait for the p
 DEVICE_CONCURRENCY_ID = "device"  # Gradio's concurrency group of every event that runs a model
 
 
-class SubtitleFiles:
-    """.srt files for Gradio to serve (it copies them into its cache); each is deleted after
+class ResultFiles:
+    """Each result's downloads under one name, speech-<n>: its audio (speech-<n>.wav, a
+    ui.named_audio.NamedAudio) and its subtitles (speech-<n>.srt, written here for Gradio to
+    serve: it copies them into its cache, keeping the name); each is deleted after
     TTS_CACHE_TTL, as Gradio deletes its copies."""
 
     def __init__(self, ttl_s: int):
-        self.folder = Path(tempfile.mkdtemp(prefix="tts-subtitles-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="tts-results-"))
         self.ttl_s = ttl_s
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
 
-    def write(self, text: str) -> str:
+    def new_name(self) -> str:
+        """A new result's name (this server's results are numbered from 1)."""
+        with self._lock:
+            return f"speech-{next(self._numbers)}"
+
+    def write(self, name: str, ext: str, text: str) -> str:
+        """`text` as `name`.`ext` (a name from new_name, or a result's file stem); its path."""
         now = time.time()
-        for old in self.folder.glob("*.srt"):
+        for old in self.folder.glob("*/*"):
             if now - old.stat().st_mtime > self.ttl_s:
                 old.unlink(missing_ok=True)
-        path = self.folder / f"captions-{uuid.uuid4().hex[:12]}.srt"
+                if not any(old.parent.iterdir()):
+                    old.parent.rmdir()
+        folder = self.folder / uuid.uuid4().hex[:12]  # a name may come back (a server restart)
+        folder.mkdir()
+        path = folder / f"{name}.{ext}"
         path.write_text(text, encoding="utf-8")
         return str(path)
 
@@ -72,12 +87,12 @@ class StudioContext:
 
     pipeline: Pipeline
     streaming: bool
-    subtitles: SubtitleFiles = field(init=False)
+    files: ResultFiles = field(init=False)
     pending_spoken: PendingSpoken = field(default_factory=PendingSpoken)
     live_samples: deque = field(default_factory=lambda: deque(maxlen=LIVE_SAMPLES))
 
     def __post_init__(self):
-        self.subtitles = SubtitleFiles(self.settings.cache_ttl_s)
+        self.files = ResultFiles(self.settings.cache_ttl_s)
 
     @property
     def settings(self):

@@ -14,6 +14,7 @@ from tts_core.loudness import integrated_lufs
 from tts_core.text import foreign_letters, letters_shown
 from tts_core.timings import to_srt
 from ui.context import StudioContext
+from ui.named_audio import NamedAudio
 
 RANDOM_SEED = -1  # the seed box's "no seed": a fresh random voice every time
 LOUDNESS_OFF = "off"  # the loudness control's "the voice's own level" (ui.pickers offers it)
@@ -132,8 +133,9 @@ def synthesize(ctx: StudioContext, text, model, voice, speed, seed, temperature=
     warn_foreign(ctx, text, model)
     if page:
         ctx.pending_spoken.hold(call, spoken_text(text, result.record.model, result.words))
-    return result.data, with_loudness(ctx, result.record.to_dict(), loudness, result.audio,
-                                      result.sample_rate)
+    audio = NamedAudio(f"{ctx.files.new_name()}.{result.format}", result.data)
+    return audio, with_loudness(ctx, result.record.to_dict(), loudness, result.audio,
+                                result.sample_rate)
 
 
 def captioned(ctx: StudioContext, text, model, voice, speed, seed, temperature=None,
@@ -162,8 +164,9 @@ def captioned(ctx: StudioContext, text, model, voice, speed, seed, temperature=N
             route=_route(call), on_chunk=_chunk_progress(progress), client=client_of(call))
     except TTSError as e:
         raise gr_error(e) from e
-    return (result.data, [w.to_dict() for w in result.words],
-            ctx.subtitles.write(to_srt(result.words)))
+    name = ctx.files.new_name()  # the audio and its subtitles: one name
+    return (NamedAudio(f"{name}.{result.format}", result.data),
+            [w.to_dict() for w in result.words], ctx.files.write(name, "srt", to_srt(result.words)))
 
 
 def client_of(call: gr.Request | None) -> str | None:
@@ -205,7 +208,8 @@ def stream(ctx: StudioContext, page, text, model, voice, speed, seed, temperatur
     # it does not start playing over the stream.
     joined = np.concatenate(pieces)
     whole = audio_io.encode(joined, synthesis.sample_rate, "wav")
-    yield {page.audio: gr.update(value=whole, autoplay=False),
+    yield {page.audio: gr.update(value=NamedAudio(f"{ctx.files.new_name()}.wav", whole),
+                                 autoplay=False),
            page.latency: with_loudness(ctx, synthesis.record.to_dict(), loudness, joined,
                                        synthesis.sample_rate),
            page.spoken_state: spoken_text(text, synthesis.engine.name, words)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import urllib.parse
+from pathlib import Path
 
 from tts_core import Pipeline
 from tts_core.timings import WordTiming, to_srt, to_vtt
@@ -87,10 +88,12 @@ def history_html(entries: list[dict]) -> str:
     items = []
     for n, e in enumerate(entries):
         url = "gradio_api/file=" + urllib.parse.quote(e["path"])
+        name = html.escape(e.get("name") or f"speech-{n + 1}")  # its audio's and subtitles' name
         short = e["text"] if len(e["text"]) <= HISTORY_TEXT else e["text"][:HISTORY_TEXT] + "..."
         items.append(
             f"<li class='history-item' data-n='{n}'><audio controls preload='none' src='{url}'>"
-            f"</audio><a href='{url}' download>download</a> {subtitle_links(e.get('words'), n)} "
+            f"</audio><a href='{url}' download='{name}{Path(e['path']).suffix}'>download</a> "
+            f"{subtitle_links(e.get('words'), name)} "
             # one element: in the row's flex layout a bare text node after the name would be a
             # flex item of its own, so its comma could start a line
             f"<span class='entry-info'><b>{html.escape(e['model'])}</b>, "
@@ -100,8 +103,9 @@ def history_html(entries: list[dict]) -> str:
     return f"<h3>This session's last {len(entries)}</h3><ol>{''.join(items)}</ol>"
 
 
-def subtitle_links(words: list[dict] | None, n: int) -> str:
-    """Download links for an entry's subtitles, as data: URLs (nothing to serve or expire)."""
+def subtitle_links(words: list[dict] | None, name: str) -> str:
+    """Download links for an entry's subtitles, as data: URLs (nothing to serve or expire),
+    named as its audio file: `name`.srt, `name`.vtt."""
     if not words:
         return ""
     timed = [WordTiming(w["word"], w["start"], w["end"]) for w in words]
@@ -109,7 +113,7 @@ def subtitle_links(words: list[dict] | None, n: int) -> str:
     for kind, text, mime in (("srt", to_srt(timed), "application/x-subrip"),
                              ("vtt", to_vtt(timed), "text/vtt")):
         url = f"data:{mime};charset=utf-8," + urllib.parse.quote(text)
-        links.append(f"<a class='subtitles' href='{url}' download='speech-{n + 1}.{kind}'>{kind}</a>")
+        links.append(f"<a class='subtitles' href='{url}' download='{name}.{kind}'>{kind}</a>")
     return " ".join(links)
 
 

@@ -11,6 +11,7 @@ from tts_core.request import MAX_SEED, MAX_SPEED, MAX_TEMPERATURE, MIN_SPEED, MI
 from ui.context import StudioContext
 from ui.events import RANDOM_SEED
 from ui.html import count_html, file_size, history_html, player_html, spoken_html, timing_html
+from ui.named_audio import ResultAudio
 from ui.pickers import (ALL_LANGUAGES, LoudnessPicker, Picker, captions_title, dialogue_markdown,
                         language_choices, load_examples, loudness_choices, model_choices,
                         model_note, voice_choices)
@@ -52,7 +53,6 @@ class Page:
     spoken: gr.HTML  # the spoken text, its words lit up as they play
     spoken_state: gr.State  # the current result's spoken text: {text, model, words}
     stream_handback: gr.Textbox  # played-back: the Web Audio player's whole stream, handed back
-    click_to_sound: gr.Textbox  # heard-ms: the browser's click-to-sound for the current result
     timing: gr.HTML
     latency: gr.JSON
     captions_box: gr.Accordion  # its title names the model picked
@@ -136,18 +136,17 @@ def _form(ctx: StudioContext) -> dict:
 
 def _result(ctx: StudioContext) -> dict:
     with gr.Column(scale=2, elem_id="result-column"):
-        audio = gr.Audio(label="Result (the whole file)", interactive=False, type="filepath",
-                         autoplay=True, elem_id="audio")
+        audio = ResultAudio(label="Result (the whole file)", interactive=False, type="filepath",
+                            autoplay=True, elem_id="audio")
         stream_audio = gr.Audio(label="Streamed (plays as it arrives)", interactive=False,
                                 autoplay=True, streaming=ctx.streaming, elem_id="stream-audio")
         # Stream's own player: the app's HTTP API, its PCM played by Web Audio (studio.js).
         player = gr.HTML(player_html(ctx.pipeline), elem_id="player", padding=False)
         spoken = gr.HTML(spoken_html(None), elem_id="spoken", label="Spoken text")
         spoken_state = gr.State(None)
-        # The page's own values for the server, set by studio.js ("hidden" Textboxes do not
-        # pass their changes on in Gradio 6.31; these are hidden by CSS).
+        # The page's own value for the server, set by studio.js ("hidden" Textboxes do not
+        # pass their changes on in Gradio 6.31; it is hidden by CSS).
         stream_handback = gr.Textbox(elem_id="played-back", elem_classes=["studio-hidden"])
-        click_to_sound = gr.Textbox(elem_id="heard-ms", elem_classes=["studio-hidden"])
         timing = gr.HTML(timing_html(None), elem_id="timing", label="Where the time went")
         with gr.Accordion("Latency record (JSON)", open=False, elem_id="latency-box"):
             latency = gr.JSON(label="This request's latency", elem_id="latency")
@@ -158,7 +157,7 @@ def _result(ctx: StudioContext) -> dict:
             srt_file = gr.File(label="Subtitles of what you heard (.srt)", elem_id="srt")
     return dict(audio=audio, stream_audio=stream_audio, player=player, spoken=spoken,
                 spoken_state=spoken_state, stream_handback=stream_handback,
-                click_to_sound=click_to_sound, timing=timing, latency=latency,
+                timing=timing, latency=latency,
                 captions_box=captions_box, captions=captions, words=words, srt_file=srt_file)
 
 

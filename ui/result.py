@@ -1,11 +1,12 @@
 """The result column's own events: the spoken text handed over after Generate, the Web Audio
-player's stream handed back, the browser's click-to-sound, and this session's history."""
+player's stream handed back (with the browser's click-to-sound), and this session's history."""
 
 import base64
 import binascii
 import io
 import json
 import math
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -17,6 +18,7 @@ from tts_core.timings import WordTiming, to_srt
 from ui.context import StudioContext
 from ui.events import gr_error, warn_foreign, with_loudness
 from ui.html import history_html, spoken_html, timing_html
+from ui.named_audio import NamedAudio
 
 HISTORY_SIZE = 5  # this browser session's last generations, newest first
 # The page's Web Audio player hands its stream's whole audio back (base64 int16) so that the
@@ -50,20 +52,21 @@ def captions_spoken(ctx: StudioContext, page, text, model, words):
     return {page.spoken_state: spoken, page.spoken: spoken_html(spoken)}
 
 
-def heard_captions(ctx: StudioContext, spoken):
-    """The current result's words and subtitles (those of what was heard; none without words)."""
+def heard_captions(ctx: StudioContext, spoken, path):
+    """The current result's words and subtitles (those of what was heard; none without words),
+    the subtitles named as its audio file (`path`): speech-<n>.wav, speech-<n>.srt."""
     words = (spoken or {}).get("words")
-    if not words:
+    if not words or not path:
         return None, None
     timed = [WordTiming(w["word"], w["start"], w["end"]) for w in words]
-    return words, ctx.subtitles.write(to_srt(timed))
+    return words, ctx.files.write(Path(path).stem, "srt", to_srt(timed))
 
 
 def add_to_history(page, history, path, record, text, voice, spoken):
     """The current result, first in this session's history (if there is a result)."""
     if not path or not record:
         return {page.history: history}
-    entry = dict(path=path, text=text, model=record["model"], voice=voice or "default",
+    entry = dict(path=path, name=Path(path).stem, text=text, model=record["model"], voice=voice or "default",
                  total_ms=record["total_ms"], first_audio_ms=record["first_audio_ms"],
                  audio_seconds=record["audio_seconds"], words=(spoken or {}).get("words"))
     history = ([entry] + history)[:HISTORY_SIZE]
@@ -137,15 +140,7 @@ def stream_played_back(ctx: StudioContext, page, payload, text, model):
     warn_foreign(ctx, spoken["text"] or text, spoken["model"])
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
     record = with_loudness(ctx, record, spoken.pop("loudness"), audio, rate)
-    return {page.audio: gr.update(value=wav, autoplay=False), page.latency: record,
+    named = NamedAudio(f"{ctx.files.new_name()}.wav", wav)
+    return {page.audio: gr.update(value=named, autoplay=False), page.latency: record,
             page.spoken_state: spoken, page.timing: timing_html(record, heard_ms),
             page.spoken: spoken_html(spoken)}
-
-
-def timing_with_click_to_sound(record, ms):
-    """The browser's click-to-sound for the current result, beside the server's figures
-    ("<ms> <click time>": a second request that sounds as fast is still a change)."""
-    try:
-        return timing_html(record, float(ms.split()[0])) if record and ms else gr.skip()
-    except ValueError:
-        return gr.skip()

@@ -7,6 +7,8 @@ current Blocks and wires its own events; adding one is that module and one line 
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 from tts_core import Pipeline
@@ -46,38 +48,41 @@ def _add_to_history(page: Page) -> dict:
 
 def _show_captions(ctx: StudioContext, page: Page) -> dict:
     """After a result's spoken text: the captions are its words (the rendering heard)."""
-    return dict(fn=bind(result.heard_captions, ctx), inputs=page.spoken_state,
+    return dict(fn=bind(result.heard_captions, ctx), inputs=[page.spoken_state, page.audio],
                 outputs=[page.words, page.srt_file], **PRIVATE)
 
 
-def new_whole_file(page: Page) -> dict:
-    """Generate's one current result: the streamed clip goes, the whole file plays when it
-    comes, and the timing bar waits for this request."""
-    return {page.stream_audio: None, page.audio: gr.update(autoplay=True),
-            page.timing: timing_html(None, working=True)}
+def _reset_js(autoplay: bool) -> str:
+    """A new request's one current result, set in the page at the click (no round trip, so
+    nothing of the server's can come after it): the streamed clip goes, the timing bar waits
+    for this request, and the Result player: Generate's whole file plays when it comes
+    (`autoplay`); Speak's last file goes and the whole file handed back at the end of its stream
+    must not play over it (set now: Gradio's player reads autoplay before a value that comes
+    with it). Outputs: stream_audio, audio, timing."""
+    audio = {"__type__": "update", "autoplay": autoplay}
+    if not autoplay:
+        audio["value"] = None
+    return f"() => [null, {json.dumps(audio)}, {json.dumps(timing_html(None, working=True))}]"
 
 
-def new_stream(page: Page) -> dict:
-    """Speak's one current result: the last file goes, the whole file that comes at the end
-    must not play over the stream (set now: Gradio's player reads autoplay before a value that
-    comes with it), and the timing bar waits for this request."""
-    return {page.stream_audio: None, page.audio: gr.update(value=None, autoplay=False),
-            page.timing: timing_html(None, working=True)}
+NEW_WHOLE_FILE_JS = _reset_js(autoplay=True)
+NEW_STREAM_JS = _reset_js(autoplay=False)
 
 
 def wire_generate(ctx: StudioContext, page: Page, inputs: list):
     """Generate (the public /synthesize) and Generate with captions (/captioned)."""
+    # The reset first: Gradio 6.31's page runs an event's handlers in turn, each to its end.
+    page.generate.click(None, None, [page.stream_audio, page.audio, page.timing],
+                        js=NEW_WHOLE_FILE_JS, **PRIVATE)
     generated = page.generate.click(bind(events.synthesize, ctx), inputs,
                                     [page.audio, page.latency], api_name="synthesize",
                                     **ctx.device_queue())
-    page.generate.click(bind(new_whole_file, page), None,
-                        [page.stream_audio, page.audio, page.timing], **PRIVATE)
     generated.success(**_show_timing(page))
     spoken = generated.success(bind(result.collect_spoken, ctx, page), None,
                                [page.spoken_state, page.spoken], **PRIVATE)
     spoken.then(**_add_to_history(page)).then(**_show_captions(ctx, page))
-    page.captions.click(bind(new_whole_file, page), None,
-                        [page.stream_audio, page.audio, page.timing], **PRIVATE)  # one result
+    page.captions.click(None, None, [page.stream_audio, page.audio, page.timing],
+                        js=NEW_WHOLE_FILE_JS, **PRIVATE)  # one result
     page.captions.click(bind(events.captioned, ctx), inputs,
                         [page.audio, page.words, page.srt_file], api_name="captioned",
                         **ctx.device_queue()
@@ -95,8 +100,8 @@ def wire_speak(ctx: StudioContext, page: Page, inputs: list, generated) -> None:
     page.speak.click(None, [page.text, page.model, page.voice, page.speed, page.seed,
                             page.loudness] + ([page.xvector] if ctx.any_embedding else []), None,
                      js="(...args) => window.studio.stream(...args)", api_visibility="private")
-    page.speak.click(bind(new_stream, page), None,
-                     [page.stream_audio, page.audio, page.timing], **PRIVATE)
+    page.speak.click(None, None, [page.stream_audio, page.audio, page.timing],
+                     js=NEW_STREAM_JS, **PRIVATE)
     if ctx.streaming:
         streamed = page.stream_gradio.click(
             bind(events.stream, ctx, page), inputs,
@@ -114,8 +119,6 @@ def wire_speak(ctx: StudioContext, page: Page, inputs: list, generated) -> None:
         bind(result.stream_played_back, ctx, page), [page.stream_handback, page.text, page.model],
         [page.audio, page.latency, page.spoken_state, page.timing, page.spoken], **PRIVATE
     ).success(**_add_to_history(page)).then(**_show_captions(ctx, page))
-    page.click_to_sound.change(result.timing_with_click_to_sound,
-                               [page.latency, page.click_to_sound], page.timing, **PRIVATE)
     # Stop: the page's player keeps what was heard (studio.js); Gradio's events are cancelled.
     page.stop.click(None, None, None, js="() => window.studio.halt()",
                     cancels=[streamed, generated], api_visibility="private", queue=False)

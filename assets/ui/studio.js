@@ -388,20 +388,29 @@
   const request = () => ({clickAt, timing: $("#timing")?.innerHTML,
                           srcs: new Map([...allMedia()].map((a) => [a, a.currentSrc || a.src]))});
 
-  // Click-to-sound for Generate (and Gradio's stream): told to the server once the timing bar
-  // shows this request, so that the bar puts it beside the server's own figures.
+  // Click-to-sound for Generate (and Gradio's stream): put in the timing bar, beside the
+  // server's figures, once the bar shows this request. In the page, not through the server:
+  // an answer that came back after a newer click would bring the last request's bar back.
+  const BAR_WAIT_MS = 60_000;  // a request's bar comes within this, or it is not shown
   function heardAfter(p, ms) {
     const started = performance.now();
-    const send = () => {
+    const show = () => {
+      if (clickAt !== p.clickAt) return;  // a newer click: the bar is that request's
       const bar = $("#timing");  // this request's bar: a new one, with its numbers
       const shown = bar && bar.innerHTML !== p.timing && bar.querySelector("b[data-part=chars]");
-      if (!shown && performance.now() - started < 60_000) return setTimeout(send, 100);
-      const box = $("#heard-ms textarea, #heard-ms input");
-      if (!box) return;
-      box.value = `${ms.toFixed(1)} ${p.clickAt.toFixed(1)}`;
-      box.dispatchEvent(new Event("input", {bubbles: true}));
+      if (!shown) {
+        if (performance.now() - started < BAR_WAIT_MS) setTimeout(show, 100);
+        return;
+      }
+      const total = bar.querySelector("b[data-part=total]")?.parentElement;
+      if (!total || bar.querySelector("b[data-part=heard]")) return;
+      const heard = document.createElement("span");
+      heard.append("heard in the browser ", Object.assign(document.createElement("b"),
+        {textContent: `${Math.round(ms)} ms`}));
+      heard.lastChild.dataset.part = "heard";
+      total.after(heard);
     };
-    send();
+    show();
   }
 
   document.addEventListener("click", (e) => {
@@ -412,6 +421,7 @@
     for (const a of allMedia()) a.pause();
     status("");
     pending = null;
+    quietUntil = -Infinity;  // a new request's sound may start (Stop's quiet was for the last)
     if (button.id === "captions") return;  // it has no latency record to time the sound against
     clickAt = performance.now();
     if (button.id === "generate") pending = request();
