@@ -118,6 +118,8 @@ CHART = """(c) => { const box = document.querySelector(c), svg = box.querySelect
           y: y.map(t => t.textContent),
           x: [...svg.querySelectorAll('g[aria-label^="X-axis"] .role-axis-label text')].map(t => t.textContent),
           legend_right: legend ? legend.getBoundingClientRect().right : null,
+          caption_bottom: box.querySelector('p.caption')?.getBoundingClientRect().bottom,
+          bottom: box.getBoundingClientRect().bottom,
           right: box.getBoundingClientRect().right, text: box.innerText} }"""
 
 
@@ -138,9 +140,17 @@ def test_the_charts_read_on_a_phone_a_point_whole_numbers_and_a_legend_that_fits
     page.wait_for_timeout(4_500)  # two more refreshes with nothing new: still one point each
     latency, gate = (page.evaluate(CHART, c) for c in ("#latency-chart", "#queue-chart"))
     assert latency["points"] == 4 and latency["lines"] == 0, latency  # 4 series, a point each
+    pipeline.synthesize(SpeechRequest("A second request, a refresh later."))
+    page.wait_for_function("() => document.querySelectorAll('#latency-chart svg "
+                           ".role-mark.plot_marks.mark-line path').length === 4", timeout=15_000)
+    latency, gate = (page.evaluate(CHART, c) for c in ("#latency-chart", "#queue-chart"))
     for chart in (latency, gate):
-        assert chart["y"] and all(label.isdigit() for label in chart["y"]), chart["y"]
-        assert len(set(chart["y"])) == len(chart["y"]), f"a label twice: {chart['y']}"
+        for axis in ("x", "y"):  # seconds ago, whole ms / whole requests: no label twice
+            labels = [label.replace("\u2212", "-") for label in chart[axis]]
+            assert labels and all(label.lstrip("-").isdigit() for label in labels), labels
+            assert len(set(labels)) == len(labels), f"a label twice on {axis}: {labels}"
+        # the caption (what the chart counts, or where it clipped) is read in full
+        assert chart["caption_bottom"] is not None and chart["caption_bottom"] <= chart["bottom"], chart
     assert latency["legend_right"] <= latency["right"], latency
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
     table = page.evaluate("() => document.querySelector('#per-model table')"

@@ -46,3 +46,19 @@ def test_the_gate_chart_counts_whole_requests_and_its_axis_reaches_whole_steps()
     assert list(frame["requests"]) == [0.0, 3.0] and caption.startswith("Whole requests")
     assert top == MIN_Y_TOP and all(not math.isnan(v) for v in frame["requests"])
     assert queue_frame([sample(0, 1, depth=9)])[2] == 9
+
+
+def test_the_x_axis_spans_whole_steps_that_hold_every_point():
+    """Seconds ago in whole-second ticks: a 2 s span labelled in whole seconds read
+    "-3, -3, -2, -2"; the span is the first of 10, 30, 60, 120, 300 s that holds every point."""
+    from ui.live import latency_frame, queue_frame, x_span
+
+    def samples(ages):
+        return [dict(served=i + 1, count=i + 1, queue_depth=0, t=100.0 - age,
+                     p50_total_ms=100, p95_total_ms=120, p50_first_audio_ms=50,
+                     p95_first_audio_ms=60) for i, age in enumerate(ages)]
+
+    assert x_span(latency_frame([])[0]) == 10  # no requests yet: the NaN stand-ins
+    assert x_span(latency_frame(samples([2.0, 0.0]))[0]) == 10
+    assert x_span(queue_frame(samples([45.0, 20.0, 0.0]))[0]) == 60
+    assert x_span(queue_frame(samples([299.0, 0.0]))[0]) == 300

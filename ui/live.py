@@ -71,6 +71,10 @@ def per_model_markdown(pipeline: Pipeline) -> str:
 
 
 MIN_Y_TOP = 5  # the y axis reaches at least this high: its ticks are whole steps, never 0.2
+# The x axis (seconds ago) spans the first of these that holds every point: whole-second ticks
+# (a span of 2 s labelled in whole seconds read "-3, -3, -2, -2"), and a span that changes
+# only in steps. The last is the LIVE_SAMPLES window.
+X_SPANS_S = (10, 30, 60, 120, 300)
 
 
 def new_requests(samples) -> list[dict]:
@@ -144,29 +148,37 @@ class PointLinePlot(gr.LinePlot):
         return data
 
 
-def _chart(frame_caption_top, shown_top) -> tuple[dict, int]:
-    """The chart's update, and its y axis' top. The top goes to the page only when it changes:
-    a new `y_lim` (a new list each time) makes the browser draw the chart anew, which every
-    refresh on a busy 2-core machine slowed the page's other events."""
+def x_span(frame: pd.DataFrame) -> int:
+    """The x axis' span in seconds: the first of X_SPANS_S that holds every point."""
+    earliest = frame["seconds ago"].min() if len(frame) else 0.0
+    oldest = 0.0 if pd.isna(earliest) else -float(earliest)
+    return next((span for span in X_SPANS_S if oldest <= span), X_SPANS_S[-1])
+
+
+def _chart(frame_caption_top, shown) -> tuple[dict, tuple[int, int]]:
+    """The chart's update, and its axes' (y top, x span). The axes go to the page only when
+    they change: a new `y_lim`/`x_lim` (a new list each time) makes the browser draw the chart
+    anew, which every refresh on a busy 2-core machine slowed the page's other events."""
     frame, caption, top = frame_caption_top
-    if top == shown_top:
-        return gr.update(value=frame, caption=caption), top
-    return gr.update(value=frame, caption=caption, y_lim=[0, top]), top
+    axes = (top, x_span(frame))
+    if axes == shown:
+        return gr.update(value=frame, caption=caption), axes
+    return gr.update(value=frame, caption=caption, y_lim=[0, top], x_lim=[-axes[1], 0]), axes
 
 
 def refresh(ctx: StudioContext, shown=None):
     """The live panel, per-model table and charts; a point is added at most once a refresh
     (the points are shared by every page of this server). `shown`: this page's charts' y
-    tops (None at page load), kept in its State."""
+    and x axes (None at page load), kept in its State."""
     samples = ctx.live_samples
     now = time.time()
     if not samples or now - samples[-1]["t"] >= LIVE_REFRESH_S / 2:
         samples.append(dict(ctx.pipeline.snapshot(), t=now))
-    latency_top, queue_top = shown or (None, None)
-    latency, latency_top = _chart(latency_frame(samples), latency_top)
-    queue, queue_top = _chart(queue_frame(samples), queue_top)
+    latency_axes, queue_axes = shown or (None, None)
+    latency, latency_axes = _chart(latency_frame(samples), latency_axes)
+    queue, queue_axes = _chart(queue_frame(samples), queue_axes)
     return (live_markdown(ctx.pipeline), per_model_markdown(ctx.pipeline), latency, queue,
-            (latency_top, queue_top))
+            (latency_axes, queue_axes))
 
 
 def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
@@ -181,15 +193,17 @@ def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
                                           color_title=" ",  # no "series": the legend fits 390 px
                                           title="Latency: total and first audio (p50, p95)",
                                           y_axis_format="d", x_axis_format="d", caption=caption,
-                                          y_lim=[0, top], elem_id="latency-chart", height=260,
-                                          min_width=300)
+                                          y_lim=[0, top], x_lim=[-X_SPANS_S[0], 0],
+                                          elem_id="latency-chart", min_width=300)
             queue, caption, top = queue_frame([])
             queue_chart = PointLinePlot(queue, x="seconds ago", y="requests", y_lim=[0, top],
                                         title="In the gate (waiting or running)",
                                         y_axis_format="d", x_axis_format="d", caption=caption,
-                                        elem_id="queue-chart", height=260, min_width=300)
+                                        x_lim=[-X_SPANS_S[0], 0], elem_id="queue-chart",
+                                        min_width=300)
         per_model = gr.Markdown(per_model_markdown(ctx.pipeline), elem_id="per-model")
-    shown = gr.State(None)  # this page's charts' y tops
+    # this page's charts' axes. (No fixed height: Gradio 6.31 cuts a plot's caption off below it.)
+    shown = gr.State(None)
     outputs = [live_md, per_model, latency_chart, queue_chart, shown]
     demo.load(bind(refresh, ctx), None, outputs, api_visibility="private", queue=False)
     gr.Timer(LIVE_REFRESH_S).tick(bind(refresh, ctx), shown, outputs, api_visibility="private",
