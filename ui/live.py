@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import gradio as gr
@@ -163,7 +164,13 @@ def _chart(frame_caption_top, shown) -> tuple[dict, tuple[int, int]]:
     axes = (top, x_span(frame))
     if axes == shown:
         return gr.update(value=frame, caption=caption), axes
-    return gr.update(value=frame, caption=caption, y_lim=[0, top], x_lim=[-axes[1], 0]), axes
+    return gr.update(value=frame, caption=caption, **axis_limits(*axes)), axes
+
+
+def axis_limits(top: int, span: int) -> dict:
+    """The charts' `y_lim` and `x_lim`, with room past the highest and the newest point (a
+    point on the frame's edge was drawn cut in half)."""
+    return {"y_lim": [0, math.ceil(top * 1.08)], "x_lim": [-span, span / 40]}
 
 
 def refresh(ctx: StudioContext, shown=None):
@@ -193,13 +200,14 @@ def add_live_panel(ctx: StudioContext, demo: gr.Blocks) -> None:
                                           color_title=" ",  # no "series": the legend fits 390 px
                                           title="Latency: total and first audio (p50, p95)",
                                           y_axis_format="d", x_axis_format="d", caption=caption,
-                                          y_lim=[0, top], x_lim=[-X_SPANS_S[0], 0],
+                                          **axis_limits(top, X_SPANS_S[0]),
                                           elem_id="latency-chart", min_width=300)
             queue, caption, top = queue_frame([])
-            queue_chart = PointLinePlot(queue, x="seconds ago", y="requests", y_lim=[0, top],
+            queue_chart = PointLinePlot(queue, x="seconds ago", y="requests",
+                                        **axis_limits(top, X_SPANS_S[0]),
                                         title="In the gate (waiting or running)",
                                         y_axis_format="d", x_axis_format="d", caption=caption,
-                                        x_lim=[-X_SPANS_S[0], 0], elem_id="queue-chart",
+                                        elem_id="queue-chart",
                                         min_width=300)
         per_model = gr.Markdown(per_model_markdown(ctx.pipeline), elem_id="per-model")
     # this page's charts' axes. (No fixed height: Gradio 6.31 cuts a plot's caption off below it.)
