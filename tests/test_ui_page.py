@@ -140,9 +140,10 @@ def test_dias_card_carries_its_dialogue_convention_and_others_none(dia_pipeline)
     assert dialogue_markdown(dia_pipeline.registry.card("en_US-joe-medium")) == ""
 
 
-def test_dia_gets_the_speaker_tags_as_typed_each_sentence_its_speaker(dia_pipeline):
+def test_dia_gets_the_speaker_tags_as_typed_and_a_turn_keeps_its_speaker(dia_pipeline):
     """The English number reading made "[S2]" into "[S two ]" before Dia read it; a sentence
-    with no tag of its own is [S1] (what the helper says)."""
+    with no tag of its own is spoken by whoever spoke last, [S1] before any (what the helper
+    says): Dia is given one sentence at a time, so a turn's second sentence was [S1]."""
     engine = dia_pipeline.registry.engines["tiny-dia"]
     seen, prepare = [], engine._prepare
     engine._prepare = lambda text, voice: seen.append(prepare(text, voice)["text"]) or prepare(text, voice)
@@ -156,5 +157,11 @@ def test_dia_gets_the_speaker_tags_as_typed_each_sentence_its_speaker(dia_pipeli
         dia_pipeline.synthesize(SpeechRequest("No tag here. [S2] Then the second speaker.",
                                               model="tiny-dia", seed=1))
         assert seen == ["[S1] No tag here.", "[S2] Then the second speaker."], seen
+        seen.clear()  # a turn of several sentences keeps its speaker, in markup too
+        for text in ("[S2] Almost. I stopped at the storm. [S1] Go on.",
+                     "<speak>[S2] Almost. I stopped at the storm. [S1] Go on.</speak>"):
+            dia_pipeline.synthesize(SpeechRequest(text, model="tiny-dia", seed=1))
+            assert seen == ["[S2] Almost.", "[S2] I stopped at the storm.", "[S1] Go on."], seen
+            seen.clear()
     finally:
         engine._prepare = prepare

@@ -139,7 +139,7 @@ def make_plan(request: SpeechRequest, registry: Registry, settings: Settings,
                              f"characters long; the limit is {limit}. Shorten it.",
                              param="text")
     longest = min(settings.chunk_chars, engine.max_chunk_chars or settings.chunk_chars)
-    chunks = textproc.chunk(cleaned, longest)
+    chunks = engine.chunk_texts(textproc.chunk(cleaned, longest))
     cost.check_speech(engine, chunks, params.speed, settings, param="text")  # before any turn
     words = chunk_words = None
     if request.timings:
@@ -179,7 +179,8 @@ def _markup_plan(request: SpeechRequest, engine: Engine, params: SynthesisParams
         raise InputError(f"{request.format} cannot be streamed; stream one of "
                          f"{', '.join(sorted(audio_io.STREAMABLE))}, or ask for the whole file.",
                          param="format")
-    return Plan(request, engine, params, spoken.chunks, started, text_s,
+    return Plan(request, engine, params, tuple(engine.chunk_texts(list(spoken.chunks))),
+                started, text_s,
                 windowed=streamed and engine.supports_windows, loudness=target,
                 words=None if words is None else tuple(words),
                 chunk_words=None if chunk_words is None else tuple(chunk_words),

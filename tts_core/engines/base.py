@@ -297,6 +297,12 @@ class Engine(ABC):
             cached = None
         return f"hub {spec.source} ({'cached' if isinstance(cached, str) else 'not cached: will download'})"
 
+    def chunk_texts(self, chunks: list[str]) -> list[str]:
+        """The text each chunk is spoken from, the request's chunks in order: as they are. A
+        family whose text carries state from one sentence to the next (Dia's speaker tags)
+        gives each chunk what it needs on its own."""
+        return chunks
+
     @property
     def language(self) -> str | None:
         """ISO 639-1 code when known; English text gets numbers and abbreviations spelled out."""

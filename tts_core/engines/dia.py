@@ -45,16 +45,35 @@ DIA_DIALOGUE = DialogueScript(
     example=("[S1] Did you finish the last chapter? [S2] Almost, I stopped at the storm "
              "(sighs) because it kept me up. [S1] It gets better, I promise (laughs). "
              "[S2] You said that about the first one."),
-    # What `_tagged` does: the text is spoken a sentence at a time, and each sentence that
-    # does not start with a tag is given [S1].
-    untagged=("Text without a tag is spoken by [S1]. The text goes to Dia a sentence at a time, "
-              "and a sentence that does not start with a tag is [S1] too: begin each sentence "
-              "of the second speaker with [S2]."))
+    # What `speakers_carried` does to the sentences Dia is given one at a time.
+    untagged=("Text without a tag is spoken by [S1]. A tag holds until the next one: the text "
+              "goes to Dia a sentence at a time, and a sentence that starts with no tag is "
+              "given the tag of whoever spoke last."))
+
+
+_TAG = re.compile(r"\[S\d\]")
+
+
+def _restored(text: str) -> str:
+    return _SPOKEN_TAG.sub(lambda m: f"[S{_NUMBER_WORDS.index(m.group(1)) + 1}]", text.strip())
 
 
 def _tagged(text: str) -> str:
-    text = _SPOKEN_TAG.sub(lambda m: f"[S{_NUMBER_WORDS.index(m.group(1)) + 1}]", text.strip())
+    text = _restored(text)
     return text if text.startswith("[S") else f"{SPEAKER_TAG} {text}"
+
+
+def speakers_carried(chunks: list[str]) -> list[str]:
+    """Each chunk (a sentence) that starts with no speaker tag is spoken by whoever spoke last:
+    a turn of several sentences keeps its speaker; text before any tag is [S1]."""
+    carried, speaker = [], SPEAKER_TAG
+    for chunk in chunks:
+        chunk = _restored(chunk)
+        if not _TAG.match(chunk):
+            chunk = f"{speaker} {chunk}"
+        speaker = _TAG.findall(chunk)[-1]
+        carried.append(chunk)
+    return carried
 
 
 class DiaEngine(CodecLMEngine):
@@ -98,6 +117,9 @@ class DiaEngine(CodecLMEngine):
                      "control; a seed repeats the audio exactly.")
 
     # --- prompt ---------------------------------------------------------------------------
+
+    def chunk_texts(self, chunks: list[str]) -> list[str]:
+        return speakers_carried(chunks)
 
     def _prepare(self, text: str, voice: dict | None) -> dict:
         spoken = _tagged(text) if voice is None else f"{_tagged(voice['text'])} {_tagged(text)}"
