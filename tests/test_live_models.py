@@ -288,3 +288,19 @@ def test_the_operator_panel_browses_adds_and_removes_behind_the_login(tmp_path):
         proc.terminate()
         proc.wait(30)
         hub.stop()
+
+
+def test_an_add_answers_the_state_it_accepted_though_its_load_fails_at_once(monkeypatch):
+    """POST /v1/models answered 'failed' with 202 when the load failed before the answer was
+    written (the manager returned the state its loading thread changes)."""
+    from tts_core import live_models
+    from tts_core.errors import ModelLoadError
+
+    def fails_at_once(spec, settings):
+        raise ModelLoadError("no such voice")
+
+    monkeypatch.setattr(live_models, "load_one", fails_at_once)
+    manager = live_models.ModelManager(fake_pipeline(FakeEngine()))
+    accepted = manager.add("piper:/missing/voice.onnx")
+    wait_until(lambda: manager.state(accepted.name).status == "failed", 10, "the load failed")
+    assert accepted.status == "loading" and manager.state(accepted.name).error

@@ -13,7 +13,7 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from . import zerogpu
 from .device import free_device_memory
@@ -70,7 +70,8 @@ class ModelManager:
         return state
 
     def add(self, raw_spec: str) -> ModelState:
-        """Start loading `raw_spec` (a TTS_MODELS entry) in the background; its state now."""
+        """Start loading `raw_spec` (a TTS_MODELS entry) in the background; its state as it
+        was accepted (a copy: a load that fails at once must not change what 202 said)."""
         spec = self.pipeline.settings.parse_spec(raw_spec)  # ConfigError names what is wrong
         with self._lock:
             current = self._states.get(spec.name)
@@ -83,10 +84,11 @@ class ModelManager:
             state = ModelState(spec.name, spec.raw, LOADING, since=time.time(),
                                started=time.perf_counter())
             self._states[spec.name] = state
+            accepted = replace(state)
         threading.Thread(target=self._load, args=(spec, state), name=f"load {spec.name}",
                          daemon=True).start()
         logger.info("Adding model %s (%s) in the background", spec.name, spec.raw)
-        return state
+        return accepted
 
     def _load(self, spec, state: ModelState) -> None:
         pipeline = self.pipeline
@@ -120,7 +122,8 @@ class ModelManager:
             state.ready_after_s = round(time.perf_counter() - state.started, 3)
 
     def remove(self, name: str) -> ModelState:
-        """Stop new requests to `name` now; free it once its admitted requests have finished."""
+        """Stop new requests to `name` now; free it once its admitted requests have finished.
+        Its state as accepted (a copy)."""
         with self._lock:
             current = self._states.get(name)
             if current is not None and current.status == LOADING:
@@ -130,9 +133,10 @@ class ModelManager:
             state = ModelState(name, current.spec if current else "", REMOVING, since=time.time(),
                                started=time.perf_counter())
             self._states[name] = state
+            accepted = replace(state)
         threading.Thread(target=self._free, args=([engine], state), name=f"remove {name}",
                          daemon=True).start()
-        return state
+        return accepted
 
     def _free(self, holder: list, state: ModelState) -> None:
         engine = holder.pop()  # the only reference left once the registry let it go

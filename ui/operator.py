@@ -79,10 +79,10 @@ def add_operator_panel(ctx: StudioContext, pickers: list, refresh_pickers) -> No
 
     def add_model(raw: str):
         try:
-            state = manager.add(raw or "")
+            state = manager.add(raw or "")  # as accepted; then its live state
         except (ConfigError, TTSError) as e:
             raise gr.Error(str(e).removeprefix("TTS_MODELS: ")) from e
-        while state.status == LOADING:
+        while (state := manager.state(state.name) or state).status == LOADING:
             waited = time.perf_counter() - state.started
             yield {status: f"Loading **{state.name}** in the background ... {waited:.0f} s"}
             time.sleep(PROGRESS_POLL_S)
@@ -94,10 +94,10 @@ def add_operator_panel(ctx: StudioContext, pickers: list, refresh_pickers) -> No
 
     def remove_model(name: str):
         try:
-            state = manager.remove(name or "")
+            state = manager.remove(name or "")  # as accepted; then its live state
         except TTSError as e:
             raise gr.Error(str(e)) from e
-        while state.status == REMOVING:
+        while (state := manager.state(state.name) or state).status == REMOVING:
             yield {status: f"Removing **{name}**: finishing its requests ..."}
             time.sleep(PROGRESS_POLL_S)
         yield settled(f"**{name}** removed.")
