@@ -32,17 +32,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import rss_mb  # noqa: E402
+
 VARIANTS = ("arena", "no-arena", "shrink")
 SHORT = ("The quick brown fox jumps over the lazy dog near the river bank. "
          "A second sentence follows, so the call is about as long as a short answer.")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _patch(variant: str) -> None:
@@ -84,12 +80,12 @@ def _worker(variant: str, chars: int, repeats: int) -> dict:
             times.append((time.perf_counter() - t) * 1000)
         return times
 
-    before_ms, warm_rss = short_ms(), _rss_mb()
+    before_ms, warm_rss = short_ms(), rss_mb()
     peak, done = [warm_rss], threading.Event()
 
     def watch():
         while not done.wait(0.05):
-            peak.append(_rss_mb())
+            peak.append(rss_mb())
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -101,7 +97,7 @@ def _worker(variant: str, chars: int, repeats: int) -> dict:
     long_s = time.perf_counter() - t
     done.set()
     watcher.join()
-    return {"warm_mb": warm_rss, "peak_mb": max(peak), "after_mb": _rss_mb(),
+    return {"warm_mb": warm_rss, "peak_mb": max(peak), "after_mb": rss_mb(),
             "before_ms": before_ms, "after_ms": short_ms(), "long_s": long_s, "audio_s": audio_s}
 
 

@@ -34,17 +34,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import rss_mb  # noqa: E402
+
 TEXT = ("The quick brown fox jumps over the lazy dog near the river bank. "
         "A second sentence follows, so the call is about as long as a short answer.")
 MECHANISMS = ("fixed", "per-count", "per-count-nospin", "global")
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _thread_counts(cores: int) -> list[int]:
@@ -63,7 +59,7 @@ def _worker(mechanism: str, cores: int, calls: int, repeats: int) -> dict:
     from tts_core.engines.piper import embedded_voice_paths
 
     model, config = embedded_voice_paths()
-    base_rss = _rss_mb()
+    base_rss = rss_mb()
     if mechanism == "global":
         onnxruntime.capi._pybind_state.set_global_thread_pool_sizes(cores, 1)
 
@@ -87,7 +83,7 @@ def _worker(mechanism: str, cores: int, calls: int, repeats: int) -> dict:
     else:
         sessions = {0: session(None)}
         pick = lambda in_flight: sessions[0]  # noqa: E731
-    loaded_rss = _rss_mb()
+    loaded_rss = rss_mb()
     from piper.config import PiperConfig
 
     with open(config, encoding="utf-8") as f:  # not PiperVoice.load: it makes a session of its own
